@@ -1,0 +1,109 @@
+"""The cost model: what every simulated action takes, in nanoseconds, and where each number comes from.
+
+Every default lives here, next to its source (``docs`` = ``shared/reference/kernel-migrate-pages.md``,
+the section is given). A scenario's ``[costs]`` table overrides any of them.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Costs(BaseModel):
+    """Nanosecond costs of the actions the engine simulates (x86-64, 2-socket defaults)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    alloc_ns: int = Field(
+        60, ge=0,
+        description="get_new_folio(): allocate the destination folio. Part of the ~0.2-0.3 us "
+        "per-folio bookkeeping derived from the post-series profile (docs §7, [I]).",
+    )
+    lock_ns: int = Field(
+        20, ge=0,
+        description="folio_trylock() of src and dst plus the anon_vma reference (part of the "
+        "same ~0.2-0.3 us, docs §7, [I]).",
+    )
+    unmap_pte_ns: int = Field(
+        70, ge=0,
+        description="try_to_migrate_one() per PTE: rmap walk, clear PTE, set migration entry, "
+        "without the flush. After the series try_to_migrate_one was 8.3% of migrate cycles "
+        "including the batched flush (docs §5, §7: ~0.05-0.1 us).",
+    )
+    remap_pte_ns: int = Field(
+        60, ge=0,
+        description="remove_migration_pte() per PTE plus unlocking src/dst (docs §1.7, [I]).",
+    )
+    copy_page_ns: int = Field(
+        380, ge=0,
+        description="folio_copy() per 4 KiB base page, cross-socket, one CPU: 0.35-0.4 us for 4 KiB "
+        "and 180-200 us for 2 MiB, i.e. ~10.7 GB/s (Shivank Garg's RFC v3 tables, docs §6.1, §7).",
+    )
+    invlpg_ns: int = Field(
+        100, ge=0,
+        description="INVLPG of one page on a CPU: 'Each single flush is about 100 ns' "
+        "(arch/x86/mm/tlb.c comment, docs §2.3).",
+    )
+    full_flush_ns: int = Field(
+        300, ge=0,
+        description="Full flush of the process's TLB entries on a CPU (CR3 write / INVPCID); "
+        "'a few hundred ns plus refills' (Documentation/x86/tlb.txt, qualitative; docs §7 [I]).",
+    )
+    tlb_refill_ns: int = Field(
+        150, ge=0,
+        description="Page walk paid by the first access after an entry was flushed (10 ns warm to "
+        "~250 ns cold; docs §7, low confidence). Counted as workload time lost, not migration time.",
+    )
+    ipi_base_ns: int = Field(
+        1200, ge=0,
+        description="Fixed part a of one synchronous TLB-shootdown round (a + b*n): send setup, "
+        "interrupt latency, acknowledgement spin. ~1 us on modern Xeons (docs §7, low confidence).",
+    )
+    ipi_target_ns: int = Field(
+        100, ge=0,
+        description="Per-target part b of a round for a target on the initiator's socket "
+        "(0.1-0.2 us per receiver, docs §7).",
+    )
+    ipi_remote_target_ns: int = Field(
+        250, ge=0,
+        description="Per-target part b for a target on another socket: cross-socket IPIs and acks "
+        "are dearer (docs §7 'use a larger a for cross-socket targets'; the seed's ~2.9 us per "
+        "serial round on a 2-socket box, docs §5).",
+    )
+    ipi_handler_ns: int = Field(
+        500, ge=0,
+        description="Time a target CPU spends in the shootdown interrupt besides the flush itself "
+        "(entry, flush_tlb_func bookkeeping, exit); the workload thread there is paused (docs §7 "
+        "'remote ack >= 1000 cycles', [I]).",
+    )
+    fault_ns: int = Field(
+        1000, ge=0,
+        description="Minor fault that finds a migration entry and enters migration_entry_wait() "
+        "(0.6-1 us median, docs §7).",
+    )
+    lock_wait_ns: int = Field(
+        2000, ge=0,
+        description="Sleeping in folio_lock() on a contended folio in a synchronous pass "
+        "(a few us, [I]).",
+    )
+    writeback_wait_ns: int = Field(
+        20000, ge=0,
+        description="folio_wait_writeback() in MIGRATE_SYNC when a folio is under writeback "
+        "(I/O bound; tens of us, [I]).",
+    )
+
+    def round_target_ns(self, same_socket: bool) -> int:
+        """Per-target cost b of one shootdown round."""
+        return self.ipi_target_ns if same_socket else self.ipi_remote_target_ns
+
+    def copy_ns(self, order: int) -> int:
+        """folio_copy() of a folio of this order (copy is linear in pages)."""
+        return self.copy_page_ns << order
+
+
+def cost_sources() -> dict[str, tuple[int, str]]:
+    """Each cost field with its default and its source, for documentation and `scenarios show`."""
+    return {
+        name: (int(field.default), field.description or "")
+        for name, field in Costs.model_fields.items()
+    }

@@ -1,0 +1,433 @@
+"""The engine: a step-able, checkpointed run of one scenario in one mode.
+
+The app owns one engine per view: it asks it to advance (by an event, a phase, a batch, to a time
+or to the end), reads an immutable :class:`EngineView`, and draws it. Stepping back restores the
+nearest earlier checkpoint and replays forward, which is exact because the engine is
+deterministic. Headless runs use the same code with checkpoints and history turned off.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from core.events import Event, EventKind, Phase
+from core.folios import FolioTable
+from core.kernel import MigrationTask, Stage, TaskState
+from core.scenario import Mode, Scenario
+from core.stats import Counters, WorkloadStats
+from core.timeline import Timeline
+from core.tlb import CpuRole, Machine
+from core.workload import Workload
+
+WORKLOAD_WINDOW_NS = 2_000_000  # how far the lazy workload may lag during a headless run
+CHECKPOINT_EVERY = 400  # events between checkpoints (taken at unit boundaries)
+MAX_CHECKPOINTS = 48
+
+
+class CpuActivity:
+    """What a CPU is doing at the current instant (values for EngineView.cpu_activity)."""
+
+    IDLE = 0
+    RUNNING = 1  # a workload thread runs
+    IPI = 2  # handling a shootdown IPI
+    STALLED = 3  # its thread waits in migration_entry_wait()
+    MIGRATING = 4  # the initiator runs the migrating task
+    SPINNING = 5  # the initiator waits for IPI acknowledgements
+
+
+@dataclass(frozen=True, slots=True)
+class IpiRound:
+    """The shootdown round in flight."""
+
+    initiator: int
+    targets: tuple[int, ...]
+    acked: int  # how many targets have handled it so far
+    pages: int  # -1 = full flush
+
+
+@dataclass(frozen=True, slots=True)
+class EngineView:
+    """An immutable snapshot for drawing. Arrays are read-only copies."""
+
+    scenario: str
+    clock_ns: int
+    mode: Mode
+    pending_mode: Mode | None
+    move: int
+    moves: int
+    batch: int
+    batches: int
+    pass_: int
+    sync: bool
+    phase: Phase
+    done: bool
+    folio_order: npt.NDArray[np.int8]
+    folio_node: npt.NDArray[np.int8]
+    folio_state: npt.NDArray[np.int8]
+    folio_alive: npt.NDArray[np.bool_]
+    cpu_role: tuple[CpuRole, ...]
+    cpu_node: tuple[int, ...]
+    cpu_in_mask: tuple[bool, ...]
+    tlb_valid: tuple[int, ...]  # per CPU: entries whose PTE is present
+    tlb_stale: tuple[int, ...]  # per CPU: entries whose PTE is a migration entry
+    cpu_activity: tuple[int, ...]
+    cpu_stalled_on: tuple[int, ...]  # folio a CPU's thread waits for, or -1
+    ipi_round: IpiRound | None
+    counters: Counters
+    workload: WorkloadStats
+    last_event: Event | None
+    recent_events: tuple[Event, ...]
+    events: int
+
+
+@dataclass(slots=True)
+class _Checkpoint:
+    events: int
+    clock: int
+    task: TaskState
+    folios: FolioTable
+    counters: Counters
+    timeline_mark: tuple[int, int, npt.NDArray[np.int64]]
+    workload: Workload
+    last_event: Event | None
+    recent: tuple[Event, ...]
+
+
+class Engine:
+    """One simulated run: a scenario, a mode, a clock."""
+
+    def __init__(self, scenario: Scenario, mode: Mode | None = None, *, checkpoints: bool = True,
+                 history: int = 256) -> None:
+        self.scenario = scenario
+        self.machine = Machine(scenario)
+        self.initial_mode = Mode(mode or scenario.migration.mode)
+        self._use_checkpoints = checkpoints
+        self._history = history
+        self._toggles: list[tuple[int, Mode]] = []
+        self._checkpoints: list[_Checkpoint] = []
+        self._build()
+
+    def _build(self) -> None:
+        scenario = self.scenario
+        self.folios = FolioTable(scenario.memory)
+        self.timeline = Timeline(self.folios.capacity)
+        self.counters = Counters(tlb_shootdowns=np.zeros(scenario.topology.cpus, dtype=np.int64))
+        self.task = MigrationTask(scenario, self.initial_mode, self.folios, self.timeline,
+                                  self.counters, self.machine)
+        self.workload = Workload(scenario, self.machine, self.folios, self.timeline)
+        self._unit: Iterator[Event] | None = None
+        self.clock = 0
+        self.events = 0
+        self.last_event: Event | None = None
+        self.recent: deque[Event] = deque(maxlen=self._history)
+        self._last_checkpoint = -CHECKPOINT_EVERY
+
+    # ------------------------------------------------------------------------------------------
+    # Advancing
+
+    @property
+    def done(self) -> bool:
+        """Every move has finished."""
+        return self.task.s.stage is Stage.DONE and self._unit is None
+
+    @property
+    def mode(self) -> Mode:
+        return self.task.s.mode
+
+    @property
+    def pending_mode(self) -> Mode | None:
+        return self.task.s.pending_mode
+
+    def _next_event(self) -> Event | None:
+        while True:
+            if self._unit is None:
+                if self._use_checkpoints:
+                    self._maybe_checkpoint()
+                self._unit = self.task.next_unit()
+                if self._unit is None:
+                    return None
+            event = next(self._unit, None)
+            if event is not None:
+                return event
+            self._unit = None
+
+    def _apply(self, event: Event) -> None:
+        self.events += 1
+        if event.time_ns > self.clock:
+            self.clock = event.time_ns
+        self.last_event = event
+        self.recent.append(event)
+
+    def step(self) -> list[Event]:
+        """Advance by one event."""
+        event = self._next_event()
+        if event is None:
+            return []
+        self._apply(event)
+        return [event]
+
+    def _advance_while(self, keep_going: Callable[[Event], bool]) -> list[Event]:
+        """Apply events; stop after the first one for which keep_going() is false."""
+        applied = []
+        while True:
+            event = self._next_event()
+            if event is None:
+                break
+            self._apply(event)
+            applied.append(event)
+            if not keep_going(event):
+                break
+        return applied
+
+    def step_phase(self) -> list[Event]:
+        """Advance to the first event of the next phase (unmap → flush → move; serial: a folio)."""
+        start = self.last_event.phase_id if self.last_event else -1
+        return self._advance_while(lambda e: e.phase_id == start)
+
+    def step_batch(self) -> list[Event]:
+        """Advance to the first event of the next unit: a batch (serial: a folio), or the start
+        or end of a migrate_pages() call."""
+        applied: list[Event] = []
+        unit = self._unit
+        while True:
+            event = self._next_event()
+            if event is None:
+                break
+            self._apply(event)
+            applied.append(event)
+            if unit is None:  # between units: this event starts one; stop at the next
+                unit = self._unit
+            elif self._unit is not unit:
+                break
+        return applied
+
+    def run_until(self, time_ns: int) -> list[Event]:
+        """Advance simulated time to ``time_ns``: apply events up to and including the first one
+        at or after it (so the clock never runs past an event that has not been shown)."""
+        applied: list[Event] = []
+        while self.clock < time_ns:
+            event = self._next_event()
+            if event is None:
+                self.clock = max(self.clock, time_ns)
+                break
+            self._apply(event)
+            applied.append(event)
+        return applied
+
+    def run_to_end(self, on_event: Callable[[Event], None] | None = None) -> int:
+        """Run every remaining event (headless); returns how many were applied."""
+        count = 0
+        workload = self.workload
+        next_window = workload.horizon + WORKLOAD_WINDOW_NS
+        next_event = self._next_event
+        while True:
+            event = next_event()
+            if event is None:
+                break
+            self.events += 1
+            if event.time_ns > self.clock:
+                self.clock = event.time_ns
+            if on_event is not None:
+                on_event(event)
+            if self.clock >= next_window:
+                workload.advance_to(self.clock)
+                next_window = self.clock + WORKLOAD_WINDOW_NS
+            count += 1
+            self.last_event = event
+        self.finish_workload()
+        return count
+
+    def finish_workload(self) -> None:
+        """After the last event: let every stalled thread wake and finish its access."""
+        if self.task.s.stage is Stage.DONE:
+            self.workload.advance_to(self.clock + self.scenario.costs.fault_ns + 1)
+        else:
+            self.workload.advance_to(self.clock)
+
+    # ------------------------------------------------------------------------------------------
+    # Mode
+
+    def toggle_mode(self) -> Mode:
+        """Ask for the other mode; it applies at the next batch boundary. Returns the mode asked."""
+        current = self.pending_mode or self.mode
+        wanted = Mode.SERIAL if current is Mode.BATCHED else Mode.BATCHED
+        self.set_mode(wanted)
+        return wanted
+
+    def set_mode(self, mode: Mode) -> None:
+        """Ask for a mode from the next batch boundary on (a batch in flight completes as is)."""
+        self._toggles.append((self.events, mode))
+        self.task.s.pending_mode = None if mode is self.mode else mode
+
+    # ------------------------------------------------------------------------------------------
+    # Going back
+
+    def _maybe_checkpoint(self) -> None:
+        if self.events - self._last_checkpoint < CHECKPOINT_EVERY and self._checkpoints:
+            return
+        self._last_checkpoint = self.events
+        self._checkpoints.append(_Checkpoint(
+            events=self.events, clock=self.clock, task=copy.deepcopy(self.task.s),
+            folios=self.folios.copy(), counters=self.counters.copy(),
+            timeline_mark=self.timeline.mark(), workload=self.workload.copy(),
+            last_event=self.last_event, recent=tuple(self.recent),
+        ))
+        if len(self._checkpoints) > MAX_CHECKPOINTS:
+            # Keep recent ones dense and old ones sparse: drop every other of the older half.
+            half = len(self._checkpoints) // 2
+            self._checkpoints = self._checkpoints[:half:2] + self._checkpoints[half:]
+
+    def back(self, count: int = 1) -> None:
+        """Step back ``count`` events, exactly (restore a checkpoint and replay)."""
+        self.seek(max(self.events - count, 0))
+
+    def seek(self, events: int) -> None:
+        """Go to the state after exactly ``events`` events (back via checkpoints, or forward)."""
+        if events < self.events:
+            self._restore_before(events)
+        while self.events < events:
+            if not self.step():
+                break
+
+    def _restore_before(self, events: int) -> None:
+        usable = [c for c in self._checkpoints if c.events <= events]
+        toggles = [t for t in self._toggles if t[0] <= events]
+        if not usable:
+            self._checkpoints = []
+            self._build()
+        else:
+            point = usable[-1]
+            self._checkpoints = usable
+            self.folios = point.folios.copy()
+            self.counters = point.counters.copy()
+            self.timeline.restore(point.timeline_mark)
+            self.task.s = copy.deepcopy(point.task)
+            self.task.folios = self.folios
+            self.task.counters = self.counters
+            self.workload = point.workload.copy()
+            self.workload.folios = self.folios
+            self._unit = None
+            self.clock = point.clock
+            self.events = point.events
+            self.last_event = point.last_event
+            self.recent = deque(point.recent, maxlen=self._history)
+            self._last_checkpoint = point.events
+        self._toggles = []
+        # Replay the toggles at the positions they were made.
+        for position, mode in toggles:
+            while self.events < position:
+                if not self.step():
+                    break
+            self.set_mode(mode)
+
+    # ------------------------------------------------------------------------------------------
+    # Reading
+
+    def view(self) -> EngineView:
+        """An immutable snapshot of everything the app draws."""
+        self.workload.advance_to(self.clock)
+        machine = self.machine
+        s = self.task.s
+        arrays = self.folios.arrays()
+        cpus = machine.cpus
+        valid = [0] * cpus
+        stale = [0] * cpus
+        activity = [CpuActivity.IDLE] * cpus
+        stalled_on = [-1] * cpus
+        workload = self.workload
+        valid_counts = workload.valid_entries()
+        stale_counts = workload.stale_entries()
+        for index, cpu in enumerate(workload.cpus):
+            valid[cpu] = int(valid_counts[index])
+            stale[cpu] = int(stale_counts[index])
+            activity[cpu] = CpuActivity.RUNNING
+            if workload.stalled_on[index] >= 0:
+                activity[cpu] = CpuActivity.STALLED
+                stalled_on[cpu] = int(workload.stalled_on[index])
+        last = self.last_event
+        if last is not None and last.kind is EventKind.IPI_RECV:
+            activity[last.cpu] = CpuActivity.IPI
+        if not self.done:
+            activity[machine.initiator] = (
+                CpuActivity.SPINNING if s.round_targets else CpuActivity.MIGRATING
+            )
+        ipi_round = None
+        if s.round_targets or (last is not None and last.kind is EventKind.FLUSH_SEND):
+            ipi_round = IpiRound(machine.initiator, s.round_targets, s.round_acked, s.round_pages)
+        mask = set(machine.mm_cpumask)
+        return EngineView(
+            scenario=self.scenario.name, clock_ns=self.clock, mode=s.mode,
+            pending_mode=s.pending_mode, move=min(s.move, self.scenario.migration.moves - 1),
+            moves=self.scenario.migration.moves,
+            batch=s.batch if s.mode is Mode.BATCHED else s.units,
+            batches=s.batches_planned if s.mode is Mode.BATCHED else len(s.from_list),
+            pass_=s.pass_, sync=s.sync, phase=s.phase, done=self.done,
+            folio_order=arrays["order"], folio_node=arrays["node"], folio_state=arrays["state"],
+            folio_alive=arrays["alive"], cpu_role=machine.roles, cpu_node=machine.node_of_cpu,
+            cpu_in_mask=tuple(c in mask for c in range(cpus)), tlb_valid=tuple(valid),
+            tlb_stale=tuple(stale), cpu_activity=tuple(activity),
+            cpu_stalled_on=tuple(stalled_on), ipi_round=ipi_round, counters=self.counters.copy(),
+            workload=workload.stats(), last_event=last, recent_events=tuple(self.recent),
+            events=self.events,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The run's figures, with the keys of `migviz run --json`."""
+        return summarize(self)
+
+
+def summarize(engine: Engine) -> dict[str, Any]:
+    """Counters and derived figures of an engine's run so far."""
+    c = engine.counters
+    work = engine.workload.stats()
+    sim = engine.clock
+    pages = c.pgmigrate_success
+    return {
+        "scenario": engine.scenario.name,
+        "mode": engine.initial_mode.value,
+        "sim_time_ns": sim,
+        "pgmigrate_success": c.pgmigrate_success,
+        "pgmigrate_fail": c.pgmigrate_fail,
+        "thp_migration_success": c.thp_migration_success,
+        "thp_migration_fail": c.thp_migration_fail,
+        "thp_migration_split": c.thp_migration_split,
+        "nr_tlb_remote_flush": c.nr_tlb_remote_flush,
+        "nr_tlb_remote_flush_received": c.nr_tlb_remote_flush_received,
+        "nr_tlb_local_flush_all": c.nr_tlb_local_flush_all,
+        "nr_tlb_local_flush_one": c.nr_tlb_local_flush_one,
+        "tlb_shootdowns": c.tlb_shootdowns.tolist(),
+        "migrate_calls": c.migrate_calls,
+        "batches": c.batches,
+        "passes": c.passes,
+        "retries": c.retries,
+        "eagain_unmap": c.eagain_unmap,
+        "eagain_move": c.eagain_move,
+        "ebusy": c.ebusy,
+        "enomem": c.enomem,
+        "lock_waits": c.lock_waits,
+        "writeback_waits": c.writeback_waits,
+        "sync_fallback_folios": c.sync_fallback_folios,
+        "fallback_flush_rounds": c.fallback_flush_rounds,
+        "batch_flush_rounds": c.batch_flush_rounds,
+        "pmd_flush_rounds": c.pmd_flush_rounds,
+        "ordering_violations": c.ordering_violations,
+        "pages_per_sec": round(pages / (sim / 1e9), 1) if sim else 0.0,
+        "ipis_per_page": round(c.nr_tlb_remote_flush_received / pages, 4) if pages else 0.0,
+        "accesses": work.accesses,
+        "tlb_hits": work.tlb_hits,
+        "tlb_misses": work.tlb_misses,
+        "stale_hits": work.stale_hits,
+        "stale_writes": engine.workload.stale_writes,
+        "stalls": int(work.stall_ns.size),
+        "stall_p50_ns": work.percentile(50),
+        "stall_p99_ns": work.percentile(99),
+        "stall_max_ns": int(work.stall_ns.max()) if work.stall_ns.size else 0,
+        "events": engine.events,
+    }

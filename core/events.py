@@ -1,0 +1,158 @@
+"""The engine's event vocabulary: what happened, when, on which CPU, to which folio.
+
+Events stay close to the kernel's tracepoints (``migrate:*``, ``tlb:tlb_flush``,
+``irq_vectors:call_function*``) so that a recorded trace and a simulated run can be drawn by the
+same widgets; the few steps that have no tracepoint (a copy, a failed attempt) are events too,
+each named after the kernel function it mirrors.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import NamedTuple
+
+
+class EventKind(IntEnum):
+    """Kinds of engine events."""
+
+    MIGRATE_START = 0  # trace: mm_migrate_pages_start
+    BATCH_START = 1  # a batch is cut off the `from` list (no tracepoint)
+    UNMAP = 2  # PTEs replaced by migration entries; trace: set_migration_pte per PTE
+    UNMAP_FAIL = 3  # migrate_folio_unmap() gave up: -EAGAIN, -EBUSY or -ENOMEM
+    WAIT = 4  # a synchronous pass sleeps on the folio lock or on writeback
+    FLUSH_SEND = 5  # initiator starts a shootdown round; trace: tlb_flush reason 4
+    IPI_RECV = 6  # one target handles the IPI; trace: call_function_entry + tlb_flush reason 1
+    FLUSH_DONE = 7  # every target acknowledged; the initiator stops spinning
+    COPY = 8  # folio_copy() from the old to the new folio
+    MOVE_FAIL = 9  # migrate_folio_move() got -EAGAIN (extra reference): stays unmapped
+    REMAP = 10  # migration entries point at the new folio, src unlocked; trace: remove_migration_pte
+    RESTORE = 11  # undo: migration entries point back at the old folio, src unlocked
+    SPLIT = 12  # a THP is split into base pages (try_split_folio)
+    MIGRATE_END = 13  # trace: mm_migrate_pages with the stats
+
+
+class Phase(IntEnum):
+    """Where the migrating task is, for the phase strip and `step phase`."""
+
+    IDLE = 0
+    UNMAP = 1
+    FLUSH = 2
+    MOVE = 3
+    UNDO = 4
+    DONE = 5
+
+
+class Errno(IntEnum):
+    """Return codes of the kernel's per-folio steps (negated in the kernel)."""
+
+    OK = 0
+    EAGAIN = 11
+    ENOMEM = 12
+    EBUSY = 16
+
+
+class WaitReason(IntEnum):
+    """What a WAIT event waits for."""
+
+    LOCK = 1
+    WRITEBACK = 2
+
+
+class Event(NamedTuple):
+    """One thing that happened in the simulation.
+
+    ``pages`` is the number of pages of a flush (-1 = full flush, as ftrace prints it) or the number
+    of PTEs of an unmap/remap; ``arg`` carries the errno, wait reason or round size by kind;
+    ``targets`` lists the CPUs of a shootdown round.
+    """
+
+    seq: int
+    time_ns: int
+    kind: EventKind
+    cpu: int
+    folio: int = -1
+    pages: int = 0
+    arg: int = 0
+    phase: Phase = Phase.IDLE
+    batch: int = 0
+    pass_: int = 0
+    sync: bool = False  # part of a synchronous one-by-one pass (migrate_pages_sync fallback)
+    targets: tuple[int, ...] = ()
+    move: int = 0
+    phase_id: int = 0  # changes whenever the task enters a new phase (for stepping by phase)
+
+
+KERNEL_FUNCTION: dict[EventKind, str] = {
+    EventKind.MIGRATE_START: "migrate_pages",
+    EventKind.BATCH_START: "migrate_pages",
+    EventKind.UNMAP: "migrate_folio_unmap → try_to_migrate_one",
+    EventKind.UNMAP_FAIL: "migrate_folio_unmap",
+    EventKind.WAIT: "folio_lock / folio_wait_writeback",
+    EventKind.FLUSH_SEND: "native_flush_tlb_multi",
+    EventKind.IPI_RECV: "flush_tlb_func",
+    EventKind.FLUSH_DONE: "smp_call_function_many_cond",
+    EventKind.COPY: "migrate_folio_move → move_to_new_folio → folio_copy",
+    EventKind.MOVE_FAIL: "folio_migrate_mapping",
+    EventKind.REMAP: "remove_migration_ptes",
+    EventKind.RESTORE: "migrate_folio_undo_src → remove_migration_ptes",
+    EventKind.SPLIT: "try_split_folio",
+    EventKind.MIGRATE_END: "migrate_pages",
+}
+
+
+def explain(event: Event, batched_flush: bool = True) -> str:
+    """One or two sentences saying what an event is, naming the kernel function it mirrors."""
+    kind = event.kind
+    folio = f"folio {event.folio}"
+    if kind is EventKind.MIGRATE_START:
+        return ("migrate_pages() starts: the folios on the source node were isolated into the "
+                "`from` list (mm_migrate_pages_start).")
+    if kind is EventKind.BATCH_START:
+        return (f"migrate_pages() cuts batch {event.batch}: folios up to NR_MAX_BATCHED_MIGRATION "
+                f"base pages ({event.pages} pages here); the folio that crosses the limit is included.")
+    if kind is EventKind.UNMAP:
+        if event.pages and event.arg:
+            return (f"try_to_migrate_one() replaced the PTEs of {folio} with migration entries and "
+                    "deferred the flush (TTU_BATCH_FLUSH): other CPUs may still use stale TLB "
+                    "entries until try_to_unmap_flush().")
+        return (f"try_to_migrate_one() replaced the mapping of {folio} with a migration entry; "
+                "the TLB flush follows at once (ptep_clear_flush / pmdp_invalidate).")
+    if kind is EventKind.UNMAP_FAIL:
+        reason = {
+            Errno.EAGAIN: "the folio lock was busy (folio_trylock failed): -EAGAIN, retried next pass",
+            Errno.EBUSY: "the folio is under writeback: -EBUSY, given up in this async pass",
+            Errno.ENOMEM: "get_new_folio() found no free destination folio: -ENOMEM",
+        }.get(Errno(event.arg), "failed")
+        return f"migrate_folio_unmap() on {folio}: {reason}."
+    if kind is EventKind.WAIT:
+        what = "the folio lock (folio_lock)" if event.arg == WaitReason.LOCK else \
+            "writeback to finish (folio_wait_writeback)"
+        return f"A synchronous pass may block: the task sleeps on {what} for {folio}."
+    if kind is EventKind.FLUSH_SEND:
+        scope = "a FULL flush" if event.pages == -1 else f"INVLPG of {event.pages} page(s)"
+        return (f"native_flush_tlb_multi(): one shootdown round, {len(event.targets)} IPI(s) asking "
+                f"the other non-lazy CPUs of mm_cpumask for {scope}; the initiator spins until "
+                "all acknowledge.")
+    if kind is EventKind.IPI_RECV:
+        scope = "drops every TLB entry of the process" if event.pages == -1 else \
+            "invalidates one entry (INVLPG)"
+        return f"flush_tlb_func() on CPU {event.cpu} {scope} and acknowledges the IPI."
+    if kind is EventKind.FLUSH_DONE:
+        return ("All targets acknowledged: no CPU can reach the old page through its TLB any more, "
+                "so copying is now safe.")
+    if kind is EventKind.COPY:
+        return (f"move_to_new_folio() → folio_copy(): {folio}'s {event.pages} page(s) are "
+                "copied to the destination node.")
+    if kind is EventKind.MOVE_FAIL:
+        return (f"folio_migrate_mapping() saw an unexpected reference on {folio}: -EAGAIN. It "
+                "stays unmapped and locked until the next move pass.")
+    if kind is EventKind.REMAP:
+        return (f"remove_migration_ptes() points {folio}'s PTEs at the new folio and unlocks the "
+                "old one, waking any thread waiting in migration_entry_wait().")
+    if kind is EventKind.RESTORE:
+        return (f"Migration of {folio} failed: remove_migration_ptes(src, src) restores its old "
+                "mapping and the folio goes back to the LRU (putback_movable_pages).")
+    if kind is EventKind.SPLIT:
+        return f"try_split_folio(): THP {folio} is split into base pages, retried after the batch."
+    return ("migrate_pages() returns and reports its stats (mm_migrate_pages): pgmigrate_success, "
+            "pgmigrate_fail and the THP counters.")

@@ -1,0 +1,302 @@
+"""Scenarios: validated, frozen descriptions of a machine, a workload and a migration job.
+
+A scenario is a TOML file (see README "Scenario format"). Built-ins ship in ``core/scenarios`` and
+are addressed by name; any path to a ``.toml`` file works too. Every problem with one — a missing
+file, a TOML syntax error, an unknown key, a wrong type, an impossible value — raises
+:class:`ScenarioError` whose message names the file, the field and the reason.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Iterable, Sequence
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from core.costs import Costs
+
+BUILTIN_DIR = "scenarios"
+
+
+class ScenarioError(Exception):
+    """Bad scenario input. The message is one line meant for the user, naming file, field, reason."""
+
+
+class Mode(StrEnum):
+    """The two shapes of migrate_pages() the engine simulates."""
+
+    SERIAL = "serial"  # Linux 6.2: per folio unmap, flush, copy, remap
+    BATCHED = "batched"  # Linux 6.3: unmap a batch, flush once, move the batch
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Topology(_Section):
+    """The machine: NUMA nodes and CPUs (CPUs 0..cpus-1, spread evenly over the nodes)."""
+
+    nodes: int = Field(2, ge=2, le=64, description="NUMA nodes; folios move between node 0 and 1")
+    cpus: int = Field(8, ge=1, le=1024, description="CPUs, numbered 0..cpus-1")
+
+    def node_of_cpu(self, cpu: int) -> int:
+        """Node of a CPU: contiguous, even spread (CPUs 0..k-1 on node 0, and so on)."""
+        return cpu * self.nodes // self.cpus
+
+
+class FolioGroup(_Section):
+    """A run of folios of one order, migrated in list order."""
+
+    order: int = Field(ge=0, le=9, description="0 = 4 KiB base page, 9 = 2 MiB PMD-mapped THP")
+    count: int = Field(ge=1, le=1 << 20, description="how many folios of this order")
+
+
+class Memory(_Section):
+    """The workload's folios, all starting on node 0."""
+
+    folios: tuple[FolioGroup, ...] = Field(min_length=1)
+
+    @property
+    def total_folios(self) -> int:
+        return sum(group.count for group in self.folios)
+
+    @property
+    def total_pages(self) -> int:
+        return sum(group.count << group.order for group in self.folios)
+
+
+class Workload(_Section):
+    """The pmbench-like process whose pages move; its threads run on CPUs 0..threads-1."""
+
+    threads: int = Field(6, ge=0, description="threads on CPUs 0..threads-1 (they form mm_cpumask)")
+    lazy_cpus: tuple[int, ...] = Field((), description="workload CPUs in lazy-TLB mode")
+    access_interval_ns: int = Field(200, ge=1, description="time between two accesses of a thread")
+    write_ratio: float = Field(0.5, ge=0.0, le=1.0, description="fraction of accesses that write")
+
+
+class Migration(_Section):
+    """The migrating task, like numactl's `migratepages`."""
+
+    mode: Mode = Field(Mode.BATCHED, description='"serial" (Linux 6.2) or "batched" (Linux 6.3)')
+    initiator_cpu: int = Field(7, ge=0, description="CPU the migrating task runs on")
+    moves: int = Field(2, ge=1, le=1000, description="one-way moves: 1 = node 0 -> 1, 2 = back too")
+    batch_pages: int = Field(
+        512, ge=1, le=1 << 20,
+        description="NR_MAX_BATCHED_MIGRATION in base pages (HPAGE_PMD_NR = 512 on x86-64)",
+    )
+    contention: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="probability that one attempt finds the folio locked (trylock fails: -EAGAIN "
+        "in async passes, a lock wait in sync passes)",
+    )
+    move_contention: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="probability that one move attempt finds an extra reference "
+        "(folio_migrate_mapping: -EAGAIN, the folio stays unmapped)",
+    )
+    writeback: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="probability that one attempt finds the folio under writeback "
+        "(-EBUSY in async passes, a wait in MIGRATE_SYNC)",
+    )
+    enomem: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="probability that get_new_folio() fails (-ENOMEM: a THP splits, a base folio "
+        "ends the migrate_pages() call)",
+    )
+
+
+class Scenario(_Section):
+    """One complete, validated scenario."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    seed: int = 1
+    topology: Topology = Topology()
+    memory: Memory = Memory(folios=(FolioGroup(order=0, count=96),))
+    workload: Workload = Workload()
+    migration: Migration = Migration()
+    costs: Costs = Costs()
+
+    @model_validator(mode="after")
+    def _check_cross_fields(self) -> Scenario:
+        cpus = self.topology.cpus
+        if self.migration.initiator_cpu >= cpus:
+            raise ValueError(
+                f"migration.initiator_cpu: {self.migration.initiator_cpu} is not a CPU "
+                f"(topology.cpus = {cpus}, so CPUs are 0..{cpus - 1})"
+            )
+        if self.workload.threads > cpus:
+            raise ValueError(
+                f"workload.threads: {self.workload.threads} threads need that many CPUs "
+                f"but topology.cpus = {cpus}"
+            )
+        for cpu in self.workload.lazy_cpus:
+            if not 0 <= cpu < self.workload.threads:
+                raise ValueError(
+                    f"workload.lazy_cpus: CPU {cpu} runs no workload thread "
+                    f"(threads run on CPUs 0..{self.workload.threads - 1})"
+                )
+        if self.topology.nodes > cpus:
+            raise ValueError(
+                f"topology.nodes: {self.topology.nodes} nodes need at least as many CPUs "
+                f"(topology.cpus = {cpus})"
+            )
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def builtin_names() -> list[str]:
+    """Names of the scenarios shipped with migviz, in a teaching order."""
+    order = ["tiny", "default", "contended", "thp", "large"]
+    found = sorted(
+        entry.name.removesuffix(".toml")
+        for entry in resources.files("core").joinpath(BUILTIN_DIR).iterdir()
+        if entry.name.endswith(".toml")
+    )
+    return [n for n in order if n in found] + [n for n in found if n not in order]
+
+
+def builtin_text(name: str) -> str:
+    """The TOML text of a built-in scenario."""
+    return resources.files("core").joinpath(BUILTIN_DIR, f"{name}.toml").read_text("utf-8")
+
+
+def scenario_source(spec: str) -> tuple[str, str]:
+    """Resolve a name or path to (label for messages, TOML text)."""
+    if spec in builtin_names():
+        return f"built-in scenario '{spec}'", builtin_text(spec)
+    looks_like_path = spec.endswith(".toml") or "/" in spec or "\\" in spec
+    path = Path(spec)
+    if looks_like_path or path.exists():
+        if not path.exists():
+            raise ScenarioError(f"{spec}: no such file")
+        if path.is_dir():
+            raise ScenarioError(f"{spec}: is a directory, not a scenario file")
+        try:
+            return spec, path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ScenarioError(f"{spec}: cannot read: {err}") from None
+    close = difflib.get_close_matches(spec, builtin_names(), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise ScenarioError(
+        f"unknown scenario '{spec}' (built-ins: {', '.join(builtin_names())}; "
+        f"or give a path to a .toml file){hint}"
+    )
+
+
+def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
+    """Parse one ``--set section.key=value``; the value is TOML, or a bare string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ScenarioError(f"--set {text}: expected section.key=value, e.g. migration.mode=serial")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return tuple(part.strip() for part in key.split(".")), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Return a copy of raw scenario data with each ``section.key=value`` applied."""
+    result: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for text in overrides:
+        path, value = parse_override(text)
+        target = result
+        for part in path[:-1]:
+            node = target.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ScenarioError(f"--set {text}: '{part}' is not a section")
+            target = node
+        target[path[-1]] = value
+    return result
+
+
+def load_scenario(spec: str, overrides: Sequence[str] = ()) -> Scenario:
+    """Load a scenario by built-in name or path, apply ``--set`` overrides, and validate it."""
+    label, text = scenario_source(spec)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(f"{label}: TOML syntax error: {err}") from None
+    data = apply_overrides(data, overrides)
+    return scenario_from_dict(data, label)
+
+
+def scenario_from_dict(data: dict[str, Any], label: str = "scenario") -> Scenario:
+    """Validate raw data into a Scenario, turning pydantic errors into one ScenarioError."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as err:
+        raise ScenarioError(f"{label}: {_describe(err)}") from None
+
+
+def _describe(err: ValidationError) -> str:
+    """One line per error (usually one), naming the field path and the reason."""
+    lines = []
+    for item in err.errors():
+        loc = ".".join(str(part) for part in item["loc"])
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key" + _did_you_mean(item["loc"])
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        if "input" in item and item["type"] not in ("extra_forbidden", "missing") and loc:
+            message += f" (got {item['input']!r})"
+        lines.append(f"{loc}: {message}" if loc else message)
+    return "; ".join(lines)
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """Suggest the closest known field name for an unknown key."""
+    model: type[BaseModel] = Scenario
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        inner = getattr(annotation, "__args__", (annotation,))[0] if annotation else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif isinstance(inner, type) and issubclass(inner, BaseModel):
+            model = inner
+        else:
+            return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def to_toml(scenario: Scenario) -> str:
+    """Serialise a scenario back to TOML (for `scenarios show` with overrides)."""
+    data = scenario.model_dump(mode="json")
+    lines = [f"{key} = {_toml_value(data[key])}" for key in ("name", "description", "seed")]
+    for section in ("topology", "memory", "workload", "migration", "costs"):
+        lines.append("")
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in data[section].items())
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {value!r} as TOML")

@@ -1,0 +1,107 @@
+"""What the migration did to page tables and TLBs over time, as the workload model needs it.
+
+The migrating task appends to these logs in time order: an *interval* per migration entry (from
+the unmap to the remap or restore that unlocks the folio) and a *flush* per target CPU of every
+shootdown round. The workload reads the logs window by window. Logs only grow (intervals get their
+end time filled in), so a checkpoint is a set of lengths and a time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from core.tlb import RoundPlan
+
+OPEN = np.iinfo(np.int64).max  # end time of an interval whose folio is still unmapped
+FULL = -1  # folio column of a full flush
+
+
+class GrowArray:
+    """An append-only int64 array with amortised O(1) appends."""
+
+    __slots__ = ("data", "size")
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.data = np.zeros(max(capacity, 16), dtype=np.int64)
+        self.size = 0
+
+    def append(self, value: int) -> int:
+        if self.size == self.data.size:
+            self.data = np.concatenate((self.data, np.zeros_like(self.data)))
+        self.data[self.size] = value
+        self.size += 1
+        return self.size - 1
+
+    def extend(self, values: npt.NDArray[np.int64]) -> None:
+        need = self.size + values.size
+        if need > self.data.size:
+            grown = np.zeros(max(need, 2 * self.data.size), dtype=np.int64)
+            grown[: self.size] = self.data[: self.size]
+            self.data = grown
+        self.data[self.size : need] = values
+        self.size = need
+
+    def view(self, start: int = 0, stop: int | None = None) -> npt.NDArray[np.int64]:
+        return self.data[start : self.size if stop is None else stop]
+
+    def truncate(self, size: int) -> None:
+        self.size = size
+
+
+class Timeline:
+    """Migration-entry intervals and per-CPU flushes, in time order."""
+
+    def __init__(self, folio_capacity: int) -> None:
+        self.iv_folio = GrowArray()
+        self.iv_start = GrowArray()
+        self.iv_end = GrowArray()
+        self.open_interval = np.full(folio_capacity, -1, dtype=np.int64)
+        self.fl_cpu = GrowArray()
+        self.fl_folio = GrowArray()  # FULL for a full flush
+        self.fl_time = GrowArray()
+
+    def unmap(self, folio: int, time_ns: int) -> None:
+        """A migration entry replaces the folio's mapping: accesses without a TLB entry fault."""
+        if self.open_interval[folio] >= 0:
+            return  # PTE-mapped large folio: later PTEs of the same folio
+        self.iv_folio.append(folio)
+        self.iv_start.append(time_ns)
+        self.open_interval[folio] = self.iv_end.append(OPEN)
+
+    def remap(self, folio: int, time_ns: int) -> None:
+        """The mapping is back (new or old folio) and the folio unlocked: waiters wake."""
+        index = int(self.open_interval[folio])
+        if index >= 0:
+            self.iv_end.data[index] = time_ns
+            self.open_interval[folio] = -1
+
+    def flush(self, cpu: int, folio: int, time_ns: int) -> None:
+        """A CPU flushed one folio's entry (INVLPG) or, with folio=FULL, all of the process's."""
+        self.fl_cpu.append(cpu)
+        self.fl_folio.append(folio)
+        self.fl_time.append(time_ns)
+
+    def flush_round(self, plan: RoundPlan, folio: int, send_time: int) -> None:
+        """Every target of a shootdown round flushes when its IPI handler runs."""
+        count = plan.target_array.size
+        if count:
+            self.fl_cpu.extend(plan.target_array)
+            self.fl_folio.extend(np.full(count, folio, dtype=np.int64))
+            self.fl_time.extend(send_time + plan.offset_array)
+
+    def mark(self) -> tuple[int, int, npt.NDArray[np.int64]]:
+        """What a checkpoint needs to come back here: log lengths and the open intervals."""
+        open_now = np.flatnonzero(self.iv_end.view() == OPEN)
+        return self.iv_end.size, self.fl_time.size, open_now
+
+    def restore(self, mark: tuple[int, int, npt.NDArray[np.int64]]) -> None:
+        """Forget everything after a checkpoint."""
+        intervals, flushes, open_then = mark
+        for log in (self.iv_folio, self.iv_start, self.iv_end):
+            log.truncate(intervals)
+        for log in (self.fl_cpu, self.fl_folio, self.fl_time):
+            log.truncate(flushes)
+        self.iv_end.data[open_then] = OPEN
+        self.open_interval[:] = -1
+        self.open_interval[self.iv_folio.view()[open_then]] = open_then

@@ -1,0 +1,315 @@
+"""The workload: pmbench-like threads touching the folios while they migrate.
+
+Each running thread makes one access every ``access_interval_ns`` to a uniformly random base page
+(read or write). Through its CPU's TLB an access either hits (a valid entry, or a *stale* one
+whose PTE was already replaced by a migration entry but not yet flushed: it still reaches the old
+page), or walks the page table: a present PTE refills the entry; a migration entry faults and
+the thread sleeps in ``migration_entry_wait()`` until the folio is remapped and unlocked, which is
+recorded as a stall.
+
+The migrating task does not depend on the workload (its IPIs interrupt threads but the task waits
+for acknowledgements either way), so the workload is simulated lazily, window by window, from the
+timeline the task leaves behind, with numpy over a thread's accesses at once. Each thread's k-th
+access goes to a page drawn from a counter-based stream keyed by (seed, thread, k), so results do
+not depend on how time was cut into windows: a stepped run and a headless run agree exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from core.folios import FolioTable
+from core.scenario import Scenario
+from core.stats import WorkloadStats
+from core.timeline import FULL, OPEN, GrowArray, Timeline
+from core.tlb import Machine
+
+KEY_SHIFT = 40  # folio * 2**40 + time: ~18 minutes of simulated time per folio key
+BLOCK = 4096  # accesses per random block
+CHUNK = 8192  # most accesses classified at once
+MIN_CHUNK = 64  # first chunk after a stall: threads that just woke often stall again soon
+
+
+@dataclass(slots=True)
+class _Window:
+    """The part of the timeline a window [start, stop) needs, sorted for searching."""
+
+    start: int
+    stop: int
+    iv_key: npt.NDArray[np.int64]  # folio << KEY_SHIFT | unmap time, sorted
+    iv_folio: npt.NDArray[np.int64]
+    iv_end: npt.NDArray[np.int64]
+    iv_index: npt.NDArray[np.int64]  # index into the timeline's interval log
+    fl_cpu: npt.NDArray[np.int64]
+    fl_folio: npt.NDArray[np.int64]
+    fl_time: npt.NDArray[np.int64]
+
+
+class Workload:
+    """Threads, their TLBs and their stalls, advanced to a horizon on demand."""
+
+    def __init__(self, scenario: Scenario, machine: Machine, folios: FolioTable,
+                 timeline: Timeline) -> None:
+        self.cpus = machine.running_threads
+        self.interval = scenario.workload.access_interval_ns
+        self.write_ratio = scenario.workload.write_ratio
+        self.fault_ns = scenario.costs.fault_ns
+        self.seed = scenario.seed
+        self.folios = folios
+        self.timeline = timeline
+        count = len(self.cpus)
+        self.tlb = np.zeros((count, folios.capacity), dtype=bool)
+        self.next_k = np.zeros(count, dtype=np.int64)
+        # Threads start evenly staggered within one interval.
+        self.next_t = (np.arange(count, dtype=np.int64) * self.interval) // max(count, 1)
+        self.stalled_on = np.full(count, -1, dtype=np.int64)
+        self.stall_start = np.zeros(count, dtype=np.int64)
+        self.stall_interval = np.full(count, -1, dtype=np.int64)
+        self.chunk = np.full(count, CHUNK, dtype=np.int64)
+        self.horizon = 0
+        self.iv_ptr = 0
+        self.fl_ptr = 0
+        self.accesses = 0
+        self.tlb_hits = 0
+        self.tlb_misses = 0
+        self.stale_hits = 0
+        self.stale_writes = 0
+        self.faults = 0
+        self.stalls = GrowArray()
+        self._blocks: dict[tuple[int, int], tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]]
+        self._blocks = {}
+
+    # ------------------------------------------------------------------------------------------
+
+    def advance_to(self, horizon: int) -> None:
+        """Simulate every access before ``horizon``; the timeline must be complete up to it."""
+        if horizon <= self.horizon or not self.cpus:
+            self.horizon = max(self.horizon, horizon)
+            return
+        window = self._window(self.horizon, horizon)
+        for thread in range(len(self.cpus)):
+            self._run_thread(thread, window)
+        self._retire(window)
+        self.horizon = horizon
+
+    def stats(self) -> WorkloadStats:
+        """Totals so far."""
+        return WorkloadStats(
+            accesses=self.accesses, tlb_hits=self.tlb_hits, tlb_misses=self.tlb_misses,
+            stale_hits=self.stale_hits, faults=self.faults,
+            stall_ns=self.stalls.view().copy(),
+        )
+
+    def stale_entries(self) -> npt.NDArray[np.int64]:
+        """Per running thread: TLB entries for folios whose PTE is a migration entry right now."""
+        unmapped = self.folios.unmapped
+        return (self.tlb & unmapped[np.newaxis, :]).sum(axis=1)
+
+    def valid_entries(self) -> npt.NDArray[np.int64]:
+        """Per running thread: TLB entries whose PTE is present."""
+        return (self.tlb & ~self.folios.unmapped[np.newaxis, :]).sum(axis=1)
+
+    def copy(self) -> Workload:
+        """An independent copy for checkpoints (the folio table and timeline are rebound)."""
+        clone = Workload.__new__(Workload)
+        for name in (
+            "cpus", "interval", "write_ratio", "fault_ns", "seed", "folios", "timeline",
+            "horizon", "iv_ptr", "fl_ptr", "accesses", "tlb_hits", "tlb_misses", "stale_hits",
+            "stale_writes", "faults",
+        ):
+            setattr(clone, name, getattr(self, name))
+        for name in ("tlb", "next_k", "next_t", "stalled_on", "stall_start", "stall_interval",
+                     "chunk"):
+            setattr(clone, name, getattr(self, name).copy())
+        clone.stalls = GrowArray(self.stalls.data.size)
+        clone.stalls.data[: self.stalls.size] = self.stalls.view()
+        clone.stalls.size = self.stalls.size
+        clone._blocks = {}
+        return clone
+
+    # ------------------------------------------------------------------------------------------
+
+    def _window(self, start: int, stop: int) -> _Window:
+        timeline = self.timeline
+        first = self.iv_ptr
+        folios = timeline.iv_folio.view(first)
+        begins = timeline.iv_start.view(first)
+        ends = timeline.iv_end.view(first)
+        live = (ends > start) & (begins < stop)
+        index = np.flatnonzero(live) + first
+        keys = (folios[live] << KEY_SHIFT) | begins[live]
+        order = np.argsort(keys, kind="stable")
+        times = timeline.fl_time.view(self.fl_ptr)
+        count = int(np.searchsorted(times, stop, side="left"))
+        stop_fl = self.fl_ptr + count
+        return _Window(
+            start=start, stop=stop, iv_key=keys[order], iv_folio=folios[live][order],
+            iv_end=ends[live][order], iv_index=index[order],
+            fl_cpu=timeline.fl_cpu.view(self.fl_ptr, stop_fl),
+            fl_folio=timeline.fl_folio.view(self.fl_ptr, stop_fl),
+            fl_time=timeline.fl_time.view(self.fl_ptr, stop_fl),
+        )
+
+    def _retire(self, window: _Window) -> None:
+        """Move the log pointers past what no later window can need."""
+        self.fl_ptr += window.fl_time.size
+        ends = self.timeline.iv_end.view(self.iv_ptr)
+        still_needed = ends >= window.stop  # open (OPEN is huge) or ending later
+        blocked = self.stall_interval[self.stalled_on >= 0]
+        first_needed = int(np.argmax(still_needed)) if still_needed.any() else ends.size
+        if blocked.size:
+            first_needed = min(first_needed, int(blocked.min()) - self.iv_ptr)
+        self.iv_ptr += max(first_needed, 0)
+
+    def _draws(self, thread: int, first: int, count: int
+               ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """Pages and write flags of accesses first..first+count-1 of a thread."""
+        pages: list[npt.NDArray[np.int64]] = []
+        writes: list[npt.NDArray[np.bool_]] = []
+        position = first
+        end = first + count
+        while position < end:
+            block = position // BLOCK
+            data = self._blocks.get((thread, block))
+            if data is None:
+                generator = np.random.Generator(
+                    np.random.Philox(key=[self.seed & 0xFFFFFFFFFFFFFFFF, (thread << 40) | block])
+                )
+                data = (
+                    generator.integers(0, self.folios.total_pages, BLOCK, dtype=np.int64),
+                    generator.random(BLOCK) < self.write_ratio,
+                )
+                if len(self._blocks) > 4 * len(self.cpus) + 8:
+                    self._blocks.clear()
+                self._blocks[(thread, block)] = data
+            lo = position - block * BLOCK
+            hi = min(BLOCK, end - block * BLOCK)
+            pages.append(data[0][lo:hi])
+            writes.append(data[1][lo:hi])
+            position = block * BLOCK + hi
+        if len(pages) == 1:
+            return pages[0], writes[0]
+        return np.concatenate(pages), np.concatenate(writes)
+
+    def _run_thread(self, thread: int, window: _Window) -> None:
+        cpu = self.cpus[thread]
+        mine = window.fl_cpu == cpu
+        full_times = window.fl_time[mine & (window.fl_folio == FULL)]
+        singles = mine & (window.fl_folio != FULL)
+        single_keys = np.sort((window.fl_folio[singles] << KEY_SHIFT) | window.fl_time[singles])
+        tlb = self.tlb[thread]
+        state_time = window.start - 1  # every flush at or before this is applied to `tlb`
+        stop = window.stop
+        interval = self.interval
+        while True:
+            if self.stalled_on[thread] >= 0:
+                folio = int(self.stalled_on[thread])
+                index = int(self.stall_interval[thread])
+                remapped = int(self.timeline.iv_end.data[index])
+                if remapped == OPEN:
+                    break
+                resume = max(int(self.stall_start[thread]) + self.fault_ns, remapped)
+                if resume >= stop:
+                    break
+                state_time = self._apply_flushes(tlb, full_times, single_keys, state_time, resume)
+                tlb[folio] = True  # the retried access walks the new PTE and refills
+                self.accesses += 1
+                self.tlb_misses += 1
+                self.stalls.append(resume - int(self.stall_start[thread]))
+                self.stalled_on[thread] = -1
+                self.stall_interval[thread] = -1
+                self.next_t[thread] = resume + interval
+            start_t = int(self.next_t[thread])
+            if start_t >= stop:
+                break
+            n = min((stop - 1 - start_t) // interval + 1, int(self.chunk[thread]))
+            first_k = int(self.next_k[thread])
+            times = start_t + np.arange(n, dtype=np.int64) * interval
+            pages, writes = self._draws(thread, first_k, n)
+            folios = self.folios.page_folio[pages].astype(np.int64)
+            # Is the PTE a migration entry at that moment?
+            query = (folios << KEY_SHIFT) | times
+            slot = np.searchsorted(window.iv_key, query, side="right") - 1
+            safe = np.maximum(slot, 0)
+            unmapped = (
+                (slot >= 0) & (window.iv_folio[safe] == folios) & (times < window.iv_end[safe])
+                if window.iv_key.size else np.zeros(n, dtype=bool)
+            )
+            # Does this CPU hold a TLB entry? The previous access to the same folio in this chunk
+            # left one, unless a flush came between; with no previous access, the entry carried in.
+            order = np.argsort(folios, kind="stable")
+            same = folios[order[1:]] == folios[order[:-1]]
+            previous = np.full(n, -1, dtype=np.int64)
+            previous[order[1:][same]] = order[:-1][same]
+            full_count = np.searchsorted(full_times, times, side="right")
+            single_count = np.searchsorted(single_keys, query, side="right")
+            base_full = int(np.searchsorted(full_times, state_time, side="right"))
+            base_single = np.searchsorted(single_keys, (folios << KEY_SHIFT) | state_time,
+                                          side="right")
+            has_previous = previous >= 0
+            prev = np.maximum(previous, 0)
+            prev_single = np.searchsorted(single_keys, (folios << KEY_SHIFT) | times[prev],
+                                          side="right")
+            entry = np.where(
+                has_previous,
+                (full_count == full_count[prev]) & (single_count == prev_single),
+                tlb[folios] & (full_count == base_full) & (single_count == base_single),
+            )
+            fault = unmapped & ~entry
+            faulted = bool(fault.any())
+            done = int(np.argmax(fault)) if faulted else n
+            hits = int(entry[:done].sum())
+            stale = entry[:done] & unmapped[:done]
+            self.accesses += done
+            self.tlb_hits += hits
+            self.tlb_misses += done - hits
+            self.stale_hits += int(stale.sum())
+            self.stale_writes += int((stale & writes[:done]).sum())
+            until = int(times[done]) if faulted else int(times[n - 1])
+            if done:
+                # Entries left by this chunk's accesses, unless flushed before `until`.
+                touched = folios[:done]
+                last = np.zeros(self.folios.capacity, dtype=np.int64)
+                last[touched] = times[:done]  # later accesses overwrite earlier ones
+                last_times = last[touched]
+                survived = (
+                    (np.searchsorted(full_times, until, side="right")
+                     == np.searchsorted(full_times, last_times, side="right"))
+                    & (np.searchsorted(single_keys, (touched << KEY_SHIFT) | until, side="right")
+                       == np.searchsorted(single_keys, (touched << KEY_SHIFT) | last_times,
+                                          side="right"))
+                )
+            state_time = self._apply_flushes(tlb, full_times, single_keys, state_time, until)
+            if done:
+                tlb[touched] = survived
+            self.chunk[thread] = min(CHUNK, max(MIN_CHUNK, 4 * done)) if faulted else \
+                min(CHUNK, 2 * n)
+            if faulted:
+                self.faults += 1
+                self.stalled_on[thread] = folios[done]
+                self.stall_start[thread] = times[done]
+                self.stall_interval[thread] = window.iv_index[slot[done]]
+                self.next_k[thread] = first_k + done + 1
+            else:
+                self.next_k[thread] = first_k + n
+                self.next_t[thread] = int(times[n - 1]) + interval
+        self._apply_flushes(tlb, full_times, single_keys, state_time, stop - 1)
+
+    @staticmethod
+    def _apply_flushes(tlb: npt.NDArray[np.bool_], full_times: npt.NDArray[np.int64],
+                       single_keys: npt.NDArray[np.int64], since: int, until: int) -> int:
+        """Apply this CPU's flushes with since < time <= until to its TLB row; returns until."""
+        if until <= since:
+            return since
+        lo, hi = np.searchsorted(full_times, [since, until], side="right")
+        if hi > lo:
+            tlb[:] = False
+        if single_keys.size:
+            times = single_keys & ((1 << KEY_SHIFT) - 1)
+            hit = (times > since) & (times <= until)
+            if hit.any():
+                tlb[single_keys[hit] >> KEY_SHIFT] = False
+        return until
