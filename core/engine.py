@@ -244,6 +244,22 @@ class Engine:
         self.finish_workload()
         return count
 
+    def iter_events(self) -> Iterator[Event]:
+        """Apply every remaining event, yielding each one as it is applied (headless streaming:
+        the folio table shows that event's effect while the caller looks at it)."""
+        workload = self.workload
+        next_window = workload.horizon + WORKLOAD_WINDOW_NS
+        while True:
+            event = self._next_event()
+            if event is None:
+                break
+            self._apply(event)
+            if self.clock >= next_window:
+                workload.advance_to(self.clock)
+                next_window = self.clock + WORKLOAD_WINDOW_NS
+            yield event
+        self.finish_workload()
+
     def finish_workload(self) -> None:
         """After the last event: let every stalled thread wake and finish its access."""
         if self.task.s.stage is Stage.DONE:
@@ -335,7 +351,7 @@ class Engine:
         self.workload.advance_to(self.clock)
         machine = self.machine
         s = self.task.s
-        arrays = self.folios.arrays()
+        table = self.folios
         cpus = machine.cpus
         valid = [0] * cpus
         stale = [0] * cpus
@@ -369,8 +385,9 @@ class Engine:
             batch=s.batch if s.mode is Mode.BATCHED else s.units,
             batches=s.batches_planned if s.mode is Mode.BATCHED else len(s.from_list),
             pass_=s.pass_, sync=s.sync, phase=s.phase, done=self.done,
-            folio_order=arrays["order"], folio_node=arrays["node"], folio_state=arrays["state"],
-            folio_alive=arrays["alive"], cpu_role=machine.roles, cpu_node=machine.node_of_cpu,
+            folio_order=table.frozen("order"), folio_node=table.frozen("node"),
+            folio_state=table.frozen("state"), folio_alive=table.frozen("alive"),
+            cpu_role=machine.roles, cpu_node=machine.node_of_cpu,
             cpu_in_mask=tuple(c in mask for c in range(cpus)), tlb_valid=tuple(valid),
             tlb_stale=tuple(stale), cpu_activity=tuple(activity),
             cpu_stalled_on=tuple(stalled_on), ipi_round=ipi_round, counters=self.counters.copy(),

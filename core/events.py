@@ -80,6 +80,7 @@ class Event(NamedTuple):
     targets: tuple[int, ...] = ()
     move: int = 0
     phase_id: int = 0  # changes whenever the task enters a new phase (for stepping by phase)
+    thp: tuple[int, int, int] = (0, 0, 0)  # MIGRATE_END: nr_thp_succeeded, _failed, _split
 
 
 KERNEL_FUNCTION: dict[EventKind, str] = {

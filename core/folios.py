@@ -8,6 +8,7 @@ the page-to-folio map is updated so the workload's accesses find the pieces.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -68,7 +69,8 @@ class FolioTable:
     def on_node(self, node: int) -> list[int]:
         """Alive folios on a node, in address order (what queue_pages_range() isolates)."""
         ids = np.flatnonzero(self.alive[: self.count] & (self.node[: self.count] == node))
-        return ids[np.argsort(self.first_page[ids], kind="stable")].tolist()
+        ordered: list[int] = ids[np.argsort(self.first_page[ids], kind="stable")].tolist()
+        return ordered
 
     def split(self, folio: int) -> list[int]:
         """Split a large folio into base folios appended to the table; returns the new ids."""
@@ -95,11 +97,8 @@ class FolioTable:
             setattr(clone, name, value.copy() if isinstance(value, np.ndarray) else value)
         return clone
 
-    def arrays(self) -> dict[str, npt.NDArray[np.generic]]:
-        """Read-only views of the live part of the table (for drawing)."""
-        result: dict[str, npt.NDArray[np.generic]] = {}
-        for name in ("order", "node", "state", "alive", "first_page"):
-            view = getattr(self, name)[: self.count].copy()
-            view.flags.writeable = False
-            result[name] = view
-        return result
+    def frozen(self, name: str) -> npt.NDArray[Any]:
+        """A read-only copy of the live part of one array (for drawing)."""
+        view: npt.NDArray[Any] = getattr(self, name)[: self.count].copy()
+        view.flags.writeable = False
+        return view

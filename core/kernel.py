@@ -220,9 +220,9 @@ class MigrationTask:
         self._new_phase(Phase.DONE if s.stage is Stage.DONE else Phase.IDLE)
         s.sync = False
         stats = s.stats
-        yield self._event(
-            EventKind.MIGRATE_END, pages=stats.nr_succeeded, arg=stats.nr_failed_pages
-        )
+        end = self._event(EventKind.MIGRATE_END, pages=stats.nr_succeeded,
+                          arg=stats.nr_failed_pages)
+        yield end._replace(thp=(stats.nr_thp_succeeded, stats.nr_thp_failed, stats.nr_thp_split))
 
     def _count_batches(self, folios: list[int]) -> int:
         limit = self.policy.batch_pages

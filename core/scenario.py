@@ -229,22 +229,29 @@ def load_scenario(spec: str, overrides: Sequence[str] = ()) -> Scenario:
     except tomllib.TOMLDecodeError as err:
         raise ScenarioError(f"{label}: TOML syntax error: {err}") from None
     data = apply_overrides(data, overrides)
-    return scenario_from_dict(data, label)
+    overridden = {".".join(parse_override(text)[0]) for text in overrides}
+    return scenario_from_dict(data, label, overridden)
 
 
-def scenario_from_dict(data: dict[str, Any], label: str = "scenario") -> Scenario:
+def scenario_from_dict(data: dict[str, Any], label: str = "scenario",
+                       overridden: set[str] | None = None) -> Scenario:
     """Validate raw data into a Scenario, turning pydantic errors into one ScenarioError."""
     try:
         return Scenario.model_validate(data)
     except ValidationError as err:
-        raise ScenarioError(f"{label}: {_describe(err)}") from None
+        raise ScenarioError(f"{label}: {_describe(err, overridden or set())}") from None
 
 
-def _describe(err: ValidationError) -> str:
-    """One line per error (usually one), naming the field path and the reason."""
+def _describe(err: ValidationError, overridden: set[str]) -> str:
+    """The errors on one line, each naming the field path and the reason."""
     lines = []
-    for item in err.errors():
-        loc = ".".join(str(part) for part in item["loc"])
+    errors = err.errors()
+    locs = [tuple(item["loc"]) for item in errors]
+    for item in errors:
+        here = tuple(item["loc"])
+        if any(other != here and other[: len(here)] == here for other in locs):
+            continue  # a container whose item already has its own, more precise error
+        loc = ".".join(str(part) for part in here)
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key" + _did_you_mean(item["loc"])
@@ -254,7 +261,10 @@ def _describe(err: ValidationError) -> str:
             message = "required key is missing"
         if "input" in item and item["type"] not in ("extra_forbidden", "missing") and loc:
             message += f" (got {item['input']!r})"
-        lines.append(f"{loc}: {message}" if loc else message)
+        text = f"{loc}: {message}" if loc else message
+        if text.split(":")[0] in overridden:
+            text += " [from --set]"
+        lines.append(text)
     return "; ".join(lines)
 
 
@@ -265,8 +275,8 @@ def _did_you_mean(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             continue
         field = model.model_fields.get(str(part))
-        annotation = field.annotation if field else None
-        inner = getattr(annotation, "__args__", (annotation,))[0] if annotation else None
+        annotation: Any = field.annotation if field else None
+        inner: Any = getattr(annotation, "__args__", (annotation,))[0] if annotation else None
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
         elif isinstance(inner, type) and issubclass(inner, BaseModel):

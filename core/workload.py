@@ -105,12 +105,15 @@ class Workload:
 
     def stale_entries(self) -> npt.NDArray[np.int64]:
         """Per running thread: TLB entries for folios whose PTE is a migration entry right now."""
-        unmapped = self.folios.unmapped
-        return (self.tlb & unmapped[np.newaxis, :]).sum(axis=1)
+        counts: npt.NDArray[np.int64] = (self.tlb & self.folios.unmapped[np.newaxis, :]).sum(
+            axis=1, dtype=np.int64)
+        return counts
 
     def valid_entries(self) -> npt.NDArray[np.int64]:
         """Per running thread: TLB entries whose PTE is present."""
-        return (self.tlb & ~self.folios.unmapped[np.newaxis, :]).sum(axis=1)
+        counts: npt.NDArray[np.int64] = (self.tlb & ~self.folios.unmapped[np.newaxis, :]).sum(
+            axis=1, dtype=np.int64)
+        return counts
 
     def copy(self) -> Workload:
         """An independent copy for checkpoints (the folio table and timeline are rebound)."""
