@@ -1,0 +1,145 @@
+"""ftrace output: the kernel's own line layout and tracepoint formats, and counts that match."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from core.engine import Engine
+from core.scenario import Mode, Scenario, load_scenario
+from core.trace import TraceFormatter, header, write_trace
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "compaction-6.18.perf.txt"
+
+# comm-pid [cpu] flags seconds.micros: event: payload   (ftrace's `trace` file layout)
+LINE = re.compile(
+    r"^\s*(?P<comm>\S+)-(?P<pid>\d+)\s+\[(?P<cpu>\d{3})\] (?P<flags>[.dDhHsSbnNpP0-9]{5}) "
+    r"\s*(?P<secs>\d+)\.(?P<micros>\d{6}): (?P<event>[a-z_:]+): (?P<payload>.*)$"
+)
+# Payload formats from include/trace/events/{migrate,tlb,thp}.h and irq_vectors.h (6.3).
+FORMATS = {
+    "mm_migrate_pages_start": r"mode=MIGRATE_SYNC reason=syscall_or_cpuset",
+    "mm_migrate_pages": r"nr_succeeded=\d+ nr_failed=\d+ nr_thp_succeeded=\d+ nr_thp_failed=\d+ "
+                        r"nr_thp_split=\d+ mode=MIGRATE_SYNC reason=syscall_or_cpuset",
+    "set_migration_pte": r"addr=[0-9a-f]+, pte=[0-9a-f]+ order=\d",
+    "remove_migration_pte": r"addr=[0-9a-f]+, pte=[0-9a-f]+ order=\d",
+    "set_migration_pmd": r"addr=[0-9a-f]+, pmd=[0-9a-f]+",
+    "remove_migration_pmd": r"addr=[0-9a-f]+, pmd=[0-9a-f]+",
+    "tlb_flush": r"pages:-?\d+ reason:(remote ipi send \(4\)|remote shootdown \(1\))",
+    "call_function_entry": r"vector=252",
+    "call_function_exit": r"vector=252",
+    "call_function_single_entry": r"vector=251",
+    "call_function_single_exit": r"vector=251",
+}
+
+
+def trace_of(scenario: Scenario, mode: Mode) -> tuple[list[str], dict[str, object]]:
+    engine = Engine(scenario, mode, checkpoints=False, history=1)
+    lines = list(write_trace(engine.iter_events(), TraceFormatter(scenario, engine.folios)))
+    return lines, engine.summary()
+
+
+def parse(lines: list[str]) -> list[re.Match[str]]:
+    matches = []
+    for line in lines:
+        match = LINE.match(line)
+        assert match, f"not an ftrace line: {line!r}"
+        matches.append(match)
+    return matches
+
+
+@pytest.mark.parametrize("name", ["tiny", "default", "contended", "thp"])
+@pytest.mark.parametrize("mode", [Mode.SERIAL, Mode.BATCHED])
+def test_every_line_has_the_kernel_format(name: str, mode: Mode) -> None:
+    lines, _ = trace_of(load_scenario(name), mode)
+    for match in parse(lines):
+        event = match["event"]
+        assert event in FORMATS, event
+        assert re.fullmatch(FORMATS[event], match["payload"]), match.string
+
+
+@pytest.mark.parametrize("mode", [Mode.SERIAL, Mode.BATCHED])
+def test_trace_counts_match_the_counters(mode: Mode) -> None:
+    scenario = load_scenario("contended")
+    lines, summary = trace_of(scenario, mode)
+    matches = parse(lines)
+    payloads = [(m["event"], m["payload"]) for m in matches]
+    sends = [p for e, p in payloads if e == "tlb_flush" and "remote ipi send" in p]
+    received = [p for e, p in payloads if e == "tlb_flush" and "remote shootdown" in p]
+    assert len(sends) == summary["nr_tlb_remote_flush"]
+    assert len(received) == summary["nr_tlb_remote_flush_received"]
+    starts = [p for e, p in payloads if e == "mm_migrate_pages_start"]
+    assert len(starts) == scenario.migration.moves
+    succeeded = sum(int(re.search(r"nr_succeeded=(\d+)", p)[1])  # type: ignore[index]
+                    for e, p in payloads if e == "mm_migrate_pages")
+    assert succeeded == summary["pgmigrate_success"]
+    # Every remote shootdown happens in an IPI handler, on the target CPU.
+    for match in matches:
+        if match["event"] == "tlb_flush" and "remote shootdown" in match["payload"]:
+            assert match["flags"] == "d.h1." and match["comm"] == "pmbench"
+            assert int(match["cpu"]) < scenario.workload.threads
+
+
+def test_batched_flush_is_full_and_serial_flush_is_one_page() -> None:
+    scenario = load_scenario("tiny")
+    for mode, pages in ((Mode.BATCHED, "-1"), (Mode.SERIAL, "1")):
+        lines, _ = trace_of(scenario, mode)
+        flushes = [m["payload"] for m in parse(lines) if m["event"] == "tlb_flush"]
+        assert flushes and all(p.startswith(f"pages:{pages} ") for p in flushes)
+
+
+def test_batch_shape_in_the_trace() -> None:
+    """Batched: every PTE of the batch is set, then one flush, then every PTE removed."""
+    scenario = load_scenario("tiny")  # batches of 4 base pages
+    lines, _ = trace_of(scenario, Mode.BATCHED)
+    events = [m["event"] for m in parse(lines) if m["comm"] == "migratepages"]
+    first_batch = events[1:1 + 4 + 1 + 4]
+    assert first_batch == ["set_migration_pte"] * 4 + ["tlb_flush"] + ["remove_migration_pte"] * 4
+
+
+def test_a_single_target_uses_the_single_vector() -> None:
+    scenario = load_scenario("tiny", ["workload.threads=1"])
+    lines, _ = trace_of(scenario, Mode.SERIAL)
+    events = {m["event"] for m in parse(lines)}
+    assert "call_function_single_entry" in events and "call_function_entry" not in events
+
+
+def test_thp_uses_pmd_events() -> None:
+    lines, _ = trace_of(load_scenario("default"), Mode.SERIAL)
+    events = [m["event"] for m in parse(lines)]
+    assert events.count("set_migration_pmd") == 2  # one THP, two moves
+    assert events.count("remove_migration_pmd") == 2
+
+
+def test_timestamps_never_go_back() -> None:
+    lines, _ = trace_of(load_scenario("default"), Mode.BATCHED)
+    stamps = [int(m["secs"]) * 1_000_000 + int(m["micros"]) for m in parse(lines)]
+    assert stamps == sorted(stamps)
+
+
+def test_header_is_commented() -> None:
+    assert all(line.startswith("#") for line in header(8))
+
+
+def test_line_layout_matches_a_real_kernel_trace() -> None:
+    """The prefix layout parses real `perf script` lines from shared/samples too (perf adds a
+    subsystem to the event name and prints no flags, so compare the common part)."""
+    if not SAMPLE.exists():
+        pytest.fail(f"sample trace missing: {SAMPLE}")
+    real = re.compile(r"^\s*(\S+)\s+(\d+) \[(\d{3})\]\s+(\d+)\.(\d{6}):\s+(\w+):(\w+): (.*)$")
+    ours = {"mm_migrate_pages_start", "mm_migrate_pages", "set_migration_pte",
+            "remove_migration_pte", "tlb_flush"}
+    seen = set()
+    for line in SAMPLE.read_text().splitlines():
+        match = real.match(line)
+        assert match, line
+        event, payload = match[7], match[8]
+        if event in ours and event != "tlb_flush":
+            seen.add(event)
+            # Same payload grammar as ours (6.18 adds nr_split= and uses reason=compaction).
+            generic = FORMATS[event].replace("mode=MIGRATE_SYNC reason=syscall_or_cpuset",
+                                             r"(nr_split=\d+ )?mode=MIGRATE_\w+ reason=\w+")
+            assert re.fullmatch(generic, payload), line
+    assert seen == ours - {"tlb_flush"}
