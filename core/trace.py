@@ -10,7 +10,7 @@ arch/x86/include/asm/trace/irq_vectors.h): ``mm_migrate_pages_start``, ``mm_migr
 ``set_migration_pmd``/``remove_migration_pmd`` for a PMD-mapped THP, ``tlb_flush`` with 6.3's
 lower-case reason strings, ``call_function_entry``/``_exit`` (vector 252) or the ``single``
 variant (vector 251) for a one-target IPI. Steps with no tracepoint (a copy, a failed attempt) are
-not printed.
+printed only on request (``printk=True``), as ``trace_printk()`` lines naming the kernel function.
 
 Page-table values are schematic: they are derived from a made-up pfn per node so that lines are
 stable and distinguishable, not bit-exact x86 encodings.
@@ -21,7 +21,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator
 
-from core.events import Event, EventKind
+from core.events import Errno, Event, EventKind, WaitReason
 from core.folios import FolioTable
 from core.scenario import Scenario
 from core.tlb import CpuRole, Machine
@@ -71,7 +71,8 @@ def prefix(comm: str, pid: int, cpu: int, flags: str, time_ns: int) -> str:
 class TraceFormatter:
     """Turns events into ftrace lines; keeps the little state a per-PTE line needs."""
 
-    def __init__(self, scenario: Scenario, folios: FolioTable) -> None:
+    def __init__(self, scenario: Scenario, folios: FolioTable, *, printk: bool = False) -> None:
+        self.printk = printk
         self.machine = Machine(scenario)
         self.folios = folios
         self.handler_ns = scenario.costs.ipi_handler_ns
@@ -123,6 +124,9 @@ class TraceFormatter:
                 self._line(event, exit_, f"vector={vector}", flags="d.h1.",
                            time_ns=event.time_ns + self.handler_ns),
             ]
+        if self.printk:
+            function, message = _printk(event)
+            return [self._line(event, function, message)]
         return []
 
     def _address(self, folio: int, index: int = 0) -> int:
@@ -159,6 +163,28 @@ class TraceFormatter:
                        f"order={order}")
             for i in range(event.pages)
         ]
+
+
+def _printk(event: Event) -> tuple[str, str]:
+    """A trace_printk()-style line for a step that has no tracepoint: (function, message)."""
+    kind = event.kind
+    folio = f"folio={event.folio}"
+    if kind is EventKind.BATCH_START:
+        return "migrate_pages", f"batch={event.batch} folios={event.arg} pages={event.pages}"
+    if kind is EventKind.UNMAP_FAIL:
+        return "migrate_folio_unmap", f"{folio} rc=-{Errno(event.arg).name}"
+    if kind is EventKind.WAIT:
+        what = "folio_lock" if event.arg == WaitReason.LOCK else "folio_wait_writeback"
+        return what, folio
+    if kind is EventKind.FLUSH_DONE:
+        return "native_flush_tlb_multi", f"acked={event.arg} pages={event.pages}"
+    if kind is EventKind.COPY:
+        return "folio_copy", f"{folio} pages={event.pages}"
+    if kind is EventKind.MOVE_FAIL:
+        return "folio_migrate_mapping", f"{folio} rc=-EAGAIN"
+    if kind is EventKind.SPLIT:
+        return "try_split_folio", f"{folio} pieces={event.pages}"
+    return "migrate_pages", f"event={kind.name.lower()} {folio}"
 
 
 def _migration_entry(pfn: int) -> int:

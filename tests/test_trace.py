@@ -143,3 +143,15 @@ def test_line_layout_matches_a_real_kernel_trace() -> None:
                                              r"(nr_split=\d+ )?mode=MIGRATE_\w+ reason=\w+")
             assert re.fullmatch(generic, payload), line
     assert seen == ours - {"tlb_flush"}
+
+
+def test_printk_lines_name_the_kernel_function() -> None:
+    scenario = load_scenario("contended")
+    engine = Engine(scenario, Mode.BATCHED, checkpoints=False, history=1)
+    formatter = TraceFormatter(scenario, engine.folios, printk=True)
+    lines = list(write_trace(engine.iter_events(), formatter))
+    events = [m["event"] for m in parse(lines)]
+    summary = engine.summary()
+    assert events.count("folio_copy") == summary["pgmigrate_success"]  # base pages only
+    assert events.count("migrate_folio_unmap") == summary["eagain_unmap"] + summary["ebusy"]
+    assert events.count("folio_migrate_mapping") == summary["eagain_move"]

@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("-o", "--output", help="write to this file instead of standard output "
                        "(an existing file is never overwritten unless --force)")
     trace.add_argument("--force", action="store_true", help="allow -o to replace a file")
+    trace.add_argument("--printk", action="store_true",
+                       help="also print the steps that have no tracepoint (copy, retries, waits) "
+                       "as trace_printk() lines")
 
     scenarios = commands.add_parser("scenarios", help="list built-in scenarios",
                                     description="List, show or explain scenarios.")
@@ -143,7 +146,8 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 0
     if command == "trace":
         scenario = load_scenario(args.scenario, args.overrides)
-        return _trace(scenario, Mode(args.mode) if args.mode else None, args.output, args.force)
+        return _trace(scenario, Mode(args.mode) if args.mode else None, args.output, args.force,
+                      args.printk)
     if command == "scenarios":
         return _scenarios(args)
     parser.error(f"unknown command {command}")
@@ -270,7 +274,8 @@ def format_compare(results: dict[str, dict[str, Any]], scenario: Scenario) -> st
     return "\n".join(lines)
 
 
-def _trace(scenario: Scenario, mode: Mode | None, output: str | None, force: bool) -> int:
+def _trace(scenario: Scenario, mode: Mode | None, output: str | None, force: bool,
+           printk: bool) -> int:
     if output is not None:
         path = Path(output)
         if path.exists() and not force:
@@ -280,15 +285,15 @@ def _trace(scenario: Scenario, mode: Mode | None, output: str | None, force: boo
         if not path.parent.exists():
             raise UsageError(f"{output}: folder {path.parent} does not exist")
         with path.open("w", encoding="utf-8") as stream:
-            _write_trace(scenario, mode, stream)
+            _write_trace(scenario, mode, stream, printk)
         return 0
-    _write_trace(scenario, mode, sys.stdout)
+    _write_trace(scenario, mode, sys.stdout, printk)
     return 0
 
 
-def _write_trace(scenario: Scenario, mode: Mode | None, stream: TextIO) -> None:
+def _write_trace(scenario: Scenario, mode: Mode | None, stream: TextIO, printk: bool) -> None:
     engine = Engine(scenario, mode, checkpoints=False, history=1)
-    formatter = TraceFormatter(scenario, engine.folios)
+    formatter = TraceFormatter(scenario, engine.folios, printk=printk)
     stream.write("\n".join(header(scenario.topology.cpus)) + "\n")
     for line in write_trace(engine.iter_events(), formatter):
         stream.write(line + "\n")
