@@ -122,6 +122,11 @@ class Engine:
         self.task = MigrationTask(scenario, self.initial_mode, self.folios, self.timeline,
                                   self.counters, self.machine)
         self.workload = Workload(scenario, self.machine, self.folios, self.timeline)
+        # A THP split rewrites the page -> folio map the lazy workload reads. Without this, a
+        # headless run (workload lagging up to WORKLOAD_WINDOW_NS) classified accesses made
+        # before the split against the pieces, and its TLB hit/miss counts differed from a
+        # stepped run's. Look self.workload up at call time: restoring a checkpoint replaces it.
+        self.task.before_split = lambda time_ns: self.workload.advance_to(time_ns)
         self._unit: Iterator[Event] | None = None
         self.clock = 0
         self.events = 0
@@ -202,9 +207,12 @@ class Engine:
                 break
             self._apply(event)
             applied.append(event)
-            if unit is None:  # between units: this event starts one; stop at the next
-                unit = self._unit
-            elif self._unit is not unit:
+            # Stop on the event that started a unit. `unit` is None only when nothing is in
+            # flight (a fresh engine, or one just restored to a checkpoint, which sits on a unit
+            # boundary); then the first event starts the next unit and is the landing. (This
+            # used to skip ahead to the unit after it, so step_batch() after back() or seek()
+            # to a checkpoint landed one unit further than from the same point reached forward.)
+            if self._unit is not unit:
                 break
         return applied
 
@@ -402,6 +410,12 @@ class Engine:
 
 def summarize(engine: Engine) -> dict[str, Any]:
     """Counters and derived figures of an engine's run so far."""
+    # The workload is simulated lazily and only run_to_end() used to bring it up to date, so a
+    # stepped run (step()/run_until() until done) reported no or fewer accesses and stalls than
+    # a headless run of the same scenario (DESIGN §4: identical counters). Catch it up to the
+    # clock first and, after the last move, let stalled threads finish, as run_to_end() does.
+    # finish_workload() is idempotent: a headless run's figures do not change.
+    engine.finish_workload()
     c = engine.counters
     work = engine.workload.stats()
     sim = engine.clock

@@ -12,7 +12,7 @@ units nothing is in flight, which is where the engine takes checkpoints and appl
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -119,6 +119,10 @@ class MigrationTask:
         self.counters = counters
         self.machine = machine
         self.s = TaskState(mode=mode)
+        # Called with the task's clock just before a split rewrites the page -> folio map. The
+        # engine uses it to catch the lazy workload up first: accesses made before the split
+        # must be classified against the unsplit THP, whatever window they are simulated in.
+        self.before_split: Callable[[int], None] | None = None
 
     # ------------------------------------------------------------------------------------------
     # The outer loop
@@ -215,6 +219,7 @@ class MigrationTask:
             if table.alive[folio] and table.state[folio] != FolioState.REMAPPED:
                 table.state[folio] = FolioState.FAILED
         self.counters.add_migrate_stats(s.stats)
+        finished = s.move
         s.move += 1
         s.stage = Stage.START if s.move < self.policy.moves else Stage.DONE
         self._new_phase(Phase.DONE if s.stage is Stage.DONE else Phase.IDLE)
@@ -222,7 +227,10 @@ class MigrationTask:
         stats = s.stats
         end = self._event(EventKind.MIGRATE_END, pages=stats.nr_succeeded,
                           arg=stats.nr_failed_pages)
-        yield end._replace(thp=(stats.nr_thp_succeeded, stats.nr_thp_failed, stats.nr_thp_split))
+        # Label the event with the call it ends: s.move already names the next call (the
+        # MIGRATE_END of move 0 used to say move 1, unlike every other event of that call).
+        yield end._replace(move=finished,
+                           thp=(stats.nr_thp_succeeded, stats.nr_thp_failed, stats.nr_thp_split))
 
     def _count_batches(self, folios: list[int]) -> int:
         limit = self.policy.batch_pages
@@ -473,6 +481,8 @@ class MigrationTask:
 
     def try_split_folio(self, folio: int) -> Generator[Event, None, list[int]]:
         """Split a large folio after -ENOMEM; the pieces are retried after the batch."""
+        if self.before_split is not None:
+            self.before_split(self.s.now)
         pieces = self.folios.split(folio)
         for piece in pieces:
             self.s.attempts.pop(piece, None)
