@@ -14,10 +14,19 @@ class Costs(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    isolate_ns: int = Field(
+        500, ge=0,
+        description="Per folio, outside migrate_pages(): queue_pages_range() walking the page "
+        "tables, isolate_lru_folio() and putting folios back. Inferred, not measured: the seed's "
+        "3.92x throughput gain and its 83% flush share together require ~0.5 us per page spent "
+        "outside migrate_pages() (docs/calibration.md).",
+    )
     alloc_ns: int = Field(
-        60, ge=0,
-        description="get_new_folio(): allocate the destination folio. Part of the ~0.2-0.3 us "
-        "per-folio bookkeeping derived from the post-series profile (docs §7, [I]).",
+        150, ge=0,
+        description="get_new_folio(): allocate the destination folio from the target node's free "
+        "lists (~0.1-0.2 us, [I]). With move_ns and remap_pte_ns it makes the non-copy work ~0.45 "
+        "us per page, which the post-series profile implies (copy = 43.7% of migrate_pages cycles "
+        "at ~0.38 us per copy, docs §5).",
     )
     lock_ns: int = Field(
         20, ge=0,
@@ -29,6 +38,12 @@ class Costs(BaseModel):
         description="try_to_migrate_one() per PTE: rmap walk, clear PTE, set migration entry, "
         "without the flush. After the series try_to_migrate_one was 8.3% of migrate cycles "
         "including the batched flush (docs §5, §7: ~0.05-0.1 us).",
+    )
+    move_ns: int = Field(
+        150, ge=0,
+        description="migrate_folio_move() besides the copy: folio_migrate_mapping() (refcount "
+        "check), folio_migrate_flags() (memcg, NUMA), folio_add_lru() ([I], same derivation as "
+        "alloc_ns).",
     )
     remap_pte_ns: int = Field(
         60, ge=0,

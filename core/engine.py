@@ -21,7 +21,7 @@ from core.events import Event, EventKind, Phase
 from core.folios import FolioTable
 from core.kernel import MigrationTask, Stage, TaskState
 from core.scenario import Mode, Scenario
-from core.stats import Counters, WorkloadStats
+from core.stats import Counters, Spend, WorkloadStats
 from core.timeline import Timeline
 from core.tlb import CpuRole, Machine
 from core.workload import Workload
@@ -420,6 +420,14 @@ def summarize(engine: Engine) -> dict[str, Any]:
     work = engine.workload.stats()
     sim = engine.clock
     pages = c.pgmigrate_success
+    spent = {f"time_{where.name.lower()}_ns": int(c.time_ns[where]) for where in Spend}
+    # Shares of migrate_pages() CPU time, as a cycles profile counts it: without isolation
+    # (outside migrate_pages) and without sleeping on locks or writeback.
+    cycles = int(c.time_ns.sum() - c.time_ns[Spend.ISOLATE] - c.time_ns[Spend.WAIT])
+
+    def share(*parts: Spend) -> float:
+        return round(sum(int(c.time_ns[p]) for p in parts) / cycles * 100, 2) if cycles else 0.0
+
     return {
         "scenario": engine.scenario.name,
         "mode": engine.initial_mode.value,
@@ -461,4 +469,9 @@ def summarize(engine: Engine) -> dict[str, Any]:
         "stall_p99_ns": work.percentile(99),
         "stall_max_ns": int(work.stall_ns.max()) if work.stall_ns.size else 0,
         "events": engine.events,
+        "migrate_pages_ns": cycles,
+        "flush_share_pct": share(Spend.FLUSH),
+        "copy_share_pct": share(Spend.COPY),
+        "unmap_flush_share_pct": share(Spend.UNMAP, Spend.FLUSH),
+        **spent,
     }

@@ -19,7 +19,7 @@ from enum import IntEnum
 from core.events import Errno, Event, EventKind, Phase, WaitReason
 from core.folios import FolioState, FolioTable
 from core.scenario import Mode, Scenario
-from core.stats import Counters, MigrateStats
+from core.stats import Counters, MigrateStats, Spend
 from core.timeline import FULL, Timeline
 from core.tlb import Machine, RoundPlan
 
@@ -185,6 +185,9 @@ class MigrationTask:
         s = self.s
         s.src, s.dst = (0, 1) if s.move % 2 == 0 else (1, 0)
         s.from_list = self.folios.on_node(s.src)
+        # queue_pages_range() isolates every folio of the mm on the source node, and the folios
+        # are put back afterwards: work outside migrate_pages(), booked here at the start.
+        self._spend(Spend.ISOLATE, self.costs.isolate_ns * len(s.from_list))
         s.from_pos = 0
         s.next_pass, s.ret, s.split = [], [], []
         s.stats = MigrateStats()
@@ -429,19 +432,19 @@ class MigrationTask:
         s = self.s
         costs = self.costs
         attempt = self._attempt(folio)
-        s.now += costs.alloc_ns
+        self._spend(Spend.PREPARE, costs.alloc_ns)
         if _chance(self.policy.enomem, self.seed, _Coin.ENOMEM, s.move, folio, attempt):
             self.counters.enomem += 1
             yield self._fail(EventKind.UNMAP_FAIL, folio, Errno.ENOMEM)
             return -Errno.ENOMEM
-        s.now += costs.lock_ns
+        self._spend(Spend.PREPARE, costs.lock_ns)
         if _chance(self.policy.contention, self.seed, _Coin.LOCK, s.move, folio, attempt):
             if async_mode:  # folio_trylock() failed and an async pass never blocks
                 self.counters.eagain_unmap += 1
                 self.folios.state[folio] = FolioState.RETRYING
                 yield self._fail(EventKind.UNMAP_FAIL, folio, Errno.EAGAIN)
                 return -Errno.EAGAIN
-            s.now += costs.lock_wait_ns
+            self._spend(Spend.WAIT, costs.lock_wait_ns)
             self.counters.lock_waits += 1
             yield self._event(EventKind.WAIT, folio=folio, arg=WaitReason.LOCK)
         if _chance(self.policy.writeback, self.seed, _Coin.WRITEBACK, s.move, folio, attempt):
@@ -449,7 +452,7 @@ class MigrationTask:
                 self.counters.ebusy += 1
                 yield self._fail(EventKind.UNMAP_FAIL, folio, Errno.EBUSY)
                 return -Errno.EBUSY
-            s.now += costs.writeback_wait_ns
+            self._spend(Spend.WAIT, costs.writeback_wait_ns)
             self.counters.writeback_waits += 1
             yield self._event(EventKind.WAIT, folio=folio, arg=WaitReason.WRITEBACK)
         yield from self.try_to_migrate(folio, batch_flush=async_mode)
@@ -460,7 +463,7 @@ class MigrationTask:
         s = self.s
         table = self.folios
         attempt = self._attempt(folio, move=True)
-        s.now += self.costs.lock_ns
+        self._spend(Spend.MOVE, self.costs.move_ns)
         if _chance(self.policy.move_contention, self.seed, _Coin.REFCOUNT, s.move, folio, attempt):
             self.counters.eagain_move += 1
             table.state[folio] = FolioState.RETRYING
@@ -493,7 +496,7 @@ class MigrationTask:
         """remove_migration_ptes(src, src): the old mapping comes back; src unlocked."""
         s = self.s
         table = self.folios
-        s.now += self.costs.remap_pte_ns * self._ptes(folio)
+        self._spend(Spend.MOVE, self.costs.remap_pte_ns * self._ptes(folio))
         table.unmapped[folio] = False
         table.flush_pending[folio] = False
         table.state[folio] = FolioState.RETRYING if will_retry else FolioState.FAILED
@@ -584,19 +587,19 @@ class MigrationTask:
         costs = self.costs
         table = self.folios
         attempt = self._attempt(folio)
-        s.now += costs.alloc_ns
+        self._spend(Spend.PREPARE, costs.alloc_ns)
         if _chance(self.policy.enomem, self.seed, _Coin.ENOMEM, s.move, folio, attempt):
             self.counters.enomem += 1
             yield self._fail(EventKind.UNMAP_FAIL, folio, Errno.ENOMEM)
             return -Errno.ENOMEM
-        s.now += costs.lock_ns
+        self._spend(Spend.PREPARE, costs.lock_ns)
         if _chance(self.policy.contention, self.seed, _Coin.LOCK, s.move, folio, attempt):
             if not force:  # passes 0-2 only trylock, even for MIGRATE_SYNC
                 self.counters.eagain_unmap += 1
                 table.state[folio] = FolioState.RETRYING
                 yield self._fail(EventKind.UNMAP_FAIL, folio, Errno.EAGAIN)
                 return -Errno.EAGAIN
-            s.now += costs.lock_wait_ns
+            self._spend(Spend.WAIT, costs.lock_wait_ns)
             self.counters.lock_waits += 1
             yield self._event(EventKind.WAIT, folio=folio, arg=WaitReason.LOCK)
         if _chance(self.policy.writeback, self.seed, _Coin.WRITEBACK, s.move, folio, attempt):
@@ -605,12 +608,12 @@ class MigrationTask:
                 table.state[folio] = FolioState.RETRYING
                 yield self._fail(EventKind.UNMAP_FAIL, folio, Errno.EAGAIN)
                 return -Errno.EAGAIN
-            s.now += costs.writeback_wait_ns
+            self._spend(Spend.WAIT, costs.writeback_wait_ns)
             self.counters.writeback_waits += 1
             yield self._event(EventKind.WAIT, folio=folio, arg=WaitReason.WRITEBACK)
         yield from self.try_to_migrate(folio, batch_flush=False)
         s.phase = Phase.MOVE
-        s.now += costs.lock_ns
+        self._spend(Spend.MOVE, self.costs.move_ns)
         if _chance(self.policy.move_contention, self.seed, _Coin.REFCOUNT, s.move, folio, attempt):
             self.counters.eagain_move += 1
             yield self._fail(EventKind.MOVE_FAIL, folio, Errno.EAGAIN)
@@ -641,7 +644,7 @@ class MigrationTask:
         deferred = batch_flush and machine.has_remote_cpus and not pmd
         table.unmapped[folio] = True
         if deferred:
-            s.now += costs.unmap_pte_ns * ptes
+            self._spend(Spend.UNMAP, costs.unmap_pte_ns * ptes)
             table.flush_pending[folio] = True
             table.state[folio] = FolioState.UNMAPPED
             self.timeline.unmap(folio, s.now)
@@ -652,7 +655,7 @@ class MigrationTask:
         plan = machine.page_round
         send_pages = table.nr_pages(folio) if pmd else 1
         for _ in range(ptes):
-            s.now += costs.unmap_pte_ns
+            self._spend(Spend.UNMAP, costs.unmap_pte_ns)
             table.state[folio] = FolioState.UNMAPPED
             table.flush_pending[folio] = machine.has_remote_cpus
             self.timeline.unmap(folio, s.now)
@@ -688,7 +691,7 @@ class MigrationTask:
             s.round_acked += 1
             yield self._event(EventKind.IPI_RECV, cpu, time_ns=send_time + offset, folio=folio,
                               pages=recv_pages, arg=len(plan.targets))
-        s.now = send_time + plan.total_ns
+        self._spend(Spend.FLUSH, send_time + plan.total_ns - s.now)
         table = self.folios
         for covered_folio in covered:
             table.flush_pending[covered_folio] = False
@@ -708,13 +711,18 @@ class MigrationTask:
             self.counters.ordering_violations += 1
         table.state[folio] = FolioState.COPYING
         yield self._event(EventKind.COPY, folio=folio, pages=table.nr_pages(folio))
-        s.now += self.costs.copy_ns(int(table.order[folio]))
-        s.now += self.costs.remap_pte_ns * self._ptes(folio)
+        self._spend(Spend.COPY, self.costs.copy_ns(int(table.order[folio])))
+        self._spend(Spend.MOVE, self.costs.remap_pte_ns * self._ptes(folio))
         table.node[folio] = s.dst
         table.unmapped[folio] = False
         table.state[folio] = FolioState.REMAPPED
         self.timeline.remap(folio, s.now)
         yield self._event(EventKind.REMAP, folio=folio, pages=self._ptes(folio))
+
+    def _spend(self, where: Spend, ns: int) -> None:
+        """Advance the task's clock, booking the time to one kind of work."""
+        self.s.now += ns
+        self.counters.time_ns[where] += ns
 
     def _fail(self, kind: EventKind, folio: int, errno: Errno) -> Event:
         return self._event(kind, folio=folio, arg=errno)

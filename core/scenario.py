@@ -71,12 +71,21 @@ class Memory(_Section):
 
 
 class Workload(_Section):
-    """The pmbench-like process whose pages move; its threads run on CPUs 0..threads-1."""
+    """The pmbench-like process whose pages move; its threads run on CPUs 0..threads-1, or on
+    the CPUs listed in ``cpus``."""
 
     threads: int = Field(6, ge=0, description="threads on CPUs 0..threads-1 (they form mm_cpumask)")
+    cpus: tuple[int, ...] = Field(
+        (), description="the CPUs the threads run on, one per thread (default 0..threads-1)"
+    )
     lazy_cpus: tuple[int, ...] = Field((), description="workload CPUs in lazy-TLB mode")
     access_interval_ns: int = Field(200, ge=1, description="time between two accesses of a thread")
     write_ratio: float = Field(0.5, ge=0.0, le=1.0, description="fraction of accesses that write")
+
+    @property
+    def thread_cpus(self) -> tuple[int, ...]:
+        """The CPU of each thread."""
+        return self.cpus if self.cpus else tuple(range(self.threads))
 
 
 class Migration(_Section):
@@ -136,11 +145,26 @@ class Scenario(_Section):
                 f"workload.threads: {self.workload.threads} threads need that many CPUs "
                 f"but topology.cpus = {cpus}"
             )
-        for cpu in self.workload.lazy_cpus:
-            if not 0 <= cpu < self.workload.threads:
+        work = self.workload
+        if work.cpus:
+            if len(work.cpus) != work.threads:
+                raise ValueError(
+                    f"workload.cpus: lists {len(work.cpus)} CPUs for {work.threads} threads "
+                    "(give one CPU per thread)"
+                )
+            if len(set(work.cpus)) != len(work.cpus):
+                raise ValueError("workload.cpus: a CPU is listed twice (one thread per CPU)")
+            for cpu in work.cpus:
+                if not 0 <= cpu < cpus:
+                    raise ValueError(
+                        f"workload.cpus: {cpu} is not a CPU (topology.cpus = {cpus}, "
+                        f"so CPUs are 0..{cpus - 1})"
+                    )
+        for cpu in work.lazy_cpus:
+            if cpu not in work.thread_cpus:
                 raise ValueError(
                     f"workload.lazy_cpus: CPU {cpu} runs no workload thread "
-                    f"(threads run on CPUs 0..{self.workload.threads - 1})"
+                    f"(threads run on CPUs {_cpu_list(work.thread_cpus)})"
                 )
         if self.topology.nodes > cpus:
             raise ValueError(
@@ -148,6 +172,14 @@ class Scenario(_Section):
                 f"(topology.cpus = {cpus})"
             )
         return self
+
+
+def _cpu_list(cpus: tuple[int, ...]) -> str:
+    if not cpus:
+        return "none"
+    if cpus == tuple(range(cpus[0], cpus[-1] + 1)):
+        return f"{cpus[0]}..{cpus[-1]}"
+    return ", ".join(map(str, cpus))
 
 
 # ---------------------------------------------------------------------------------------------

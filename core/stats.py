@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from enum import IntEnum
 
 import numpy as np
 import numpy.typing as npt
+
+
+class Spend(IntEnum):
+    """Kinds of work the migrating task's time is booked to (``Counters.time_ns``)."""
+
+    ISOLATE = 0  # isolating and putting back folios, outside migrate_pages()
+    PREPARE = 1  # get_new_folio(), folio_trylock() and the anon_vma reference
+    UNMAP = 2  # try_to_migrate_one(): clear PTEs, set migration entries (without the flush)
+    FLUSH = 3  # shootdown rounds: sending IPIs and spinning until every ack
+    COPY = 4  # folio_copy()
+    MOVE = 5  # folio_migrate_mapping/flags, LRU, remove_migration_ptes(), unlock; undo
+    WAIT = 6  # sleeping on a folio lock or writeback (sync passes): not CPU cycles
 
 
 @dataclass(slots=True)
@@ -54,11 +67,15 @@ class Counters:
     tlb_shootdowns: npt.NDArray[np.int64] = field(
         default_factory=lambda: np.zeros(0, dtype=np.int64)
     )
+    time_ns: npt.NDArray[np.int64] = field(  # indexed by Spend
+        default_factory=lambda: np.zeros(len(Spend), dtype=np.int64)
+    )
 
     def copy(self) -> Counters:
         """An independent copy (arrays included)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["tlb_shootdowns"] = self.tlb_shootdowns.copy()
+        values["time_ns"] = self.time_ns.copy()
         return Counters(**values)
 
     def add_migrate_stats(self, stats: MigrateStats) -> None:

@@ -52,7 +52,7 @@ class Machine:
         self.initiator = scenario.migration.initiator_cpu
         lazy = set(work.lazy_cpus)
         roles = [CpuRole.IDLE] * topo.cpus
-        for cpu in range(work.threads):
+        for cpu in work.thread_cpus:
             roles[cpu] = CpuRole.LAZY if cpu in lazy else CpuRole.WORKLOAD
         # The migrating task runs its own mm on the initiator CPU: on x86 up to 6.12,
         # switch_mm_irqs_off() clears that CPU from the workload's mm_cpumask, and a workload

@@ -10,10 +10,12 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from core.bench import run_bench, sweep
 from core.costs import cost_sources
 from core.engine import Engine
 from core.scenario import (
@@ -87,6 +89,20 @@ def _parser() -> argparse.ArgumentParser:
                        help="also print the steps that have no tracepoint (copy, retries, waits) "
                        "as trace_printk() lines")
 
+    bench = commands.add_parser(
+        "bench", parents=[overrides], help="reproduce the seed's measurement (both modes)",
+        description="Run serial and batched on the seed's setup and set the figures beside the "
+        "cover letter's: IPIs -99.1%%, pages/s +291.7%%, flush 83.3%% of migrate_pages() cycles "
+        "before, copy 43.7%% after. With --sweep, run one mode per value of one field.")
+    bench.add_argument("scenario", nargs="?", default="pmbench-2s",
+                       help="built-in name or path to a .toml file (default: pmbench-2s)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object (a list with "
+                       "--sweep)")
+    bench.add_argument("--sweep", metavar="SECTION.KEY=V1,V2,...",
+                       help="e.g. migration.batch_pages=1,8,64,512,4096")
+    bench.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.BATCHED.value,
+                       help="mode of the --sweep runs (default batched)")
+
     scenarios = commands.add_parser("scenarios", help="list built-in scenarios",
                                     description="List, show or explain scenarios.")
     sub = scenarios.add_subparsers(dest="scenarios_command", metavar="SUBCOMMAND")
@@ -150,6 +166,8 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                       args.printk)
     if command == "scenarios":
         return _scenarios(args)
+    if command == "bench":
+        return _bench(args)
     parser.error(f"unknown command {command}")
     return EXIT_BAD_INPUT
 
@@ -297,6 +315,91 @@ def _write_trace(scenario: Scenario, mode: Mode | None, stream: TextIO, printk: 
     stream.write("\n".join(header(scenario.topology.cpus)) + "\n")
     for line in write_trace(engine.iter_events(), formatter):
         stream.write(line + "\n")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario, args.overrides)
+    if args.sweep:
+        started = time.perf_counter()
+        rows = sweep(scenario, args.sweep, Mode(args.mode), args.scenario)
+        wall = time.perf_counter() - started
+        print(json.dumps(rows, indent=2) if args.json else format_sweep(rows, scenario, wall))
+        return 0
+    result = run_bench(scenario)
+    print(json.dumps(result, indent=2) if args.json else format_bench(result, scenario))
+    return 0
+
+
+def format_bench(result: dict[str, Any], scenario: Scenario) -> str:
+    """Model against the seed, metric by metric."""
+    serial, batched = result["serial"], result["batched"]
+    seed, ranges, within = result["seed"], result["ranges"], result["within_range"]
+
+    signs = {"ipi_reduction_pct": "-", "throughput_gain_pct": "+"}
+
+    def judged(key: str) -> tuple[str, str, str]:
+        sign = signs.get(key, "")
+        low, high = ranges.get(key, (None, None))
+        bounds = f"{sign}{low:g}..{sign}{high:g}" if low is not None else ""
+        verdict = ("yes" if within[key] else "NO") if key in within else ""
+        return f"{sign}{seed[key]:g}%" if key in seed else "", bounds, verdict
+
+    header_row = (f"  {'metric':<40}{'serial':>12}{'batched':>12}{'change':>10}{'seed':>9}"
+                  f"{'range':>13}{'in range?':>11}")
+    rows = []
+
+    def row(label: str, s: str, b: str, change: str, key: str | None = None) -> None:
+        seed_text, bounds, verdict = judged(key) if key else ("", "", "")
+        rows.append(f"  {label:<40}{s:>12}{b:>12}{change:>10}{seed_text:>9}{bounds:>13}"
+                    f"{verdict:>11}".rstrip())
+
+    row("IPIs delivered (/proc/interrupts TLB)", f"{serial['nr_tlb_remote_flush_received']:,}",
+        f"{batched['nr_tlb_remote_flush_received']:,}", f"-{result['ipi_reduction_pct']:.2f}%",
+        "ipi_reduction_pct")
+    row("IPI rounds (nr_tlb_remote_flush)", f"{serial['nr_tlb_remote_flush']:,}",
+        f"{batched['nr_tlb_remote_flush']:,}", f"-{result['rounds_reduction_pct']:.2f}%")
+    row("pages migrated per second", _rate(serial["pages_per_sec"]),
+        _rate(batched["pages_per_sec"]), f"+{result['throughput_gain_pct']:.1f}%",
+        "throughput_gain_pct")
+    row("flush share of migrate_pages cycles", f"{serial['flush_share_pct']:.1f}%",
+        f"{batched['flush_share_pct']:.1f}%", "", "serial_flush_share_pct")
+    row("copy share of migrate_pages cycles", f"{serial['copy_share_pct']:.1f}%",
+        f"{batched['copy_share_pct']:.1f}%", "", "batched_copy_share_pct")
+    row("unmap+flush share of migrate_pages", f"{serial['unmap_flush_share_pct']:.1f}%",
+        f"{batched['unmap_flush_share_pct']:.1f}%", "", "batched_unmap_flush_share_pct")
+    for label, key in (("workload stall p50", "stall_p50_ns"), ("workload stall p99", "stall_p99_ns"),
+                       ("workload stall max", "stall_max_ns")):
+        row(label, _duration(serial[key]), _duration(batched[key]), "")
+    row("workload stalls", f"{serial['stalls']:,}", f"{batched['stalls']:,}", "")
+    row("sync fallback folios / their rounds", "",
+        f"{batched['sync_fallback_folios']:,} / {batched['fallback_flush_rounds']:,}", "")
+    lines = [f"migviz bench {scenario.name}: serial (Linux 6.2) vs batched (Linux 6.3) beside "
+             "the seed's figures", _describe(scenario), "", header_row, *rows, ""]
+    lines.append("  seed: Huang Ying's cover letter and profile (kernel reference §5). Shares are of "
+                 "migrate_pages() CPU time\n  (isolation and sleeping excluded); change = batched "
+                 "against serial. Calibration: docs/calibration.md")
+    verdict = ("all headline figures in range" if result["all_within_range"]
+               else "SOME FIGURES OUT OF RANGE")
+    lines.append(f"  {verdict}; wall time {result['wall_s']:.1f} s for "
+                 f"{_duration(result['sim_time_ns'])} of simulated time (both modes)")
+    return "\n".join(lines)
+
+
+def format_sweep(rows: list[dict[str, Any]], scenario: Scenario, wall: float) -> str:
+    """One line per value of the swept field."""
+    field = rows[0]["field"] if rows else "?"
+    mode = rows[0]["mode"] if rows else "?"
+    lines = [f"migviz bench {scenario.name} --sweep {field} ({mode})", _describe(scenario), "",
+             f"  {'value':>8}{'IPIs':>12}{'rounds':>10}{'pages/s':>11}{'stall p50':>12}"
+             f"{'stall p99':>12}{'stall max':>12}{'stalls':>9}"]
+    for row in rows:
+        lines.append(f"  {row['value']!s:>8}{row['nr_tlb_remote_flush_received']:>12,}"
+                     f"{row['nr_tlb_remote_flush']:>10,}{_rate(row['pages_per_sec']):>11}"
+                     f"{_duration(row['stall_p50_ns']):>12}{_duration(row['stall_p99_ns']):>12}"
+                     f"{_duration(row['stall_max_ns']):>12}{row['stalls']:>9,}")
+    lines += ["", f"  wall time {wall:.1f} s. Larger batches mean fewer IPIs but folios stay "
+              "unmapped longer: threads that touch them wait (stall p99)."]
+    return "\n".join(lines)
 
 
 def _scenarios(args: argparse.Namespace) -> int:
