@@ -1,0 +1,108 @@
+"""The seed's measurement: a scaled-down pmbench-2s must land in the same ranges (a model test,
+not a timing test), and the batch-size sweep must show the latency side of the trade-off."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.bench import RANGES, SEED, parse_sweep, run_bench, sweep
+from core.scenario import ScenarioError, load_scenario
+from tui.cli import main
+
+# 8 batches of 512 per move instead of 128: same per-page mechanisms, 16x less work.
+SMALL = ["memory.folios=[{order = 0, count = 4096}]"]
+
+
+@pytest.fixture(scope="module")
+def bench() -> dict[str, object]:
+    return run_bench(load_scenario("pmbench-2s", SMALL))
+
+
+@pytest.mark.parametrize("key", sorted(RANGES))
+def test_headline_figures_land_in_range(bench: dict[str, object], key: str) -> None:
+    low, high = RANGES[key]
+    value = bench[key]
+    assert isinstance(value, float)
+    assert low <= value <= high, f"{key} = {value}, seed {SEED[key]}, range {low}..{high}"
+
+
+def test_figures_follow_from_the_counters(bench: dict[str, object]) -> None:
+    serial, batched = bench["serial"], bench["batched"]
+    assert isinstance(serial, dict) and isinstance(batched, dict)
+    reduction = 100 * (1 - batched["nr_tlb_remote_flush_received"]
+                       / serial["nr_tlb_remote_flush_received"])
+    assert bench["ipi_reduction_pct"] == pytest.approx(reduction, abs=0.01)
+    gain = 100 * (batched["pages_per_sec"] / serial["pages_per_sec"] - 1)
+    assert bench["throughput_gain_pct"] == pytest.approx(gain, abs=0.01)
+    # Serial: one round per page per move (base pages, no fallback in 6.2's per-folio path).
+    scenario = load_scenario("pmbench-2s", SMALL)
+    pages = scenario.memory.total_pages * scenario.migration.moves
+    assert serial["nr_tlb_remote_flush"] == pages
+    # Batched: one deferred round per batch, plus one per folio of the sync fallback.
+    batches = pages // scenario.migration.batch_pages
+    assert batched["nr_tlb_remote_flush"] == batches + batched["fallback_flush_rounds"]
+    assert batched["fallback_flush_rounds"] == batched["sync_fallback_folios"] > 0
+
+
+def test_ipi_cost_depends_on_target_count_and_socket() -> None:
+    base = load_scenario("pmbench-2s", SMALL + ["migration.moves=1"])
+    same_socket = load_scenario("pmbench-2s", SMALL + [
+        "migration.moves=1", "workload.threads=8", "workload.cpus=[24,25,26,27,28,29,30,31]"])
+    other_socket = load_scenario("pmbench-2s", SMALL + [
+        "migration.moves=1", "workload.threads=8", "workload.cpus=[0,1,2,3,4,5,6,7]"])
+    times = {}
+    for name, scenario in (("16", base), ("8 same", same_socket), ("8 other", other_socket)):
+        result = run_bench(scenario)["serial"]
+        times[name] = result["time_flush_ns"] / result["nr_tlb_remote_flush"]
+    assert times["8 same"] < times["8 other"] < times["16"]
+
+
+def test_sweep_stall_p99_grows_with_batch_size() -> None:
+    scenario = load_scenario("pmbench-2s", SMALL + ["migration.moves=1", "migration.contention=0"])
+    rows = sweep(scenario, "migration.batch_pages=1,16,128,512")
+    assert [row["value"] for row in rows] == [1, 16, 128, 512]
+    p99 = [row["stall_p99_ns"] for row in rows]
+    assert p99 == sorted(p99) and p99[0] < p99[-1]
+    ipis = [row["nr_tlb_remote_flush_received"] for row in rows]
+    assert ipis == sorted(ipis, reverse=True) and ipis[0] > ipis[-1]
+
+
+def test_parse_sweep() -> None:
+    assert parse_sweep("migration.batch_pages=1,8,64") == ("migration.batch_pages", [1, 8, 64])
+    assert parse_sweep("migration.mode=serial,batched")[1] == ["serial", "batched"]
+    for bad in ("batch_pages=1,2", "migration.batch_pages", "migration.batch_pages="):
+        with pytest.raises(ScenarioError):
+            parse_sweep(bad)
+
+
+def test_bench_command_json(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "--json"]
+    for override in SMALL + ["migration.moves=1"]:
+        argv += ["--set", override]
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    for key in ("ipi_reduction_pct", "throughput_gain_pct", "serial_flush_share_pct",
+                "batched_copy_share_pct", "batched_unmap_flush_share_pct", "wall_s",
+                "sim_time_ns"):
+        assert key in data
+    for mode in ("serial", "batched"):
+        assert data[mode]["mode"] == mode and "pgmigrate_success" in data[mode]
+
+
+def test_bench_sweep_command(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "tiny", "--sweep", "migration.batch_pages=1,4", "--json"]
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["value"] for row in rows] == [1, 4]
+    assert all("nr_tlb_remote_flush_received" in row for row in rows)
+    assert main(["bench", "tiny", "--sweep", "migration.batch_pages=1,4"]) == 0
+    assert "stall p99" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("spec", ["migration.batch_pages=0,4", "migration.nope=1,2", "bad"])
+def test_bad_sweeps_get_one_line(spec: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "tiny", "--sweep", spec]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("migviz: error:") and err.count("\n") == 1
