@@ -188,7 +188,7 @@ def _cpu_list(cpus: tuple[int, ...]) -> str:
 
 def builtin_names() -> list[str]:
     """Names of the scenarios shipped with migviz, in a teaching order."""
-    order = ["tiny", "default", "contended", "thp", "large"]
+    order = ["tiny", "default", "contended", "thp", "large", "pmbench-2s"]
     found = sorted(
         entry.name.removesuffix(".toml")
         for entry in resources.files("core").joinpath(BUILTIN_DIR).iterdir()
