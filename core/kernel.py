@@ -428,10 +428,24 @@ class MigrationTask:
         return rc
 
     def migrate_folio_unmap(self, folio: int, async_mode: bool) -> Steps:
-        """Allocate dst, lock src, unmap it with a deferred flush when async (TTU_BATCH_FLUSH)."""
+        """Allocate dst, lock src, unmap it with a deferred flush when async (TTU_BATCH_FLUSH).
+
+        An async pass never blocks: a busy lock is -EAGAIN, writeback -EBUSY. A sync pass sleeps.
+        """
+        attempt = self._attempt(folio)
+        rc = yield from self._get_and_lock(folio, attempt, may_block=not async_mode,
+                                           writeback_rc=Errno.EBUSY)
+        if rc:
+            return rc
+        yield from self.try_to_migrate(folio, batch_flush=async_mode)
+        return MIGRATEPAGE_UNMAP
+
+    def _get_and_lock(self, folio: int, attempt: int, *, may_block: bool,
+                      writeback_rc: Errno) -> Steps:
+        """get_new_folio(), lock src, check writeback: the start of 6.3's migrate_folio_unmap()
+        and of 6.2's __unmap_and_move(). Returns 0, or the negative errno to give up with."""
         s = self.s
         costs = self.costs
-        attempt = self._attempt(folio)
         self._spend(Spend.PREPARE, costs.alloc_ns)
         if _chance(self.policy.enomem, self.seed, _Coin.ENOMEM, s.move, folio, attempt):
             self.counters.enomem += 1
@@ -439,7 +453,7 @@ class MigrationTask:
             return -Errno.ENOMEM
         self._spend(Spend.PREPARE, costs.lock_ns)
         if _chance(self.policy.contention, self.seed, _Coin.LOCK, s.move, folio, attempt):
-            if async_mode:  # folio_trylock() failed and an async pass never blocks
+            if not may_block:  # folio_trylock() failed and this pass may not sleep
                 self.counters.eagain_unmap += 1
                 self.folios.state[folio] = FolioState.RETRYING
                 yield self._fail(EventKind.UNMAP_FAIL, folio, Errno.EAGAIN)
@@ -448,15 +462,18 @@ class MigrationTask:
             self.counters.lock_waits += 1
             yield self._event(EventKind.WAIT, folio=folio, arg=WaitReason.LOCK)
         if _chance(self.policy.writeback, self.seed, _Coin.WRITEBACK, s.move, folio, attempt):
-            if async_mode:
-                self.counters.ebusy += 1
-                yield self._fail(EventKind.UNMAP_FAIL, folio, Errno.EBUSY)
-                return -Errno.EBUSY
+            if not may_block:
+                if writeback_rc is Errno.EBUSY:
+                    self.counters.ebusy += 1
+                else:
+                    self.counters.eagain_unmap += 1
+                    self.folios.state[folio] = FolioState.RETRYING
+                yield self._fail(EventKind.UNMAP_FAIL, folio, writeback_rc)
+                return -writeback_rc
             self._spend(Spend.WAIT, costs.writeback_wait_ns)
             self.counters.writeback_waits += 1
             yield self._event(EventKind.WAIT, folio=folio, arg=WaitReason.WRITEBACK)
-        yield from self.try_to_migrate(folio, batch_flush=async_mode)
-        return MIGRATEPAGE_UNMAP
+        return 0
 
     def migrate_folio_move(self, folio: int) -> Steps:
         """folio_migrate_mapping() (may see an extra reference), folio_copy(), remap, unlock."""
@@ -582,35 +599,17 @@ class MigrationTask:
             s.ret.append(folio)
 
     def unmap_and_move(self, folio: int, *, force: bool) -> Steps:
-        """6.2 __unmap_and_move(): lock, unmap with a flush per PTE, copy, remap, unlock."""
+        """6.2 __unmap_and_move(): lock, unmap with a flush per PTE, copy, remap, unlock.
+
+        Passes 0-2 only trylock, even for MIGRATE_SYNC, and give up on writeback with -EAGAIN;
+        from pass 3 (`force`) the task sleeps on the lock and on writeback.
+        """
         s = self.s
-        costs = self.costs
-        table = self.folios
         attempt = self._attempt(folio)
-        self._spend(Spend.PREPARE, costs.alloc_ns)
-        if _chance(self.policy.enomem, self.seed, _Coin.ENOMEM, s.move, folio, attempt):
-            self.counters.enomem += 1
-            yield self._fail(EventKind.UNMAP_FAIL, folio, Errno.ENOMEM)
-            return -Errno.ENOMEM
-        self._spend(Spend.PREPARE, costs.lock_ns)
-        if _chance(self.policy.contention, self.seed, _Coin.LOCK, s.move, folio, attempt):
-            if not force:  # passes 0-2 only trylock, even for MIGRATE_SYNC
-                self.counters.eagain_unmap += 1
-                table.state[folio] = FolioState.RETRYING
-                yield self._fail(EventKind.UNMAP_FAIL, folio, Errno.EAGAIN)
-                return -Errno.EAGAIN
-            self._spend(Spend.WAIT, costs.lock_wait_ns)
-            self.counters.lock_waits += 1
-            yield self._event(EventKind.WAIT, folio=folio, arg=WaitReason.LOCK)
-        if _chance(self.policy.writeback, self.seed, _Coin.WRITEBACK, s.move, folio, attempt):
-            if not force:
-                self.counters.eagain_unmap += 1
-                table.state[folio] = FolioState.RETRYING
-                yield self._fail(EventKind.UNMAP_FAIL, folio, Errno.EAGAIN)
-                return -Errno.EAGAIN
-            self._spend(Spend.WAIT, costs.writeback_wait_ns)
-            self.counters.writeback_waits += 1
-            yield self._event(EventKind.WAIT, folio=folio, arg=WaitReason.WRITEBACK)
+        rc = yield from self._get_and_lock(folio, attempt, may_block=force,
+                                           writeback_rc=Errno.EAGAIN)
+        if rc:
+            return rc
         yield from self.try_to_migrate(folio, batch_flush=False)
         s.phase = Phase.MOVE
         self._spend(Spend.MOVE, self.costs.move_ns)
