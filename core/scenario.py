@@ -291,6 +291,12 @@ def _describe(err: ValidationError, overridden: set[str]) -> str:
             message = message.removeprefix("Value error, ")
         elif item["type"] == "missing":
             message = "required key is missing"
+        elif item["type"] in ("model_type", "dict_type", "model_attributes_type"):
+            message = "must be a table (a [section] or {key = value, ...})"
+        elif item["type"] in ("tuple_type", "list_type"):
+            message = "must be a list [...]"
+        elif item["type"] == "too_short":
+            message = "must not be empty"
         if "input" in item and item["type"] not in ("extra_forbidden", "missing") and loc:
             message += f" (got {item['input']!r})"
         text = f"{loc}: {message}" if loc else message
