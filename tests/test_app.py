@@ -1,0 +1,448 @@
+"""Pilot tests of the migviz app: keys change the engine and the widgets, stepping back is exact,
+the mode toggle waits for the batch boundary, split view races both modes, resizing never breaks.
+
+Tests start the app paused and drive it with keys; nothing depends on wall-clock time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from textual.pilot import Pilot
+
+from core.events import EventKind
+from core.folios import FolioState
+from core.scenario import Mode, load_scenario
+from themes import ThemeError, builtin_theme_files, parse_theme
+from tui.app import KEYS, MIN_HEIGHT, MIN_WIDTH, MigvizApp
+from tui.screens.help import HelpScreen
+from tui.screens.inspect import InspectScreen
+from tui.widgets.event_log import EventLog
+from tui.widgets.folio_grid import ABSENT, ARRIVING, CODES, GLYPHS, RESERVED, FolioGrid, grid_layout
+from tui.widgets.frame import EventHistory
+from tui.widgets.header_bar import HeaderBar
+from tui.widgets.ipi_panel import IpiPanel, sparkline
+from tui.widgets.phase_strip import PhaseStrip
+from tui.widgets.split_view import SplitView
+from tui.widgets.tlb_panel import TlbPanel
+
+
+def drive(app: MigvizApp, script: Callable[[Pilot[int]], Awaitable[None]],
+          size: tuple[int, int] = (120, 40)) -> None:
+    """Run ``script`` against the app in a headless Pilot session."""
+
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            await script(pilot)
+
+    asyncio.run(main())
+
+
+def make(name: str = "default", mode: Mode | None = None) -> MigvizApp:
+    return MigvizApp(load_scenario(name), mode, paused=True)
+
+
+async def to_phase(pilot: Pilot[int], app: MigvizApp, name: str) -> None:
+    """Press p until the engine is in the named phase."""
+    for _ in range(12):
+        if app.lane.engine.view().phase.name == name:
+            break
+        await pilot.press("p")
+    assert app.lane.engine.view().phase.name == name
+    await pilot.pause()
+
+
+def header_text(app: MigvizApp) -> str:
+    return str(app.query_one(HeaderBar).render())
+
+
+def strip_text(app: MigvizApp) -> str:
+    return str(app.query_one(PhaseStrip).render())
+
+
+def test_starts_paused_with_no_timer() -> None:
+    app = make()
+
+    async def script(pilot: Pilot[int]) -> None:
+        assert not app.playing
+        assert not app.timer_running
+        assert app.lane.engine.events == 0
+        assert "PAUSED" in header_text(app)
+        await pilot.press("space")
+        assert app.playing and app.timer_running
+        assert "PLAYING" in header_text(app)
+        await pilot.press("space")
+        assert not app.playing and not app.timer_running
+        assert "PAUSED" in header_text(app)
+
+    drive(app, script)
+
+
+def test_step_keys_change_engine_and_widgets() -> None:
+    app = make()
+
+    async def script(pilot: Pilot[int]) -> None:
+        engine = app.lane.engine
+        before = header_text(app)
+        await pilot.press("n")
+        await pilot.pause()
+        assert engine.events == 1
+        assert app.query_one(EventLog).lines, "the log explains the first step"
+        await pilot.press("right")
+        assert engine.events == 2
+        await to_phase(pilot, app, "UNMAP")
+        await pilot.press("n")
+        await pilot.pause()
+        grid = app.query_one("#node-0", FolioGrid)
+        assert "▒" in grid.render_row(0).text, "unmapped folios show their glyph"
+        dest = app.query_one("#node-1", FolioGrid)
+        assert GLYPHS[RESERVED] in dest.render_row(0).text, "the destination is reserved"
+        await to_phase(pilot, app, "FLUSH")
+        assert "FLUSH" in header_text(app)
+        assert header_text(app) != before
+        flush_round = engine.view().ipi_round
+        assert flush_round is not None
+        await pilot.press("n", "n")
+        await pilot.pause()
+        ipi = app.query_one(IpiPanel).text
+        assert "✓" in ipi, "acknowledgements appear as targets handle the IPI"
+        assert "↯" in app.query_one(TlbPanel).text, "a target CPU flashes"
+        batch = engine.view().batch
+        moves = engine.view().move
+        await pilot.press("B")
+        await pilot.pause()
+        view = engine.view()
+        assert (view.move, view.batch) != (moves, batch)
+        assert "batch" in strip_text(app) or "between" in strip_text(app)
+
+    drive(app, script)
+
+
+def test_toggle_mid_batch_takes_effect_at_next_batch() -> None:
+    app = make("tiny")
+
+    async def script(pilot: Pilot[int]) -> None:
+        engine = app.lane.engine
+        await to_phase(pilot, app, "UNMAP")
+        await pilot.press("n")  # two unmaps in: mid-batch
+        await pilot.press("b")
+        await pilot.pause()
+        assert engine.mode is Mode.BATCHED
+        assert engine.pending_mode is Mode.SERIAL
+        assert "SERIAL at next batch" in header_text(app)
+        first_batch = engine.view().batch
+        for _ in range(30):  # finish the batch in flight event by event
+            await pilot.press("n")
+            last = engine.view().last_event
+            assert last is not None
+            if last.kind in (EventKind.BATCH_START, EventKind.UNMAP) and \
+                    engine.mode is Mode.SERIAL:
+                break
+            if last.kind is EventKind.FLUSH_SEND:
+                assert last.pages == -1, "the batch in flight still flushes once, in full"
+                assert engine.mode is Mode.BATCHED
+        assert engine.mode is Mode.SERIAL
+        assert engine.pending_mode is None
+        view = engine.view()
+        assert first_batch == 1
+        assert (view.folio_state[:4] == FolioState.REMAPPED).all(), "batch 1 completed batched"
+        assert (view.folio_node[:4] == 1).all()
+        await pilot.pause()
+        assert "SERIAL" in header_text(app)
+        assert "at next batch" not in header_text(app)
+
+    drive(app, script)
+
+
+def _snapshot(app: MigvizApp) -> dict[str, object]:
+    view = app.lane.engine.view()
+    return {
+        "clock": view.clock_ns, "events": view.events, "phase": view.phase,
+        "batch": view.batch, "state": view.folio_state.tolist(), "node": view.folio_node.tolist(),
+        "counters": (view.counters.nr_tlb_remote_flush, view.counters.pgmigrate_success,
+                     view.counters.nr_tlb_remote_flush_received),
+        "tlb": (view.tlb_valid, view.tlb_stale), "round": view.ipi_round,
+        "recent": view.recent_events[-20:],
+        "header": header_text(app), "strip": strip_text(app),
+        "ipi": app.query_one(IpiPanel).text, "tlb_panel": app.query_one(TlbPanel).text,
+        "log": app.query_one(EventLog).text,
+        "grid": [app.query_one("#node-0", FolioGrid).render_row(r).text for r in range(3)],
+    }
+
+
+def test_step_back_returns_the_exact_earlier_view() -> None:
+    app = make()
+
+    async def script(pilot: Pilot[int]) -> None:
+        for _ in range(110):
+            app.action_step_event()
+        await pilot.pause()
+        before = _snapshot(app)
+        await pilot.press("p", "p", "n", "n", "n")
+        await pilot.pause()
+        after = _snapshot(app)
+        assert after != before
+        steps = app.lane.engine.events - 110
+        for _ in range(steps):
+            await pilot.press("u" if _ % 2 else "left")
+        await pilot.pause()
+        assert app.lane.engine.events == 110
+        assert _snapshot(app) == before
+
+    drive(app, script)
+
+
+def test_split_view_runs_both_modes() -> None:
+    app = make()
+
+    async def script(pilot: Pilot[int]) -> None:
+        await pilot.press("s")
+        await pilot.pause()
+        assert app.split and app.race is not None
+        split = app.query_one(SplitView)
+        assert split.display
+        assert not app.query_one("#single").display
+        for _ in range(40):
+            await pilot.press("n")
+        await pilot.pause()
+        serial, batched = app.race
+        assert serial.engine.mode is Mode.SERIAL and batched.engine.mode is Mode.BATCHED
+        assert serial.engine.events > 0 and batched.engine.events > 0
+        assert abs(serial.engine.clock - batched.engine.clock) < 5_000, "one shared clock"
+        race = str(app.query_one("#race").render())
+        assert "serial" in race or "batched" in race
+        # Run the race to the end through the frame function, as the timer would.
+        app.playing = True
+        for _ in range(500):
+            if serial.engine.done and batched.engine.done:
+                break
+            app._race_target = 2e9
+            app._tick()
+        await pilot.pause()
+        assert serial.engine.done and batched.engine.done
+        race = str(app.query_one("#race").render())
+        assert "faster" in race and "fewer IPIs" in race
+        await pilot.press("s")
+        await pilot.pause()
+        assert not app.split and app.query_one("#single").display
+
+    drive(app, script)
+
+
+def test_help_lists_every_key() -> None:
+    app = make()
+
+    async def script(pilot: Pilot[int]) -> None:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        text = " ".join(str(static.render()) for static in app.screen.query("Static"))
+        for key in KEYS:
+            assert key.help in text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+
+    drive(app, script)
+
+
+def test_every_action_is_a_palette_command() -> None:
+    app = make()
+
+    async def script(pilot: Pilot[int]) -> None:
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        for name in ("play/pause", "step event", "step phase", "step batch", "step back",
+                     "toggle serial/batched", "split view", "faster", "slower", "reset",
+                     "inspect folio", "help", "screenshot"):
+            assert f"migviz: {name}" in titles
+        assert "Theme" in titles
+
+    drive(app, script)
+
+
+def test_theme_switch() -> None:
+    app = make()
+
+    async def script(pilot: Pilot[int]) -> None:
+        assert app.theme == "migviz-dark"
+        await to_phase(pilot, app, "FLUSH")
+        grid = app.query_one("#node-0", FolioGrid)
+        dark = grid.render_row(0)
+        for name in ("migviz-light", "migviz-okabe-ito", "nord", "textual-light",
+                     "migviz-dark"):
+            app.theme = name
+            await pilot.pause()
+            assert grid.render_row(0).text == dark.text
+            if name == "migviz-light":
+                assert grid.render_row(0) != dark, "colours follow the theme"
+
+    drive(app, script)
+
+
+def test_resize_down_to_40x12_and_back() -> None:
+    app = make()
+
+    async def script(pilot: Pilot[int]) -> None:
+        await to_phase(pilot, app, "FLUSH")
+        for size in ((80, 24), (40, 12), (61, 21), (59, 19), (200, 60), (120, 36)):
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            small = size[0] < MIN_WIDTH or size[1] < MIN_HEIGHT
+            assert app.screen.has_class("-too-small") == small
+            if small:
+                message = str(app.query_one("#too-small").render())
+                assert f"needs at least {MIN_WIDTH}×{MIN_HEIGHT}" in message
+                assert f"now {size[0]}×{size[1]}" in message
+        await pilot.press("s")
+        await pilot.resize_terminal(40, 12)
+        await pilot.pause()
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        assert not app.screen.has_class("-too-small")
+
+    drive(app, script, size=(120, 40))
+
+
+def test_click_selects_and_enter_inspects() -> None:
+    app = make()
+
+    async def script(pilot: Pilot[int]) -> None:
+        await to_phase(pilot, app, "FLUSH")
+        grid = app.query_one("#node-0", FolioGrid)
+        region = grid.content_region
+        await pilot.click(grid, offset=(region.x - grid.region.x + 2,
+                                        region.y - grid.region.y))
+        await pilot.pause()
+        assert app.selected == 1
+        assert not isinstance(app.screen, InspectScreen)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, InspectScreen)
+        assert app.screen.report.folio == 1
+        assert app.screen.report.rows, "its unmap is in its lifecycle"
+        await pilot.press("n")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, InspectScreen)
+        await pilot.click(grid, offset=(region.x - grid.region.x + 2,
+                                        region.y - grid.region.y))
+        await pilot.pause()
+        assert isinstance(app.screen, InspectScreen), "a click on the selected folio opens it"
+
+    drive(app, script)
+
+
+def test_speed_keys_double_and_halve() -> None:
+    app = make()
+
+    async def script(pilot: Pilot[int]) -> None:
+        assert app.speed == 1
+        await pilot.press("plus", "equals_sign")
+        assert app.speed == 4
+        assert "×4" in header_text(app)
+        await pilot.press("minus", "minus", "minus")
+        assert app.speed == 0.5
+
+    drive(app, script)
+
+
+def test_frame_tick_advances_simulated_time_and_pauses_at_end() -> None:
+    app = make("tiny")
+
+    async def script(pilot: Pilot[int]) -> None:
+        app.playing = True
+        app._target = 5_000
+        app._tick()
+        assert app.lane.engine.clock > 4_000
+        for _ in range(100):
+            if app.lane.engine.done:
+                break
+            app._target = 10**9
+            app._tick()
+        await pilot.pause()
+        assert app.lane.engine.done
+        assert not app.playing and not app.timer_running
+        assert "DONE" in header_text(app)
+        await pilot.press("r")
+        assert app.lane.engine.events == 0
+
+    drive(app, script)
+
+
+def test_screenshot_key_writes_svg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIGVIZ_SCREENSHOT_DIR", str(tmp_path))
+    app = make()
+
+    async def script(pilot: Pilot[int]) -> None:
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+
+    drive(app, script)
+    assert list(tmp_path.glob("migviz-default-*.svg"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Pieces without an app
+
+
+def test_every_cell_code_has_its_own_glyph() -> None:
+    # NO_COLOR: glyphs alone must tell every state apart.
+    glyphs = [GLYPHS[code] for code in range(CODES)]
+    assert len(set(glyphs)) == CODES
+    assert {ABSENT, ARRIVING, RESERVED} <= set(GLYPHS)
+
+
+def test_grid_layout_keeps_wide_cells_on_one_row() -> None:
+    orders = np.array([0] * 10 + [9] + [0] * 5, dtype=np.int8)
+    layout = grid_layout(orders, 12, 1)
+    for folio in range(orders.size):
+        assert layout.x[folio] + layout.widths[folio] <= 12
+    assert layout.row_start[-1] == orders.size
+    uniform = grid_layout(np.zeros(65_536, dtype=np.int8), 75, 0)
+    assert uniform.rows == -(-65_536 // 75)
+
+
+def test_history_truncates_and_buckets() -> None:
+    scenario = load_scenario("tiny")
+    from core.engine import Engine
+
+    engine = Engine(scenario)
+    history = EventHistory()
+    events = []
+    while not engine.done:
+        events += engine.step()
+    history.extend(events)
+    assert history.ipi_total() == engine.counters.nr_tlb_remote_flush_received
+    total = sum(history.ipi_buckets(engine.clock, 1000, 1000))
+    assert total == history.ipi_total()
+    history.truncate(10)
+    assert all(row.seq < 10 for row in history.folio_rows(0))
+    assert sparkline((0, 1, 8)) == "  ▁█"[1:] or len(sparkline((0, 1, 8))) == 3
+
+
+def test_no_color_keeps_glyphs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make()
+
+    async def script(pilot: Pilot[int]) -> None:
+        assert app.no_color
+        await to_phase(pilot, app, "FLUSH")
+        row = app.query_one("#node-0", FolioGrid).render_row(0).text
+        assert GLYPHS[FolioState.UNMAPPED] in row
+
+    drive(app, script, size=(80, 24))
+
+
+def test_builtin_themes_are_valid_and_bad_ones_are_named() -> None:
+    names = {theme.name for theme in builtin_theme_files()}
+    assert {"migviz-dark", "migviz-light", "migviz-okabe-ito"} <= names
+    with pytest.raises(ThemeError, match="variables"):
+        parse_theme('name = "x"\nprimary = "#000000"\n[variables]\nnode-0 = "#fff"\n', "x.toml")
+    with pytest.raises(ThemeError, match="primary"):
+        parse_theme('name = "x"\nprimary = "not-a-colour"\n', "x.toml")

@@ -1,0 +1,645 @@
+"""The migviz app: owns one engine per view and the timer, pushes one frame per tick.
+
+Data flows one way. A :class:`Lane` wraps one :class:`~core.engine.Engine` and the event history
+the screen needs besides the engine's view. Each tick (only while playing; paused means no timer
+runs) the app maps wall time to simulated time, advances the lane(s) with ``run_until``, reads one
+immutable view per lane and pushes it into the widgets inside ``batch_update()``. Widgets post
+messages up (``FolioGrid.Selected``) and never touch the engine.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from textual import events
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Static
+
+from core.engine import Engine
+from core.events import Event, EventKind
+from core.scenario import Mode, Scenario
+from core.tlb import Machine
+from themes import DEFAULT_THEME, load_builtin_themes
+from tui.screens.help import HelpScreen
+from tui.screens.inspect import FolioReport, InspectScreen
+from tui.widgets.event_log import EventLog
+from tui.widgets.folio_grid import FolioGrid
+from tui.widgets.frame import EventHistory, Frame, format_ns, format_speed, pages_migrated
+from tui.widgets.header_bar import HeaderBar, SplitHeader
+from tui.widgets.ipi_panel import IpiPanel
+from tui.widgets.legend import FolioLegend
+from tui.widgets.phase_strip import PhaseStrip
+from tui.widgets.split_view import RaceResult, SplitView
+from tui.widgets.stats_line import StatsLine
+from tui.widgets.tlb_panel import TlbPanel
+
+MIN_WIDTH, MIN_HEIGHT = 60, 20
+FPS = 30
+ROUND_ON_SCREEN_S = 1.2  # at ×1 one full shootdown round stays this long on screen
+SPEEDS = tuple(2.0**k for k in range(-4, 15))  # ×1/16 … ×16384, in doublings
+FLASH_FRAMES = 6  # while playing, a CPU that took an IPI stays lit at least this many frames
+FRAME_BUDGET_S = 0.012  # engine work per frame before the simulation is allowed to lag
+GAP_S = 1.5  # a wait for the next event longer than this (wall time) is fast-forwarded ...
+FAST_FORWARD = 8  # ... this many times faster, shown as ⏩ in the header
+SPARK_BUCKETS = 256
+SPARK_SPAN = 48  # buckets the whole run should fit in (the sparkline rescales in doublings)
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One key: its binding, its help line and its command-palette entry."""
+
+    keys: str
+    action: str
+    label: str
+    help: str
+    key_display: str | None = None
+    show: bool = True
+
+
+KEYS: tuple[Key, ...] = (
+    Key("space", "toggle_play", "Play/Pause", "play / pause (paused means idle: no timer runs)",
+        "space"),
+    Key("n,right", "step_event", "Step", "step one event", "n/→"),
+    Key("p", "step_phase", "Phase", "step one phase (unmap → flush → move; serial: one folio)"),
+    Key("B", "step_batch", "Batch", "step one batch (serial: one folio)", "B"),
+    Key("u,left", "step_back", "Back", "step back one event, exactly", "u/←"),
+    Key("b", "toggle_mode", "Mode",
+        "toggle serial/batched (applies at the next batch boundary)"),
+    Key("s", "split", "Split", "split view: serial and batched race on one clock"),
+    Key("question_mark", "help", "Help", "help: every key and glyph", "?"),
+    Key("q", "quit", "Quit", "quit"),
+    Key("plus,equals_sign", "faster", "Faster", "double the speed", "+"),
+    Key("minus", "slower", "Slower", "halve the speed", "-"),
+    Key("r", "reset", "Reset", "reset to the start"),
+    Key("enter", "inspect", "Inspect", "inspect the selected folio (click one to select)",
+        "enter", show=False),
+    Key("ctrl+s", "save_screenshot", "Screenshot", "save an SVG screenshot", show=False),
+)
+COMMANDS = {
+    "toggle_play": "play/pause", "step_event": "step event", "step_phase": "step phase",
+    "step_batch": "step batch", "step_back": "step back", "toggle_mode": "toggle serial/batched",
+    "split": "split view", "faster": "faster", "slower": "slower", "reset": "reset",
+    "inspect": "inspect folio", "help": "help", "save_screenshot": "screenshot", "quit": "quit",
+}
+SPLIT_DISABLED = {"step_phase", "step_batch", "step_back", "toggle_mode"}
+
+
+def nearest_speed(speed: float) -> int:
+    """Index of the doubling closest to ``speed``."""
+    return min(range(len(SPEEDS)), key=lambda i: abs(SPEEDS[i] - speed) / SPEEDS[i])
+
+
+class Lane:
+    """One engine and the history derived from its events."""
+
+    def __init__(self, scenario: Scenario, mode: Mode | None) -> None:
+        self.scenario = scenario
+        self.engine = Engine(scenario, mode)
+        self.history = EventHistory()
+        self.flash_until: dict[int, int] = {}
+        self.next_at: int | None = None  # a long event lies ahead at this time (not shown yet)
+        self.end_ns: int | None = None
+        self.lagging = False
+
+    def record(self, events: list[Event], frame_no: int) -> None:
+        self.history.extend(events)
+        for event in events:
+            if event.kind is EventKind.IPI_RECV:
+                self.flash_until[event.cpu] = frame_no + FLASH_FRAMES
+        if self.engine.done and self.end_ns is None:
+            last = self.engine.last_event
+            self.end_ns = last.time_ns if last is not None else self.engine.clock
+
+    def stepped_back(self) -> None:
+        self.history.truncate(self.engine.events)
+        self.flash_until.clear()
+        self.next_at = None
+        if not self.engine.done:
+            self.end_ns = None
+
+    def advance(self, target: float, tolerance: float, deadline: float, frame_no: int) -> int:
+        """Run the engine to ``target`` ns; returns how many events were applied. Sets
+        ``lagging`` when the frame budget ran out before the target was reached.
+
+        ``run_until`` applies the first event at or after the target, which for a long step
+        (a 2 MiB copy) would show its end far too early; such an event is taken back and
+        replayed once simulated time reaches it.
+        """
+        engine = self.engine
+        self.lagging = False
+        if engine.done or engine.clock >= target:
+            return 0
+        if self.next_at is not None and target + tolerance < self.next_at:
+            return 0
+        self.next_at = None
+        applied: list[Event] = []
+        chunk = max((target - engine.clock) / 8, 1.0)
+        while engine.clock < target and not engine.done:
+            applied += engine.run_until(int(min(target, engine.clock + chunk)) + 1)
+            if time.perf_counter() > deadline:
+                self.lagging = engine.clock < target
+                break
+        if applied and applied[-1].time_ns > target + tolerance and not engine.done:
+            engine.back(1)
+            self.next_at = applied[-1].time_ns
+            applied.pop()
+        self.record(applied, frame_no)
+        return len(applied)
+
+    def flash_changes(self, frame_no: int) -> bool:
+        """Whether a CPU's IPI flash ends at this frame (the panel must repaint)."""
+        return any(until == frame_no - 1 for until in self.flash_until.values())
+
+    def frame(self, *, clock_ns: int | None, playing: bool, speed: float, rate_ns: float,
+              now_ns: int, bucket_ns: int, selected: int, frame_no: int,
+              fast_forward: bool = False) -> Frame:
+        view = self.engine.view()
+        if clock_ns is None or view.done:
+            clock_ns = view.clock_ns
+        flash = {cpu for cpu, until in self.flash_until.items() if until >= frame_no} \
+            if playing else set()
+        ipi_round = view.ipi_round
+        if ipi_round is not None:
+            flash.update(ipi_round.targets[: ipi_round.acked])
+        last = view.last_event
+        if last is not None and last.kind is EventKind.IPI_RECV:
+            flash.add(last.cpu)
+        src, dst = (0, 1) if view.move % 2 == 0 else (1, 0)
+        memory = self.scenario.memory
+        return Frame(
+            view=view, scenario=self.scenario, playing=playing, speed=speed, rate_ns=rate_ns,
+            flash=frozenset(flash),
+            sparkline=self.history.ipi_buckets(now_ns, bucket_ns, SPARK_BUCKETS),
+            spark_bucket_ns=bucket_ns, progress=self.history.progress(view),
+            pages_done=pages_migrated(view),
+            pages_total=memory.total_pages * self.scenario.migration.moves,
+            selected=selected, src=src, dst=dst, fast_forward=fast_forward and playing,
+            clock_ns=max(clock_ns, view.clock_ns),
+        )
+
+    def report(self, folio: int) -> FolioReport | None:
+        view = self.engine.view()
+        if not 0 <= folio < view.folio_state.size:
+            return None
+        rows = tuple(self.history.folio_rows(folio))
+        last_unmap = next((r for r in reversed(rows) if r.kind is EventKind.UNMAP), None)
+        flushes = tuple(self.history.flush_rows_since(last_unmap.time_ns)) if last_unmap else ()
+        return FolioReport(
+            folio=folio, order=int(view.folio_order[folio]), node=int(view.folio_node[folio]),
+            state=int(view.folio_state[folio]), alive=bool(view.folio_alive[folio]),
+            now_ns=view.clock_ns, mode=view.mode.value, rows=rows, flushes=flushes[:12],
+            stalled_cpus=tuple(c for c, f in enumerate(view.cpu_stalled_on) if f == folio),
+        )
+
+
+class MigvizApp(App[int]):
+    """Watch migrate_pages() move folios between NUMA nodes, serial vs batched TLB flushing."""
+
+    CSS_PATH = Path(__file__).parent / "app.tcss"
+    TITLE = "migviz"
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    BINDINGS = [
+        Binding("space", "play", "Play", key_display="space", id="migviz.play",
+                tooltip="play: simulated time advances"),
+        Binding("space", "pause", "Pause", key_display="space", id="migviz.pause",
+                tooltip="pause: no timer runs"),
+        *[
+            Binding(key.keys, key.action, key.label, show=key.show, key_display=key.key_display,
+                    tooltip=key.help, id=f"migviz.{key.action.replace('_', '-')}")
+            for key in KEYS if key.action != "toggle_play"
+        ],
+    ]
+
+    playing: reactive[bool] = reactive(False, bindings=True, init=False)
+    split: reactive[bool] = reactive(False, bindings=True, init=False)
+
+    def __init__(self, scenario: Scenario, mode: Mode | None = None, *, paused: bool = False,
+                 speed: float = 1.0, theme: str | None = None) -> None:
+        super().__init__()
+        self.scenario = scenario
+        self.start_mode = Mode(mode) if mode is not None else None
+        self._autoplay = not paused
+        self._speed_index = nearest_speed(speed if speed > 0 else 1.0)
+        self._theme_name = theme
+        machine = Machine(scenario)
+        self.round_ns = max(machine.full_round.total_ns, 200)
+        self.rate_ns = self.round_ns / ROUND_ON_SCREEN_S
+        self.lane = Lane(scenario, self.start_mode)
+        self.race: tuple[Lane, Lane] | None = None
+        self.selected = 0
+        self._target = 0.0
+        self._race_target = 0.0
+        self._frame_no = 0
+        self._last_tick = 0.0
+        self._timer: Timer | None = None
+        self._timer_running = False
+        self.fast_forward = False
+        self._gap_rate = 0.0
+        self.last_frame: Frame | None = None
+
+    # ------------------------------------------------------------------------------------------
+    # Building
+
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(id="header")
+        with Vertical(id="single"):
+            with Horizontal(id="grids"):
+                yield FolioGrid(0, id="node-0", classes="node-grid")
+                yield FolioGrid(1, id="node-1", classes="node-grid")
+            yield FolioLegend(id="legend")
+            yield PhaseStrip(id="phase")
+            with Horizontal(id="panels"):
+                yield TlbPanel(id="tlb")
+                yield IpiPanel(id="ipi")
+            yield StatsLine(id="stats")
+            yield EventLog(id="log")
+        yield Static("", id="too-small")
+        yield Footer(compact=True)
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        # Fallbacks so that Textual's own themes (nord, gruvbox, …) work too.
+        return {
+            "node-0": "#4f9fef", "node-1": "#c38bf0", "state-unmapped": "#f0505f",
+            "state-flushed": "#e8c547", "state-copying": "#f2913d", "state-remapped": "#5fcf7a",
+            "state-retrying": "#e86ad0", "state-failed": "#8a93a3", "state-absent": "#5a6270",
+            "ipi": "#f0459a", "tlb-valid": "#5fcf7a", "tlb-stale": "#f0505f",
+            "phase-unmap": "#f0505f", "phase-flush": "#f0459a", "phase-move": "#5fcf7a",
+        }
+
+    def on_mount(self) -> None:
+        for theme in load_builtin_themes():
+            self.register_theme(theme)
+        wanted = self._theme_name or DEFAULT_THEME
+        if wanted in self.available_themes:
+            self.theme = wanted
+        else:
+            self.theme = DEFAULT_THEME
+            self.notify(f"unknown theme '{wanted}'; using {DEFAULT_THEME}. Themes: "
+                        + ", ".join(sorted(self.available_themes)), severity="error")
+        self._timer = self.set_interval(1 / FPS, self._tick, pause=True, name="migviz-frames")
+        self._apply_size()
+        self.push_frame()
+        if self._autoplay:
+            self.playing = True
+
+    # ------------------------------------------------------------------------------------------
+    # Size
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._apply_size(event.size.width, event.size.height)
+
+    def _apply_size(self, width: int | None = None, height: int | None = None) -> None:
+        if width is None or height is None:
+            width, height = self.size
+        small = width < MIN_WIDTH or height < MIN_HEIGHT
+        self.screen.set_class(small, "-too-small")
+        if small:
+            self.query_one("#too-small", Static).update(
+                f"migviz needs at least {MIN_WIDTH}×{MIN_HEIGHT} (now {width}×{height})")
+            return
+        self.query_one(Footer).show_command_palette = width >= 100
+        short = height < 34
+        cpus = self.scenario.topology.cpus
+        border = 1 if short else 2
+        panel_rows = min(cpus + 1, 9 if short else max(10, height // 3))
+        self.query_one("#panels").styles.height = panel_rows + border
+        log_rows = 3 if height < 26 else (4 if short else max(6, height // 6))
+        self.query_one("#log").styles.height = log_rows + border
+
+    # ------------------------------------------------------------------------------------------
+    # Frames
+
+    @property
+    def speed(self) -> float:
+        return SPEEDS[self._speed_index]
+
+    def _bucket_ns(self, clock_ns: float) -> int:
+        """Sparkline bucket: one shootdown round at first (a live trace), doubling as the run
+        grows so that the whole run stays in view (the serial comb vs the batched spikes)."""
+        bucket = self.round_ns
+        while clock_ns / bucket > SPARK_SPAN:
+            bucket *= 2
+        return bucket
+
+    def _lane_frame(self, lane: Lane) -> Frame:
+        target = self._race_target if self.split else self._target
+        lanes = self.race if (self.split and self.race) else (self.lane,)
+        now = max([target if self.playing else 0.0, *(other.engine.clock for other in lanes)])
+        return lane.frame(clock_ns=int(target) if self.playing else None, playing=self.playing,
+                          speed=self.speed, rate_ns=self.rate_ns, now_ns=int(now),
+                          bucket_ns=self._bucket_ns(now),
+                          selected=self.selected, frame_no=self._frame_no,
+                          fast_forward=self.fast_forward)
+
+    def push_frame(self) -> None:
+        """Read one view per lane and push it into the widgets (one batch of repaints)."""
+        header = self.query_one(HeaderBar)
+        with self.batch_update():
+            if self.split and self.race is not None:
+                serial, batched = self.race
+                s_frame, b_frame = self._lane_frame(serial), self._lane_frame(batched)
+                header.show(self._split_header())
+                self.query_one(SplitView).show(
+                    RaceResult(s_frame, b_frame, serial.end_ns, batched.end_ns))
+                self.last_frame = b_frame
+            else:
+                frame = self._lane_frame(self.lane)
+                self.last_frame = frame
+                header.show(frame)
+                for grid in self.query(".node-grid").results(FolioGrid):
+                    grid.show(frame)
+                self.query_one(PhaseStrip).show(frame)
+                self.query_one(TlbPanel).show(frame)
+                self.query_one(IpiPanel).show(frame)
+                self.query_one(StatsLine).show(frame)
+                self.query_one(EventLog).show(frame)
+            if isinstance(self.screen, InspectScreen):
+                report = self._active_lane().report(self.selected)
+                if report is not None:
+                    self.screen.show(report)
+
+    def _split_header(self) -> SplitHeader:
+        assert self.race is not None
+        serial, batched = self.race
+        done = serial.engine.done and batched.engine.done
+        clock = max(serial.engine.clock, batched.engine.clock) if done or not self.playing \
+            else self._race_target
+        return SplitHeader(scenario=self.scenario.name, clock_ns=int(clock), speed=self.speed,
+                           rate_ns=self.rate_ns, playing=self.playing, done=done,
+                           fast_forward=self.fast_forward and self.playing)
+
+    def _active_lane(self) -> Lane:
+        if self.split and self.race is not None:
+            return self.race[1]
+        return self.lane
+
+    def _tick(self) -> None:
+        """One frame: map wall time to simulated time, advance, push what changed."""
+        now = time.perf_counter()
+        elapsed = min(max(now - self._last_tick, 0.0), 0.1)
+        self._last_tick = now
+        self._frame_no += 1
+        per_second = self.rate_ns * self.speed
+        step = elapsed * per_second
+        tolerance = per_second / FPS * 1.5
+        deadline = now + FRAME_BUDGET_S
+        lanes = self.race if (self.split and self.race is not None) else (self.lane,)
+        target = self._race_target if self.split else self._target
+        quiet = self._quiet_for(lanes, target)
+        if quiet > GAP_S * per_second:
+            # Nothing happens for a long while (isolating folios, copying a THP): cross the
+            # gap in about GAP_S seconds, visibly, instead of making the audience wait.
+            if not self.fast_forward:
+                self._gap_rate = quiet / GAP_S
+            self.fast_forward = True
+            step = max(step, elapsed * self._gap_rate)
+        else:
+            self.fast_forward = False
+        target += step
+        applied = 0
+        for lane in lanes:
+            applied += lane.advance(target, tolerance, deadline, self._frame_no)
+            if lane.lagging:
+                target = min(target, float(lane.engine.clock))
+        if self.split:
+            self._race_target = target
+        else:
+            self._target = target
+        if all(lane.engine.done for lane in lanes):
+            self.playing = False  # pushes the final frame
+            return
+        if applied or any(lane.flash_changes(self._frame_no) for lane in lanes):
+            self.push_frame()
+        else:
+            self._push_clock()
+
+    def _push_clock(self) -> None:
+        """Nothing happened this frame: only the header's running clock moves."""
+        frame = self.last_frame
+        if frame is None:
+            return
+        header = self.query_one(HeaderBar)
+        if self.split and self.race is not None:
+            header.show(self._split_header())
+        else:
+            header.show(replace(frame, clock_ns=int(self._target), playing=self.playing,
+                                fast_forward=self.fast_forward))
+
+    @property
+    def timer_running(self) -> bool:
+        """True while the frame timer runs (only while playing)."""
+        return self._timer_running
+
+    @staticmethod
+    def _quiet_for(lanes: Iterable[Lane], target: float) -> float:
+        """Simulated ns until the next event of any lane that is waiting for one (0 if some
+        lane has events due, or if none is known)."""
+        gaps = []
+        for lane in lanes:
+            if lane.engine.done:
+                continue
+            if lane.next_at is None:
+                return 0.0
+            gaps.append(lane.next_at - target)
+        return max(min(gaps), 0.0) if gaps else 0.0
+
+    def watch_playing(self, playing: bool) -> None:
+        if self._timer is None:
+            return
+        self.fast_forward = False
+        if playing:
+            self._last_tick = time.perf_counter()
+            self._target = float(self.lane.engine.clock)
+            self._timer.resume()
+        else:
+            self._timer.pause()
+        self._timer_running = playing
+        self.push_frame()
+
+    # ------------------------------------------------------------------------------------------
+    # Keys and commands
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "play":
+            return not self.playing
+        if action == "pause":
+            return self.playing
+        if self.split and action in SPLIT_DISABLED | {"inspect"}:
+            return None
+        if action in ("step_event", "step_phase", "step_batch"):
+            lanes = self.race if (self.split and self.race) else (self.lane,)
+            if all(lane.engine.done for lane in lanes):
+                return None
+        return True
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for key in KEYS:
+            if key.action == "quit":
+                continue
+            if self.check_action(key.action, ()) is not True and key.action != "toggle_play":
+                continue
+            title = f"migviz: {COMMANDS[key.action]}"
+            yield SystemCommand(title, f"{key.help} [{key.key_display or key.keys}]",
+                                lambda action=key.action: self.run_action(action))
+
+    def action_play(self) -> None:
+        if not self._lanes_done():
+            self.playing = True
+
+    def action_pause(self) -> None:
+        self.playing = False
+
+    def action_toggle_play(self) -> None:
+        if self.playing:
+            self.action_pause()
+        else:
+            self.action_play()
+
+    def _lanes_done(self) -> bool:
+        lanes = self.race if (self.split and self.race) else (self.lane,)
+        return all(lane.engine.done for lane in lanes)
+
+    def _manual(self, step: str) -> None:
+        """One manual step: pause, step, show."""
+        self.playing = False
+        if self.split and self.race is not None:
+            # Both sides advance to just past the earlier of the two clocks: the lagging side
+            # applies one event and the other catches up on the shared clock.
+            target = min(lane.engine.clock for lane in self.race if not lane.engine.done) + 1 \
+                if not self._lanes_done() else self._race_target
+            for lane in self.race:
+                lane.next_at = None
+                if not lane.engine.done and lane.engine.clock < target:
+                    lane.record(lane.engine.run_until(int(target)), self._frame_no)
+            self._race_target = max(self._race_target, float(target))
+        else:
+            engine = self.lane.engine
+            self.lane.next_at = None
+            events = {"event": engine.step, "phase": engine.step_phase,
+                      "batch": engine.step_batch}[step]()
+            self.lane.record(events, self._frame_no)
+            self._target = float(engine.clock)
+        self.push_frame()
+
+    def action_step_event(self) -> None:
+        self._manual("event")
+
+    def action_step_phase(self) -> None:
+        self._manual("phase")
+
+    def action_step_batch(self) -> None:
+        self._manual("batch")
+
+    def action_step_back(self) -> None:
+        self.playing = False
+        lane = self.lane
+        if lane.engine.events == 0:
+            self.notify("already at the start")
+            return
+        lane.engine.back(1)
+        lane.stepped_back()
+        self._target = float(lane.engine.clock)
+        self.push_frame()
+
+    def action_toggle_mode(self) -> None:
+        engine = self.lane.engine
+        wanted = engine.toggle_mode()
+        if engine.pending_mode is None:
+            self.notify(f"staying {engine.mode.value.upper()}")
+        elif engine.done:
+            self.notify("the run is over: press r to reset and watch it in the other mode")
+        else:
+            self.notify(f"→ {wanted.value.upper()} at the next batch boundary: the batch in "
+                        f"flight completes as {engine.mode.value}", title="mode switch")
+        self.push_frame()
+
+    async def action_split(self) -> None:
+        if not self.split:
+            if self.race is None:
+                self.race = (Lane(self.scenario, Mode.SERIAL), Lane(self.scenario, Mode.BATCHED))
+                self._race_target = 0.0
+            if not self.query(SplitView):
+                await self.mount(SplitView(id="split"), before=self.query_one("#too-small"))
+            self.split = True
+        else:
+            self.split = False
+        self.screen.set_class(self.split, "-split")
+        self.push_frame()
+
+    def action_faster(self) -> None:
+        self._speed_index = min(self._speed_index + 1, len(SPEEDS) - 1)
+        self._speed_changed()
+
+    def action_slower(self) -> None:
+        self._speed_index = max(self._speed_index - 1, 0)
+        self._speed_changed()
+
+    def _speed_changed(self) -> None:
+        self.notify(f"speed {format_speed(self.speed)}: "
+                    f"{format_ns(self.rate_ns * self.speed)} of simulated time per second",
+                    timeout=1.5)
+        self.push_frame()
+
+    def action_reset(self) -> None:
+        if self.split:
+            self.race = (Lane(self.scenario, Mode.SERIAL), Lane(self.scenario, Mode.BATCHED))
+            self._race_target = 0.0
+        else:
+            self.lane = Lane(self.scenario, self.lane.engine.mode)
+            self._target = 0.0
+        self.push_frame()
+
+    def action_inspect(self) -> None:
+        report = self._active_lane().report(self.selected)
+        if report is None:
+            return
+        if isinstance(self.screen, InspectScreen):
+            self.screen.show(report)
+            return
+        self.push_screen(InspectScreen(report))
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+            return
+        keys = [(key.key_display or key.keys, key.help) for key in KEYS]
+        keys += [
+            ("↑↓ j k h l", "move the folio selection (grid focused); click selects too"),
+            ("tab", "focus the other grid"),
+            ("ctrl+p", "command palette: every action as \"migviz: …\", and themes"),
+            ("ctrl+q", "quit"),
+        ]
+        self.push_screen(HelpScreen(keys))
+
+    def action_save_screenshot(self) -> None:
+        folder = os.environ.get("MIGVIZ_SCREENSHOT_DIR", ".")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = self.save_screenshot(f"migviz-{self.scenario.name}-{stamp}.svg", folder)
+        self.notify(f"saved {path}", title="screenshot")
+
+    def on_folio_grid_selected(self, message: FolioGrid.Selected) -> None:
+        again = message.folio == self.selected and message.clicked
+        self.selected = message.folio
+        self.push_frame()
+        if again and not self.split:
+            self.action_inspect()  # a click on the selected folio opens it
+
+
+def run_app(scenario: Scenario, mode: Mode | None = None, *, paused: bool = False,
+            speed: float = 1.0, theme: str | None = None) -> int:
+    """Run the TUI; returns the process exit code."""
+    app = MigvizApp(scenario, mode, paused=paused, speed=speed, theme=theme)
+    app.run()
+    return int(app.return_code or 0)

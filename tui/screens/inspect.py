@@ -1,0 +1,117 @@
+"""InspectScreen: one folio's lifecycle — where it is, its state, and every step it went
+through, with the kernel function and the flush round that made it safe to copy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from core.events import KERNEL_FUNCTION, EventKind
+from core.folios import FolioState
+from tui.widgets.folio_grid import GLYPHS, LEGEND
+from tui.widgets.frame import HistoryRow, format_ns
+from tui.widgets.legend import GLYPH_STYLE
+
+
+@dataclass(frozen=True, slots=True)
+class FolioReport:
+    """Everything the inspect screen shows about one folio at one instant."""
+
+    folio: int
+    order: int
+    node: int
+    state: int
+    alive: bool
+    now_ns: int
+    mode: str
+    rows: tuple[HistoryRow, ...]
+    flushes: tuple[HistoryRow, ...]  # shootdown rounds since it was last unmapped
+    stalled_cpus: tuple[int, ...]
+
+
+STEP_TEXT = {
+    EventKind.UNMAP: "unmapped: PTE → migration entry",
+    EventKind.UNMAP_FAIL: "unmap failed",
+    EventKind.WAIT: "waited (lock / writeback)",
+    EventKind.COPY: "copy started",
+    EventKind.MOVE_FAIL: "move failed: -EAGAIN",
+    EventKind.REMAP: "remapped on the new node, unlocked",
+    EventKind.RESTORE: "restored on the old node",
+    EventKind.SPLIT: "split into base pages",
+}
+
+
+def report_content(report: FolioReport) -> Content:
+    meaning = {code: (label, text) for code, label, text in LEGEND}
+    label, text = meaning.get(report.state, (FolioState(report.state).name.lower(), ""))
+    pages = 1 << report.order
+    kind = "THP (PMD-mapped)" if report.order == 9 else ("base page" if report.order == 0
+                                                        else f"order-{report.order} folio")
+    parts: list[tuple[str, str] | str] = [
+        ("folio ", "$text-muted"), (f"{report.folio}", "bold"),
+        (f"  {kind}, {pages} page{'s' if pages > 1 else ''} ({pages * 4} KiB)\n", ""),
+        ("node  ", "$text-muted"), (f"{report.node}\n", f"bold $node-{report.node % 2}"),
+        ("state ", "$text-muted"), (f"{GLYPHS.get(report.state, '?')} ",
+                                    GLYPH_STYLE.get(report.state, "")),
+        (f"{label}", "bold"), (f" — {text}\n" if text else "\n", ""),
+        ("now   ", "$text-muted"), (f"t={format_ns(report.now_ns)}, {report.mode} mode\n", ""),
+    ]
+    if not report.alive:
+        parts.append(("this THP was split; its pieces are new folios at the end\n", "$warning"))
+    if report.stalled_cpus:
+        cpus = ", ".join(f"cpu{c}" for c in report.stalled_cpus)
+        parts.append((f"{cpus} wait for it in migration_entry_wait()\n", "bold $state-unmapped"))
+    parts.append(("\nlifecycle (simulated time, step, where; the kernel function below)\n",
+                  "bold $primary"))
+    if not report.rows:
+        parts.append(("  nothing has happened to it yet in this run\n", "$text-muted"))
+    for row in report.rows:
+        where = f"move {row.move + 1} · batch {row.batch} · pass {row.pass_}" + (
+            " · sync" if row.sync else "")
+        parts += [
+            (f"  {format_ns(row.time_ns):>10}  ", "$text-muted"),
+            (f"{STEP_TEXT.get(row.kind, row.kind.name.lower()):<38}", "bold"),
+            (f"{where}\n", "$text-muted"),
+            (f"{'':14}{KERNEL_FUNCTION.get(row.kind, '')}\n", "$accent"),
+        ]
+    if report.flushes:
+        parts.append(("\nshootdown rounds since it was last unmapped\n", "bold $primary"))
+        for row in report.flushes:
+            scope = "full flush" if row.pages == -1 else f"INVLPG {row.pages} page(s)"
+            parts.append((f"  {format_ns(row.time_ns):>10}  cpu{row.cpu} ⇒ {row.arg} "
+                          f"target(s), {scope}\n", "$ipi"))
+    return Content.assemble(*parts)
+
+
+class InspectScreen(ModalScreen[None]):
+    """Shows a FolioReport; the app refreshes it as the run steps on."""
+
+    BINDINGS = [Binding("escape,enter,i", "dismiss", "Close", id="inspect.close")]
+
+    DEFAULT_CSS = """
+    InspectScreen { align: center middle; }
+    InspectScreen > VerticalScroll {
+        width: 100; max-width: 100%; height: 80%;
+        border: round $accent; background: $surface; padding: 0 1;
+    }
+    """
+
+    def __init__(self, report: FolioReport) -> None:
+        super().__init__()
+        self.report = report
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll() as scroll:
+            scroll.border_title = f"folio {self.report.folio} · esc closes · n/p/B keep stepping"
+            yield Static(report_content(self.report), id="report")
+
+    def show(self, report: FolioReport) -> None:
+        if report != self.report:
+            self.report = report
+            self.query_one("#report", Static).update(report_content(report))

@@ -1,0 +1,454 @@
+"""FolioGrid: one node's folios, one cell per folio, glyph and colour carrying the state.
+
+Both grids (node 0 and node 1) use the same slot for a folio, so a folio that migrates visibly
+leaves a slot on one grid and fills the same slot on the other. While a folio is in flight the
+destination slot shows the folio allocated by get_new_folio() (◌), then the copy arriving (▓).
+A THP is a wider cell (``[■■■■]``). The grid is a Line-API ``ScrollView``: only the rows whose
+cells changed since the last frame are repainted, and finished rows are cached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from core.folios import FolioState
+from tui.widgets.frame import Frame
+
+# Cell codes beyond FolioState (0..7): what a slot shows for a folio that is not on this node.
+RESERVED = 8  # destination folio allocated (get_new_folio), nothing copied yet
+ARRIVING = 9  # folio_copy() is filling the destination folio
+ABSENT = 10  # the folio lives on another node
+CODES = 11
+
+GLYPHS: dict[int, str] = {
+    FolioState.MAPPED: "■",
+    FolioState.UNMAPPED: "▒",
+    FolioState.FLUSHED: "░",
+    FolioState.COPYING: "»",
+    FolioState.REMAPPED: "◆",
+    FolioState.RETRYING: "↻",
+    FolioState.FAILED: "✗",
+    FolioState.SPLIT: "÷",
+    RESERVED: "◌",
+    ARRIVING: "▓",
+    ABSENT: "·",
+}
+
+COMPONENT: dict[int, str] = {
+    FolioState.MAPPED: "foliogrid--mapped",
+    FolioState.UNMAPPED: "foliogrid--unmapped",
+    FolioState.FLUSHED: "foliogrid--flushed",
+    FolioState.COPYING: "foliogrid--copying",
+    FolioState.REMAPPED: "foliogrid--remapped",
+    FolioState.RETRYING: "foliogrid--retrying",
+    FolioState.FAILED: "foliogrid--failed",
+    FolioState.SPLIT: "foliogrid--split",
+    RESERVED: "foliogrid--reserved",
+    ARRIVING: "foliogrid--arriving",
+    ABSENT: "foliogrid--absent",
+}
+
+# (code, short label, long meaning) in the order the legend and the help list them.
+LEGEND: tuple[tuple[int, str, str], ...] = (
+    (FolioState.MAPPED, "mapped", "mapped on this node, not being migrated"),
+    (FolioState.UNMAPPED, "unmapped·stale TLB", "PTE is a migration entry but the TLB flush is "
+     "still pending: other CPUs may hit stale entries"),
+    (FolioState.FLUSHED, "flushed", "unmapped and every TLB flushed: safe to copy"),
+    (FolioState.COPYING, "copying", "folio_copy() is reading it"),
+    (ARRIVING, "arriving", "the destination folio being filled by the copy"),
+    (RESERVED, "reserved", "destination folio allocated (get_new_folio), not copied yet"),
+    (FolioState.REMAPPED, "remapped", "migrated in this move, mapped on its new node"),
+    (FolioState.RETRYING, "retry", "-EAGAIN (or given up by the async batch): tried again"),
+    (FolioState.FAILED, "failed", "could not be migrated in this move"),
+    (ABSENT, "elsewhere", "an empty slot: the folio is on the other node"),
+)
+
+THP_ORDER = 9
+
+
+def cell_glyphs(order: int) -> int:
+    """How many glyphs a folio's cell shows: 1 for a base page, more for a large folio."""
+    if order == 0:
+        return 1
+    return 4 if order >= THP_ORDER else max(1, order // 3 + 1)
+
+
+def cell_width(order: int) -> int:
+    """Columns a cell takes (large folios get brackets: ``[■■■■]``)."""
+    return 1 if order == 0 else cell_glyphs(order) + 2
+
+
+def cell_text(code: int, order: int) -> str:
+    glyph = GLYPHS[code]
+    if order == 0:
+        return glyph
+    return "[" + glyph * cell_glyphs(order) + "]"
+
+
+@dataclass(frozen=True, slots=True)
+class GridLayout:
+    """Where each folio's cell sits: rows are contiguous runs of folio numbers."""
+
+    width: int
+    gap: int
+    row_start: npt.NDArray[np.int64]  # first folio of each row (plus a sentinel = count)
+    x: npt.NDArray[np.int64]  # column of each folio's cell
+    row_of: npt.NDArray[np.int64]
+    widths: npt.NDArray[np.int64]  # columns of each cell, without the gap
+    uniform: bool  # every folio is a base page
+
+    @property
+    def rows(self) -> int:
+        return int(self.row_start.size - 1)
+
+
+def grid_layout(orders: npt.NDArray[np.int8], width: int, gap: int) -> GridLayout:
+    """Pack cells left to right, wrapping at ``width``; a wide cell never straddles two rows."""
+    count = int(orders.size)
+    width = max(width, 1)
+    widths = np.array([cell_width(int(o)) for o in orders], dtype=np.int64) if count and \
+        orders.any() else np.ones(count, dtype=np.int64)
+    uniform = not (count and orders.any())
+    if uniform:
+        per_row = max(1, (width + gap) // (1 + gap))
+        index = np.arange(count, dtype=np.int64)
+        row_of = index // per_row
+        x = (index % per_row) * (1 + gap)
+        rows = (count + per_row - 1) // per_row
+        row_start = np.append(np.arange(rows, dtype=np.int64) * per_row, count)
+        return GridLayout(width, gap, row_start, x, row_of, widths, True)
+    x = np.zeros(count, dtype=np.int64)
+    row_of = np.zeros(count, dtype=np.int64)
+    starts = [0]
+    col = 0
+    row = 0
+    for i in range(count):
+        w = int(widths[i])
+        if col > 0 and col + w > width:
+            row += 1
+            col = 0
+            starts.append(i)
+        x[i] = col
+        row_of[i] = row
+        col += w + gap
+    starts.append(count)
+    return GridLayout(width, gap, np.array(starts, dtype=np.int64), x, row_of, widths, False)
+
+
+def cell_codes(frame: Frame, node: int) -> npt.NDArray[np.uint8]:
+    """Each folio's cell code on ``node``'s grid."""
+    view = frame.view
+    state = view.folio_state
+    here = view.folio_node == node
+    codes = np.full(state.size, ABSENT, dtype=np.uint8)
+    codes[here] = state[here]
+    if node == frame.dst:
+        leaving = (view.folio_node == frame.src) & view.folio_alive
+        codes[leaving & ((state == FolioState.UNMAPPED) | (state == FolioState.FLUSHED))] = RESERVED
+        codes[leaving & (state == FolioState.COPYING)] = ARRIVING
+    return codes
+
+
+class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
+    """The folios of one NUMA node."""
+
+    BINDINGS = [
+        Binding("up,k", "cursor(-1, 0)", "Select up", show=False, id="grid.up"),
+        Binding("down,j", "cursor(1, 0)", "Select down", show=False, id="grid.down"),
+        Binding("h", "cursor(0, -1)", "Select previous folio", show=False, id="grid.previous"),
+        Binding("l", "cursor(0, 1)", "Select next folio", show=False, id="grid.next"),
+        Binding("home", "cursor_to(0)", "Select first folio", show=False, id="grid.first"),
+        Binding("end", "cursor_to(-1)", "Select last folio", show=False, id="grid.last"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="grid.page-up"),
+        Binding("pagedown", "page(1)", "Page down", show=False, id="grid.page-down"),
+    ]
+
+    COMPONENT_CLASSES = set(COMPONENT.values()) | {"foliogrid--cursor"}
+
+    DEFAULT_CSS = """
+    FolioGrid {
+        background: $surface;
+        scrollbar-size-vertical: 1;
+        overflow-x: hidden;
+    }
+    FolioGrid.-node-0 > .foliogrid--mapped { color: $node-0; }
+    FolioGrid.-node-1 > .foliogrid--mapped { color: $node-1; }
+    FolioGrid > .foliogrid--unmapped { color: $state-unmapped; text-style: bold; }
+    FolioGrid > .foliogrid--flushed { color: $state-flushed; text-style: bold; }
+    FolioGrid > .foliogrid--copying { color: $state-copying; text-style: bold; }
+    FolioGrid > .foliogrid--arriving { color: $state-copying; }
+    FolioGrid.-node-0 > .foliogrid--reserved { color: $node-0; }
+    FolioGrid.-node-1 > .foliogrid--reserved { color: $node-1; }
+    FolioGrid > .foliogrid--remapped { color: $state-remapped; }
+    FolioGrid > .foliogrid--retrying { color: $state-retrying; text-style: bold; }
+    FolioGrid > .foliogrid--failed { color: $state-failed; text-style: bold; }
+    FolioGrid > .foliogrid--split { color: $state-failed; }
+    FolioGrid > .foliogrid--absent { color: $state-absent; }
+    FolioGrid > .foliogrid--cursor { text-style: reverse bold; }
+    """
+
+    class Selected(Message):
+        """The user picked a folio (click or cursor keys)."""
+
+        def __init__(self, folio: int, node: int, clicked: bool = False) -> None:
+            super().__init__()
+            self.folio = folio
+            self.node = node
+            self.clicked = clicked
+
+    def __init__(self, node: int, *, id: str | None = None, classes: str | None = None) -> None:
+        self._cache: dict[int, Strip] = {}
+        self._styles: list[Style] | None = None
+        super().__init__(id=id, classes=f"{classes or ''} -node-{node}".strip())
+        self.node = node
+        self._frame: Frame | None = None
+        self._orders: npt.NDArray[np.int8] = np.zeros(0, dtype=np.int8)
+        self._codes: npt.NDArray[np.uint8] = np.zeros(0, dtype=np.uint8)
+        self._layout: GridLayout | None = None
+        self._selected = -1
+        self._step = 1  # 2 = a blank line between rows when there is room
+
+    # ------------------------------------------------------------------------------------------
+    # Data in
+
+    def show(self, frame: Frame) -> None:
+        """Take a new frame; repaint only the rows whose cells changed."""
+        self._frame = frame
+        view = frame.view
+        codes = cell_codes(frame, self.node)
+        self._update_title(frame, codes)
+        relayout = view.folio_order.size != self._orders.size or not np.array_equal(
+            view.folio_order, self._orders)
+        if relayout:
+            self._orders = view.folio_order.copy()
+            self._codes = codes
+            self._selected = frame.selected
+            self._relayout()
+            return
+        layout = self._layout
+        if layout is None:
+            return
+        changed = np.flatnonzero(codes != self._codes)
+        self._codes = codes
+        rows = set(layout.row_of[changed].tolist()) if changed.size else set()
+        if frame.selected != self._selected:
+            for folio in (self._selected, frame.selected):
+                if 0 <= folio < layout.row_of.size:
+                    rows.add(int(layout.row_of[folio]))
+            self._selected = frame.selected
+            self._scroll_to_folio(self._selected)
+        elif frame.playing and view.last_event is not None:
+            # Follow the migration front while playing (big scenarios scroll).
+            self._scroll_to_folio(view.last_event.folio)
+        self._refresh_rows(rows)
+
+    def _update_title(self, frame: Frame, codes: npt.NDArray[np.uint8]) -> None:
+        view = frame.view
+        here = (view.folio_node == self.node) & view.folio_alive
+        folios = int(np.count_nonzero(here))
+        pages = int(np.left_shift(1, view.folio_order[here].astype(np.int64)).sum())
+        role = ""
+        if not view.done:
+            role = " · source" if self.node == frame.src else " · destination"
+        arriving = int(np.count_nonzero((codes == RESERVED) | (codes == ARRIVING)))
+        width = self.size.width
+        if width >= 56 or width == 0:
+            extra = f" +{arriving} arriving" if arriving else ""
+            self.border_title = f"node {self.node}{role} · {folios} folios{extra} · {pages} pages"
+        else:
+            extra = f"+{arriving}" if arriving else ""
+            self.border_title = f"node {self.node}{role} · {folios}{extra} folios"
+
+    def _refresh_rows(self, rows: set[int]) -> None:
+        if not rows:
+            return
+        top = self.scroll_offset.y
+        height = self.scrollable_content_region.height
+        for row in rows:
+            self._cache.pop(row, None)
+            line = row * self._step
+            if top <= line < top + height:
+                self.refresh_line(line)
+
+    # ------------------------------------------------------------------------------------------
+    # Layout
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._relayout()
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "theme", self._theme_changed, init=False)
+
+    def _theme_changed(self) -> None:
+        self._styles = None
+        self._cache.clear()
+        self.refresh()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles = None
+        self._cache.clear()
+
+    def _relayout(self) -> None:
+        """Choose a spaced layout when it fits the height, else a dense one."""
+        self._cache.clear()
+        width = self.size.width
+        height = self.size.height
+        if width <= 0 or self._orders.size == 0:
+            self._layout = None
+            self.virtual_size = Size(width, 0)
+            self.refresh()
+            return
+        layout = grid_layout(self._orders, width, 1)
+        if layout.rows > height:
+            layout = grid_layout(self._orders, width - 1, 0)
+            if layout.rows <= height:
+                layout = grid_layout(self._orders, width, 0)
+        self._layout = layout
+        self._step = 2 if 2 * layout.rows - 1 <= height else 1
+        self.virtual_size = Size(layout.width, layout.rows * self._step - (self._step - 1))
+        self.refresh()
+        self._scroll_to_selected()
+
+    def _scroll_to_selected(self) -> None:
+        self._scroll_to_folio(self._selected)
+
+    def _scroll_to_folio(self, folio: int) -> None:
+        layout = self._layout
+        if layout is None or not 0 <= folio < layout.row_of.size:
+            return
+        row = int(layout.row_of[folio]) * self._step
+        top = self.scroll_offset.y
+        height = self.scrollable_content_region.height
+        if height > 0 and not top <= row < top + height:
+            self.scroll_to_region(Region(0, row, 1, 1), animate=False, immediate=True)
+
+    # ------------------------------------------------------------------------------------------
+    # Drawing
+
+    def _cell_styles(self) -> list[Style]:
+        if self._styles is None:
+            base = self.rich_style
+            self._styles = [
+                base + self.get_component_rich_style(COMPONENT[code], partial=True)
+                for code in range(CODES)
+            ]
+            cursor = self.get_component_rich_style("foliogrid--cursor", partial=True)
+            self._styles += [style + cursor for style in self._styles]
+        return self._styles
+
+    def render_line(self, y: int) -> Strip:
+        line = y + self.scroll_offset.y
+        width = self.scrollable_content_region.width
+        if line % self._step:
+            return Strip.blank(width, self.rich_style)
+        row = line // self._step
+        cached = self._cache.get(row)
+        if cached is None:
+            cached = self.render_row(row)
+            self._cache[row] = cached
+        return cached.crop(0, width).extend_cell_length(width, self.rich_style)
+
+    def render_row(self, row: int) -> Strip:
+        """One row of cells (unit-testable without an app once styles are set)."""
+        layout = self._layout
+        if layout is None or not 0 <= row < layout.rows:
+            return Strip.blank(0, self.rich_style)
+        styles = self._cell_styles()
+        start, end = int(layout.row_start[row]), int(layout.row_start[row + 1])
+        codes = self._codes[start:end].astype(np.int64)
+        if 0 <= self._selected - start < codes.size:
+            codes = codes.copy()
+            codes[self._selected - start] += CODES
+        gap = " " * layout.gap
+        segments: list[Segment] = []
+        base = self.rich_style
+        if layout.uniform:
+            # Runs of equal cells become one segment each.
+            bounds = np.flatnonzero(np.diff(codes)) + 1
+            edges = [0, *bounds.tolist(), codes.size]
+            for a, b in zip(edges, edges[1:], strict=False):
+                code = int(codes[a])
+                glyph = GLYPHS[code % CODES]
+                if gap:
+                    segments.append(Segment((glyph + gap) * (b - a - 1) + glyph, styles[code]))
+                    segments.append(Segment(gap, base))
+                else:
+                    segments.append(Segment(glyph * (b - a), styles[code]))
+        else:
+            orders = self._orders[start:end]
+            for i in range(codes.size):
+                code = int(codes[i])
+                segments.append(Segment(cell_text(code % CODES, int(orders[i])), styles[code]))
+                if gap:
+                    segments.append(Segment(gap, base))
+        return Strip(segments).simplify()
+
+    # ------------------------------------------------------------------------------------------
+    # Selecting
+
+    def folio_at(self, x: int, y: int) -> int:
+        """The folio under a content-relative point, or -1."""
+        layout = self._layout
+        line = y + self.scroll_offset.y
+        if line % self._step:
+            return -1
+        row = line // self._step
+        if layout is None or not 0 <= row < layout.rows:
+            return -1
+        start, end = int(layout.row_start[row]), int(layout.row_start[row + 1])
+        xs = layout.x[start:end]
+        i = int(np.searchsorted(xs, x + self.scroll_offset.x, side="right")) - 1
+        if i < 0:
+            return -1
+        folio = start + i
+        if x + self.scroll_offset.x >= layout.x[folio] + layout.widths[folio]:
+            return -1
+        return folio
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        folio = self.folio_at(offset.x, offset.y)
+        if folio >= 0:
+            self.post_message(self.Selected(folio, self.node, clicked=True))
+
+    def action_cursor(self, rows: int, step: int) -> None:
+        layout = self._layout
+        if layout is None or not self._orders.size:
+            return
+        current = max(self._selected, 0)
+        if step:
+            target = min(max(current + step, 0), self._orders.size - 1)
+        else:
+            row = min(max(int(layout.row_of[current]) + rows, 0), layout.rows - 1)
+            start, end = int(layout.row_start[row]), int(layout.row_start[row + 1])
+            xs = layout.x[start:end]
+            target = start + min(int(np.searchsorted(xs, layout.x[current], side="right")) - 1,
+                                 end - start - 1)
+            target = max(target, start)
+        self.post_message(self.Selected(int(target), self.node))
+
+    def action_cursor_to(self, folio: int) -> None:
+        if self._orders.size:
+            self.post_message(self.Selected(int(folio % self._orders.size), self.node))
+
+    def action_page(self, direction: int) -> None:
+        rows = max(1, self.scrollable_content_region.height // self._step - 1)
+        self.action_cursor(direction * rows, 0)
+
+    @property
+    def layout_rows(self) -> int:
+        return self._layout.rows if self._layout else 0

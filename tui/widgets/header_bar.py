@@ -1,0 +1,172 @@
+"""HeaderBar: the one line that says where the run is: scenario, mode (and a pending switch),
+move, batch, pass, phase, simulated time, speed and a PLAYING/PAUSED badge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.content import Content
+from textual.widgets import Static
+
+from core.events import Phase
+from core.scenario import Mode
+from tui.widgets.frame import Frame, format_ns, format_speed
+
+PHASE_NAMES = {Phase.IDLE: "—", Phase.UNMAP: "UNMAP", Phase.FLUSH: "FLUSH", Phase.MOVE: "MOVE",
+               Phase.UNDO: "UNDO", Phase.DONE: "DONE"}
+
+
+Piece = tuple[int, Content, Content]  # (priority: higher drops first, long form, short form)
+
+
+def fit(pieces: list[Piece], width: int, separator: Content) -> Content:
+    """Join pieces with separators so that the line fits ``width``: drop the extras (priority
+    3 and up), then shorten pieces one by one, least important first, then drop more."""
+    forms = [long for _, long, _ in pieces]
+    alive = [True] * len(pieces)
+
+    def line() -> Content:
+        return separator.join(
+            [form for form, keep in zip(forms, alive, strict=True) if keep and form.cell_length])
+
+    by_importance = sorted(range(len(pieces)), key=lambda i: (-pieces[i][0], -i))
+    moves: list[tuple[str, int]] = [("drop", i) for i in by_importance if pieces[i][0] >= 3]
+    moves += [("short", i) for i in by_importance]
+    moves += [("drop", i) for i in by_importance if pieces[i][0] < 3][:-1]
+    current = line()
+    for kind, index in moves:
+        if current.cell_length <= width:
+            break
+        if kind == "drop":
+            alive[index] = False
+        else:
+            forms[index] = pieces[index][2]
+        current = line()
+    return current
+
+
+def badge(playing: bool, done: bool) -> Content:
+    if done:
+        return Content.assemble((" ■ DONE ", "bold $background on $success"))
+    if playing:
+        return Content.assemble((" ▶ PLAYING ", "bold $background on $success"))
+    return Content.assemble((" ‖ PAUSED ", "bold $background on $warning"))
+
+
+def speed_piece(speed: float, fast_forward: bool, short: bool) -> Content:
+    parts: list[tuple[str, str]] = [(format_speed(speed), "bold")]
+    if fast_forward:
+        parts.append((" »»" if short else " »» skipping a quiet gap", "bold $accent"))
+    return Content.assemble(*parts)
+
+
+def mode_piece(mode: Mode, pending: Mode | None, short: bool = False) -> Content:
+    style = "bold $background on $primary" if mode is Mode.BATCHED else \
+        "bold $background on $secondary"
+    parts: list[tuple[str, str] | str] = [(f" {mode.value.upper()} ", style)]
+    if pending is not None:
+        parts.append((f" →{pending.value.upper()}" if short else
+                      f" → {pending.value.upper()} at next batch", "bold $warning"))
+    return Content.assemble(*parts)
+
+
+@dataclass(frozen=True, slots=True)
+class SplitHeader:
+    """What the header shows in split view."""
+
+    scenario: str
+    clock_ns: int
+    speed: float
+    rate_ns: float
+    playing: bool
+    done: bool
+    fast_forward: bool = False
+
+
+class HeaderBar(Static):
+    """The top line."""
+
+    DEFAULT_CSS = """
+    HeaderBar { height: 1; background: $panel; color: $foreground; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__("", id=id, classes=classes)
+        self._source: Frame | SplitHeader | None = None
+        self._content: Content | None = None
+
+    def show(self, source: Frame | SplitHeader) -> None:
+        self._source = source
+        self._render_source()
+
+    def on_resize(self) -> None:
+        self._render_source()
+
+    def _render_source(self) -> None:
+        source = self._source
+        if source is None:
+            return
+        width = max(self.size.width, 1)
+        if isinstance(source, SplitHeader):
+            content = self.build_split(source, width)
+        else:
+            content = self.build(source, width)
+        if content != self._content:
+            self._content = content
+            self.update(content)
+
+    @staticmethod
+    def build(frame: Frame, width: int) -> Content:
+        view = frame.view
+        sep = Content.assemble((" │ ", "$text-muted"))
+        unit = "batch" if view.mode is Mode.BATCHED else "folio"
+        fallback = view.sync and view.mode is Mode.BATCHED
+        pass_text = f"pass {view.pass_}" + (" sync fallback" if fallback else "")
+        phase = PHASE_NAMES.get(view.phase, "?")
+        clock = format_ns(max(frame.clock_ns, view.clock_ns))
+        pieces: list[Piece] = [
+            (0, Content.assemble((" migviz", "bold $primary"), " · ", (view.scenario, "bold")),
+             Content.assemble((f" {view.scenario}", "bold"))),
+            (0, mode_piece(view.mode, view.pending_mode),
+             mode_piece(view.mode, view.pending_mode, short=True)),
+            (2, Content(f"move {view.move + 1}/{view.moves} node {frame.src}→{frame.dst}"),
+             Content(f"{frame.src}→{frame.dst}")),
+            (1, Content(f"{unit} {view.batch}/{view.batches}"),
+             Content(f"{unit[0]}{view.batch}/{view.batches}")),
+            (3, Content(pass_text), Content(f"p{view.pass_}" + ("s" if fallback else ""))),
+            (1, Content.assemble(("phase ", "$text-muted"), (phase, "bold")),
+             Content.assemble((phase, "bold"))),
+            (0, Content.assemble(("t=", "$text-muted"), (clock, "bold")),
+             Content.assemble((clock.replace(" ", ""), "bold"))),
+            (0, speed_piece(frame.speed, frame.fast_forward, False),
+             speed_piece(frame.speed, frame.fast_forward, True)),
+            (4, Content.assemble((f"({format_ns(frame.rate_ns * frame.speed)}/s)",
+                                  "$text-muted")), Content("")),
+        ]
+        right = badge(frame.playing, view.done)
+        left = fit(pieces, width - right.cell_length - 1, sep)
+        gap = max(1, width - left.cell_length - right.cell_length)
+        return Content.assemble(left, " " * gap, right)
+
+    @staticmethod
+    def build_split(header: SplitHeader, width: int) -> Content:
+        sep = Content.assemble((" │ ", "$text-muted"))
+        clock = format_ns(header.clock_ns)
+        pieces: list[Piece] = [
+            (0, Content.assemble((" migviz", "bold $primary"), " · ", (header.scenario, "bold")),
+             Content.assemble((f" {header.scenario}", "bold"))),
+            (0, Content.assemble((" SPLIT ", "bold $background on $accent"),
+                                 " serial vs batched"),
+             Content.assemble((" SPLIT ", "bold $background on $accent"))),
+            (2, Content("same seed, one clock"), Content("")),
+            (0, Content.assemble(("t=", "$text-muted"), (clock, "bold")),
+             Content.assemble((clock.replace(" ", ""), "bold"))),
+            (0, speed_piece(header.speed, header.fast_forward, False),
+             speed_piece(header.speed, header.fast_forward, True)),
+            (3, Content.assemble((f"({format_ns(header.rate_ns * header.speed)}/s)",
+                                  "$text-muted")), Content("")),
+        ]
+        right = badge(header.playing, header.done)
+        left = fit(pieces, width - right.cell_length - 1, sep)
+        gap = max(1, width - left.cell_length - right.cell_length)
+        return Content.assemble(left, " " * gap, right)

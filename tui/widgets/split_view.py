@@ -1,0 +1,121 @@
+"""SplitView: serial and batched racing on the same scenario and seed, on one simulated clock.
+
+Each side has its own grids, phase strip, IPI panel and counters; the line on top says how the
+race stands: "batched is N× faster, M% fewer IPIs".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.widgets import Static
+
+from core.scenario import Mode
+from tui.widgets.folio_grid import FolioGrid
+from tui.widgets.frame import Frame, format_ns
+from tui.widgets.header_bar import mode_piece
+from tui.widgets.ipi_panel import IpiPanel
+from tui.widgets.phase_strip import PhaseStrip
+from tui.widgets.stats_line import StatsLine
+
+
+@dataclass(frozen=True, slots=True)
+class RaceResult:
+    """Where the race stands; finish times are None until a side is done."""
+
+    serial: Frame
+    batched: Frame
+    serial_end_ns: int | None
+    batched_end_ns: int | None
+
+
+def race_content(race: RaceResult) -> Content:
+    """The comparison line."""
+    s, b = race.serial, race.batched
+    s_ipis = s.view.counters.nr_tlb_remote_flush_received
+    b_ipis = b.view.counters.nr_tlb_remote_flush_received
+    if race.serial_end_ns is not None and race.batched_end_ns is not None:
+        speedup = race.serial_end_ns / max(race.batched_end_ns, 1)
+        fewer = 100.0 * (1 - b_ipis / s_ipis) if s_ipis else 0.0
+        return Content.assemble(
+            ("batched is ", ""), (f"{speedup:.1f}× faster", "bold $success"), (", ", ""),
+            (f"{fewer:.0f}% fewer IPIs", "bold $ipi"),
+            (f"   (done in {format_ns(race.batched_end_ns)} vs {format_ns(race.serial_end_ns)};"
+             f" {b_ipis} vs {s_ipis} IPIs)", "$text-muted"))
+    s_pages, b_pages = s.pages_done, b.pages_done
+    per_s = s_ipis / s_pages if s_pages else 0.0
+    per_b = b_ipis / b_pages if b_pages else 0.0
+    fewer_text = ""
+    if per_s > 0:
+        fewer_text = f"{100.0 * (1 - per_b / per_s):.0f}% fewer IPIs per page"
+    if race.batched_end_ns is not None:
+        ahead = max(s.view.clock_ns, b.view.clock_ns) / max(race.batched_end_ns, 1)
+        return Content.assemble(
+            ("batched finished at ", ""), (format_ns(race.batched_end_ns), "bold"),
+            ("; serial still running: batched is ", ""), (f"≥{ahead:.1f}× faster", "bold $success"),
+            (f", {fewer_text}" if fewer_text else "", "bold $ipi"))
+    if s_pages and b_pages:
+        return Content.assemble(
+            ("so far batched moved ", ""), (f"{b_pages / s_pages:.1f}× the pages", "bold $success"),
+            (f" ({b_pages} vs {s_pages})", "$text-muted"),
+            (f", {fewer_text}" if fewer_text else "", "bold $ipi"))
+    s_rounds = s.view.counters.nr_tlb_remote_flush
+    b_rounds = b.view.counters.nr_tlb_remote_flush
+    if s_rounds or b_rounds:
+        return Content.assemble(
+            ("so far: serial ", ""), (f"{s_rounds} rounds, {s_ipis} IPIs", "bold $ipi"),
+            (" · batched ", ""), (f"{b_rounds} rounds, {b_ipis} IPIs", "bold $ipi"),
+            ("  (no page finished yet)", "$text-muted"))
+    return Content.assemble(("both modes start together on one simulated clock; "
+                             "space plays, n steps", "$text-muted"))
+
+
+class ModeColumn(Vertical):
+    """One side of the race."""
+
+    def __init__(self, mode: Mode, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.mode = mode
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="mode-title")
+        with Horizontal(classes="split-grids"):
+            yield FolioGrid(0, classes="split-grid")
+            yield FolioGrid(1, classes="split-grid")
+        yield PhaseStrip()
+        yield IpiPanel(classes="split-ipi")
+        yield StatsLine()
+
+    def show(self, frame: Frame, scale: int | None) -> None:
+        title = self.query_one(".mode-title", Static)
+        view = frame.view
+        text = Content.assemble(
+            mode_piece(view.mode, view.pending_mode),
+            (" Linux 6.2 per-folio flush" if self.mode is Mode.SERIAL else
+             " Linux 6.3 batched flush", "$text-muted"),
+            ("   done" if view.done else "", "bold $success"))
+        title.update(text)
+        for grid in self.query(FolioGrid):
+            grid.show(frame)
+        self.query_one(PhaseStrip).show(frame)
+        self.query_one(IpiPanel).show(frame, scale)
+        self.query_one(StatsLine).show(frame)
+
+
+class SplitView(Vertical):
+    """Both modes side by side."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="race")
+        with Horizontal(id="split-columns"):
+            yield ModeColumn(Mode.SERIAL, id="split-serial")
+            yield ModeColumn(Mode.BATCHED, id="split-batched")
+
+    def show(self, race: RaceResult) -> None:
+        scale = max(max(race.serial.sparkline, default=0), max(race.batched.sparkline, default=0))
+        self.query_one("#race", Static).update(race_content(race))
+        self.query_one("#split-serial", ModeColumn).show(race.serial, scale)
+        self.query_one("#split-batched", ModeColumn).show(race.batched, scale)

@@ -1,0 +1,151 @@
+"""TlbPanel: every CPU's role, mm_cpumask membership, TLB entries and what it is doing now.
+
+A CPU that handles a shootdown IPI flashes (the row turns the IPI colour) so a burst is visible
+as it sweeps over the targets; a thread that hit a migration entry shows which folio it waits
+for (migration_entry_wait).
+"""
+
+from __future__ import annotations
+
+from textual.content import Content
+
+from core.engine import CpuActivity
+from core.events import Phase
+from core.tlb import CpuRole
+from tui.widgets.frame import Frame
+from tui.widgets.lines import LinesView
+
+ROLE: dict[int, tuple[str, str, str]] = {
+    # role: (glyph, short, long)
+    CpuRole.INITIATOR: ("◆", "migr", "migratepages"),
+    CpuRole.WORKLOAD: ("●", "work", "pmbench"),
+    CpuRole.LAZY: ("◐", "lazy", "pmbench, lazy TLB"),
+    CpuRole.IDLE: ("○", "idle", "idle"),
+}
+
+ROLE_MEANING = (
+    ("◆", "initiator: runs the migrating task (migratepages); sends the shootdown IPIs"),
+    ("●", "workload thread (pmbench): in mm_cpumask, receives shootdown IPIs"),
+    ("◐", "lazy-TLB CPU: in mm_cpumask but skipped by IPIs; flushes when it switches back"),
+    ("○", "idle: runs nothing of this process, never interrupted"),
+)
+
+
+def _node_style(node: int) -> str:
+    return f"$node-{node}" if node in (0, 1) else "$foreground"
+
+
+def activity_text(frame: Frame, cpu: int, wide: bool) -> tuple[str, str]:
+    """(text, style) saying what a CPU does now."""
+    view = frame.view
+    activity = view.cpu_activity[cpu]
+    if cpu in frame.flash or activity == CpuActivity.IPI:
+        return ("↯ IPI: flushing its TLB" if wide else "↯ IPI flush", "bold $ipi")
+    if activity == CpuActivity.STALLED:
+        folio = view.cpu_stalled_on[cpu]
+        text = f"stalled on folio {folio}" if wide else f"stalled on {folio}"
+        return (text, "bold $state-unmapped")
+    if activity == CpuActivity.SPINNING:
+        round_ = view.ipi_round
+        waiting = len(round_.targets) - round_.acked if round_ else 0
+        return (f"spinning: waits for {waiting} ack(s)" if wide else f"spin {waiting} acks",
+                "bold $ipi")
+    if activity == CpuActivity.MIGRATING:
+        phase = {Phase.UNMAP: "unmapping", Phase.FLUSH: "flushing", Phase.MOVE: "copy+remap",
+                 Phase.UNDO: "undoing"}.get(view.phase, "migrating")
+        return (phase, "bold $accent")
+    if activity == CpuActivity.RUNNING:
+        return ("running", "$text-muted")
+    return ("idle", "$text-disabled")
+
+
+def tlb_bar(valid: int, stale: int, scale: int, width: int) -> list[tuple[str, str]]:
+    """A mini bar: █ valid entries, ▒ stale ones (never rounded away), · the rest."""
+    if width <= 0:
+        return []
+    scale = max(scale, 1)
+    stale_cells = 0 if stale <= 0 else max(1, round(stale * width / scale))
+    valid_cells = min(round(valid * width / scale), width - stale_cells)
+    if valid > 0 and valid_cells == 0 and stale_cells < width:
+        valid_cells = 1
+    stale_cells = min(stale_cells, width - valid_cells)
+    rest = width - valid_cells - stale_cells
+    return [("█" * valid_cells, "$tlb-valid"), ("▒" * stale_cells, "$tlb-stale bold"),
+            ("·" * rest, "$text-disabled")]
+
+
+class TlbPanel(LinesView):
+    """One row per CPU."""
+
+    DEFAULT_CSS = """
+    TlbPanel { background: $surface; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._frame: Frame | None = None
+        self.border_title = "CPUs & TLBs"
+
+    def show(self, frame: Frame) -> None:
+        self._frame = frame
+        self.set_lines(self.build(frame, self.size.width))
+
+    def on_width(self, width: int) -> None:
+        if self._frame is not None:
+            self.set_lines(self.build(self._frame, width))
+
+    def build(self, frame: Frame, width: int) -> list[Content]:
+        view = frame.view
+        cpus = len(view.cpu_role)
+        wide = width >= 74
+        medium = width >= 52
+        scale = max(8, max((v + s for v, s in zip(view.tlb_valid, view.tlb_stale,
+                                                   strict=True)), default=0))
+        role_width = 18 if wide else 7
+        fixed = (4 + len(str(cpus - 1)) + (5 if medium else 3) + role_width
+                 + (3 if medium else 2) + 1 + (12 if wide else 5) + (5 if medium else 0)
+                 + (24 if wide else 15))
+        bar_width = max(5, min(32, width - fixed))
+        ipis = view.counters.tlb_shootdowns
+        header = Content.assemble(
+            ("cpu ".ljust(4 + len(str(cpus - 1))), "$text-muted"),
+            ("node role".ljust(5 + role_width) if medium else "n  role".ljust(3 + role_width),
+             "$text-muted"),
+            ("mm " if medium else "m ", "$text-muted"),
+            ("TLB ".ljust(bar_width + 1), "$text-muted"),
+            ("valid stale " if wide else "v/s  ", "$text-muted"),
+            ("IPIs " if medium else "", "$text-muted"),
+            ("now", "$text-muted"),
+        )
+        digits = len(str(cpus - 1))
+        lines = [header]
+        for cpu in range(cpus):
+            role = view.cpu_role[cpu]
+            glyph, short, long = ROLE[role]
+            node = view.cpu_node[cpu]
+            flashing = cpu in frame.flash
+            text, style = activity_text(frame, cpu, wide)
+            valid, stale = view.tlb_valid[cpu], view.tlb_stale[cpu]
+            if role in (CpuRole.IDLE, CpuRole.INITIATOR):
+                bar: list[tuple[str, str]] = [(" " * bar_width, "")]
+                counts = "".ljust(12 if wide else 5)
+            else:
+                bar = tlb_bar(valid, stale, scale, bar_width)
+                counts = (f"{valid:>5} {stale:>5} " if wide else f"{valid}/{stale}".ljust(5))
+            name = f"{glyph} {long if wide else short}".ljust(role_width)
+            row = Content.assemble(
+                (f"cpu{cpu:<{digits}} ", f"bold {_node_style(node)}"),
+                (f"n{node:<3} " if medium else f"{node:<2} ", _node_style(node)),
+                (name, "bold $accent" if role == CpuRole.INITIATOR else ""),
+                (("✓  " if medium else "✓ ") if view.cpu_in_mask[cpu] else
+                 ("·  " if medium else "· "), "$text-muted"),
+                *bar, " ",
+                (counts, "$tlb-stale bold" if stale else "$text-muted"),
+                (f"{int(ipis[cpu]) if cpu < ipis.size else 0:>4} " if medium else "",
+                 "$ipi" if flashing else "$text-muted"),
+                (text, style),
+            )
+            if flashing:
+                row = row.stylize("on $ipi 35%")
+            lines.append(row)
+        return lines
