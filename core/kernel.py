@@ -16,6 +16,8 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+import numpy as np
+
 from core.events import Errno, Event, EventKind, Phase, WaitReason
 from core.folios import FolioState, FolioTable
 from core.scenario import Mode, Scenario
@@ -213,14 +215,16 @@ class MigrationTask:
         table = self.folios
         if s.mode is Mode.SERIAL and s.next_pass:
             self._serial_give_up()
-        for folio in s.from_list:
-            if table.alive[folio] and table.state[folio] not in (
-                FolioState.REMAPPED, FolioState.MAPPED
-            ):
-                table.state[folio] = FolioState.FAILED
-        for folio in s.ret + s.split:
-            if table.alive[folio] and table.state[folio] != FolioState.REMAPPED:
-                table.state[folio] = FolioState.FAILED
+        # Whatever was tried and did not end up remapped has failed for this call; untried
+        # folios (after -ENOMEM) stay MAPPED.
+        tried = np.asarray(s.from_list, dtype=np.int64)
+        tried = tried[table.alive[tried] & (table.state[tried] != FolioState.REMAPPED)
+                      & (table.state[tried] != FolioState.MAPPED)]
+        table.state[tried] = FolioState.FAILED
+        given_up = np.asarray(s.ret + s.split, dtype=np.int64)
+        given_up = given_up[table.alive[given_up]
+                            & (table.state[given_up] != FolioState.REMAPPED)]
+        table.state[given_up] = FolioState.FAILED
         self.counters.add_migrate_stats(s.stats)
         finished = s.move
         s.move += 1
