@@ -315,8 +315,10 @@ def test_click_selects_and_enter_inspects() -> None:
         await to_phase(pilot, app, "FLUSH")
         grid = app.query_one("#node-0", FolioGrid)
         region = grid.content_region
-        await pilot.click(grid, offset=(region.x - grid.region.x + 2,
-                                        region.y - grid.region.y))
+        cell = grid.cell_offset(1)
+        assert cell is not None
+        where = (region.x - grid.region.x + cell[0], region.y - grid.region.y + cell[1])
+        await pilot.click(grid, offset=where)
         await pilot.pause()
         assert app.selected == 1
         assert not isinstance(app.screen, InspectScreen)
@@ -330,8 +332,7 @@ def test_click_selects_and_enter_inspects() -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, InspectScreen)
-        await pilot.click(grid, offset=(region.x - grid.region.x + 2,
-                                        region.y - grid.region.y))
+        await pilot.click(grid, offset=where)
         await pilot.pause()
         assert isinstance(app.screen, InspectScreen), "a click on the selected folio opens it"
 

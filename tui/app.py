@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Static
 
-from core.engine import Engine
+from core.engine import Engine, EngineView
 from core.events import Event, EventKind
 from core.scenario import Mode, Scenario
 from core.tlb import Machine
@@ -48,6 +48,7 @@ ROUND_ON_SCREEN_S = 1.2  # at ×1 one full shootdown round stays this long on sc
 SPEEDS = tuple(2.0**k for k in range(-4, 15))  # ×1/16 … ×16384, in doublings
 FLASH_FRAMES = 6  # while playing, a CPU that took an IPI stays lit at least this many frames
 FRAME_BUDGET_S = 0.012  # engine work per frame before the simulation is allowed to lag
+EARLY_S = 0.5  # an event may be shown this much (wall time) before its simulated time
 GAP_S = 1.5  # a wait for the next event longer than this (wall time) is fast-forwarded ...
 FAST_FORWARD = 8  # ... this many times faster, shown as ⏩ in the header
 SPARK_BUCKETS = 256
@@ -187,8 +188,8 @@ class Lane:
             clock_ns=max(clock_ns, view.clock_ns),
         )
 
-    def report(self, folio: int) -> FolioReport | None:
-        view = self.engine.view()
+    def report(self, folio: int, view: EngineView | None = None) -> FolioReport | None:
+        view = view if view is not None else self.engine.view()
         if not 0 <= folio < view.folio_state.size:
             return None
         rows = tuple(self.history.folio_rows(folio))
@@ -208,7 +209,7 @@ class MigvizApp(App[int]):
     CSS_PATH = Path(__file__).parent / "app.tcss"
     TITLE = "migviz"
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-tight"), (72, "-narrow"), (110, "-wide")]
     BINDINGS = [
         Binding("space", "play", "Play", key_display="space", id="migviz.play",
                 tooltip="play: simulated time advances"),
@@ -364,8 +365,8 @@ class MigvizApp(App[int]):
                 self.query_one(IpiPanel).show(frame)
                 self.query_one(StatsLine).show(frame)
                 self.query_one(EventLog).show(frame)
-            if isinstance(self.screen, InspectScreen):
-                report = self._active_lane().report(self.selected)
+            if isinstance(self.screen, InspectScreen) and self.last_frame is not None:
+                report = self._active_lane().report(self.selected, self.last_frame.view)
                 if report is not None:
                     self.screen.show(report)
 
@@ -392,7 +393,9 @@ class MigvizApp(App[int]):
         self._frame_no += 1
         per_second = self.rate_ns * self.speed
         step = elapsed * per_second
-        tolerance = per_second / FPS * 1.5
+        # An event may show up to half a second early; only longer steps are held back (each
+        # hold costs a back(1), i.e. a checkpoint restore and replay).
+        tolerance = per_second * EARLY_S
         deadline = now + FRAME_BUDGET_S
         lanes = self.race if (self.split and self.race is not None) else (self.lane,)
         target = self._race_target if self.split else self._target

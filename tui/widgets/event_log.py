@@ -61,7 +61,10 @@ class TraceLines:
     def restart(self) -> None:
         """A fresh formatter (it numbers the PTEs of a folio as it goes)."""
         if _trace is not None and hasattr(_trace, "TraceFormatter"):
-            formatter = _trace.TraceFormatter(self.scenario, self.table)
+            try:  # trace_printk() lines for steps without a tracepoint, if core offers them
+                formatter = _trace.TraceFormatter(self.scenario, self.table, printk=True)
+            except TypeError:
+                formatter = _trace.TraceFormatter(self.scenario, self.table)
             self._format = lambda event: _trace.format_event(event, formatter)
 
     def sync(self, frame: Frame) -> None:
@@ -73,12 +76,15 @@ class TraceLines:
         self.table.order[:n] = view.folio_order[:n]
 
     def lines(self, event: Event) -> list[str]:
+        """ftrace lines; those of steps without a tracepoint start with "# " (shown dimmed)."""
         if self._format is not None:
             try:
                 traced = self._format(event)
             except (KeyError, IndexError, ValueError, AttributeError):
                 traced = []
             if traced:
+                if event.kind in UNTRACED:
+                    return ["# " + line for line in traced]
                 return traced
         elif event.kind in (EventKind.UNMAP, EventKind.REMAP, EventKind.FLUSH_SEND,
                             EventKind.IPI_RECV, EventKind.MIGRATE_START,
@@ -95,6 +101,8 @@ class TraceLines:
         elif event.kind in (EventKind.UNMAP_FAIL, EventKind.MOVE_FAIL):
             detail += f" errno=-{event.arg}"
         return [f"# {_prefix(event.cpu, event.time_ns)} {name}: {detail.strip()}"]
+
+    # (the local format is only used until core.trace is importable)
 
     @staticmethod
     def _fallback(event: Event) -> str:
@@ -113,18 +121,24 @@ class TraceLines:
 
 
 def style_line(text: str, newest: bool, width: int) -> Content:
-    """Colour one trace line; drop the task column when the panel is narrow."""
-    if text.startswith("# "):
-        return Content.assemble((text, "$text-muted italic" if not newest else "bold $text-muted"))
+    """Colour one trace line; drop the task column when the panel is narrow. Lines of steps
+    without a tracepoint (marked "# ") are dimmed and italic."""
+    untraced = text.startswith("# ")
+    if untraced:
+        text = text[2:]
+    bold = "bold " if newest else ""
     match = _LINE.match(text)
     if match is None:
-        return Content.assemble((text.strip(), "bold" if newest else ""))
+        return Content.assemble((text.strip(), bold + ("$text-muted italic" if untraced else "")))
     name = match["name"]
     lead = f"{match['task']:>17} {match['cpu']} {match['flags']} " if width >= 120 else \
         f"{match['cpu']} "
+    if untraced:
+        rest = f"{match['ts']}: {name}: {match['payload']}  (no tracepoint)"
+        return Content.assemble((lead, "$text-muted"), (rest, bold + "$text-muted italic"))
     return Content.assemble(
         (lead, "$text-muted"), (f"{match['ts']}: ", "bold" if newest else "$text-muted"),
-        (f"{name}: ", ("bold " if newest else "") + NAME_STYLE.get(name, "")),
+        (f"{name}: ", bold + NAME_STYLE.get(name, "")),
         (match["payload"], "bold" if newest else ""),
     )
 

@@ -84,16 +84,17 @@ def cell_glyphs(order: int) -> int:
     return 4 if order >= THP_ORDER else max(1, order // 3 + 1)
 
 
-def cell_width(order: int) -> int:
-    """Columns a cell takes (large folios get brackets: ``[■■■■]``)."""
-    return 1 if order == 0 else cell_glyphs(order) + 2
+def cell_width(order: int, scale: int = 1) -> int:
+    """Columns a cell takes (large folios get brackets: ``[■■■■]``); ``scale`` widens every
+    cell when the grid has room (big terminals, projectors)."""
+    return scale if order == 0 else cell_glyphs(order) * scale + 2
 
 
-def cell_text(code: int, order: int) -> str:
+def cell_text(code: int, order: int, scale: int = 1) -> str:
     glyph = GLYPHS[code]
     if order == 0:
-        return glyph
-    return "[" + glyph * cell_glyphs(order) + "]"
+        return glyph * scale
+    return "[" + glyph * (cell_glyphs(order) * scale) + "]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,7 @@ class GridLayout:
 
     width: int
     gap: int
+    scale: int
     row_start: npt.NDArray[np.int64]  # first folio of each row (plus a sentinel = count)
     x: npt.NDArray[np.int64]  # column of each folio's cell
     row_of: npt.NDArray[np.int64]
@@ -113,21 +115,22 @@ class GridLayout:
         return int(self.row_start.size - 1)
 
 
-def grid_layout(orders: npt.NDArray[np.int8], width: int, gap: int) -> GridLayout:
+def grid_layout(orders: npt.NDArray[np.int8], width: int, gap: int,
+                scale: int = 1) -> GridLayout:
     """Pack cells left to right, wrapping at ``width``; a wide cell never straddles two rows."""
     count = int(orders.size)
     width = max(width, 1)
-    widths = np.array([cell_width(int(o)) for o in orders], dtype=np.int64) if count and \
-        orders.any() else np.ones(count, dtype=np.int64)
     uniform = not (count and orders.any())
     if uniform:
-        per_row = max(1, (width + gap) // (1 + gap))
+        widths = np.full(count, scale, dtype=np.int64)
+        per_row = max(1, (width + gap) // (scale + gap))
         index = np.arange(count, dtype=np.int64)
         row_of = index // per_row
-        x = (index % per_row) * (1 + gap)
+        x = (index % per_row) * (scale + gap)
         rows = (count + per_row - 1) // per_row
         row_start = np.append(np.arange(rows, dtype=np.int64) * per_row, count)
-        return GridLayout(width, gap, row_start, x, row_of, widths, True)
+        return GridLayout(width, gap, scale, row_start, x, row_of, widths, True)
+    widths = np.array([cell_width(int(o), scale) for o in orders], dtype=np.int64)
     x = np.zeros(count, dtype=np.int64)
     row_of = np.zeros(count, dtype=np.int64)
     starts = [0]
@@ -143,7 +146,8 @@ def grid_layout(orders: npt.NDArray[np.int8], width: int, gap: int) -> GridLayou
         row_of[i] = row
         col += w + gap
     starts.append(count)
-    return GridLayout(width, gap, np.array(starts, dtype=np.int64), x, row_of, widths, False)
+    return GridLayout(width, gap, scale, np.array(starts, dtype=np.int64), x, row_of, widths,
+                      False)
 
 
 def cell_codes(frame: Frame, node: int) -> npt.NDArray[np.uint8]:
@@ -310,7 +314,16 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
             self.virtual_size = Size(width, 0)
             self.refresh()
             return
-        layout = grid_layout(self._orders, width, 1)
+        # Widest cells that still fit with a blank line between rows, then plain spaced cells,
+        # then dense cells (scrolling if even those do not fit).
+        layout = None
+        for scale in (3, 2):
+            candidate = grid_layout(self._orders, width, 1, scale)
+            if 2 * candidate.rows - 1 <= height:
+                layout = candidate
+                break
+        if layout is None:
+            layout = grid_layout(self._orders, width, 1)
         if layout.rows > height:
             layout = grid_layout(self._orders, width - 1, 0)
             if layout.rows <= height:
@@ -380,7 +393,7 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
             edges = [0, *bounds.tolist(), codes.size]
             for a, b in zip(edges, edges[1:], strict=False):
                 code = int(codes[a])
-                glyph = GLYPHS[code % CODES]
+                glyph = GLYPHS[code % CODES] * layout.scale
                 if gap:
                     segments.append(Segment((glyph + gap) * (b - a - 1) + glyph, styles[code]))
                     segments.append(Segment(gap, base))
@@ -390,7 +403,8 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
             orders = self._orders[start:end]
             for i in range(codes.size):
                 code = int(codes[i])
-                segments.append(Segment(cell_text(code % CODES, int(orders[i])), styles[code]))
+                segments.append(Segment(cell_text(code % CODES, int(orders[i]), layout.scale),
+                                        styles[code]))
                 if gap:
                     segments.append(Segment(gap, base))
         return Strip(segments).simplify()
@@ -416,6 +430,14 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
         if x + self.scroll_offset.x >= layout.x[folio] + layout.widths[folio]:
             return -1
         return folio
+
+    def cell_offset(self, folio: int) -> tuple[int, int] | None:
+        """Where a folio's cell is, relative to the content region (None if not laid out)."""
+        layout = self._layout
+        if layout is None or not 0 <= folio < layout.row_of.size:
+            return None
+        return (int(layout.x[folio]) - self.scroll_offset.x,
+                int(layout.row_of[folio]) * self._step - self.scroll_offset.y)
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)

@@ -113,7 +113,7 @@ class HeaderBar(Static):
             content = self.build(source, width)
         if content != self._content:
             self._content = content
-            self.update(content)
+            self.update(content, layout=False)
 
     @staticmethod
     def build(frame: Frame, width: int) -> Content:

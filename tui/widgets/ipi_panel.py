@@ -74,11 +74,11 @@ class IpiPanel(LinesView):
         if round_ is not None and round_.targets:
             parts: list[tuple[str, str] | str] = [label("round"),
                                                   (f"cpu{round_.initiator} ⇒ ", "bold $accent")]
+            tight = label_width + 7 + 3 * len(round_.targets) > width
             for index, cpu in enumerate(round_.targets):
-                if index < round_.acked:
-                    parts.append((f"✓{cpu} ", "bold $ipi"))
-                else:
-                    parts.append((f"·{cpu} ", "$text-muted"))
+                mark = "✓" if index < round_.acked else "·"
+                text = mark if tight else f"{mark}{cpu} "
+                parts.append((text, "bold $ipi" if index < round_.acked else "$text-muted"))
             lines.append(Content.assemble(*parts))
             scope = "full flush" if round_.pages == -1 else f"INVLPG {round_.pages} page" + (
                 "s" if round_.pages > 1 else "")
@@ -102,7 +102,8 @@ class IpiPanel(LinesView):
         pages = max(frame.pages_done, 1)
         per_page = counters.nr_tlb_remote_flush_received / pages if frame.pages_done else 0.0
         lines.append(Content.assemble(
-            label("total"), (f"{counters.nr_tlb_remote_flush}", "bold"), " rounds · ",
+            label("total"), (f"{counters.nr_tlb_remote_flush}", "bold"),
+            " round · " if counters.nr_tlb_remote_flush == 1 else " rounds · ",
             (f"{counters.nr_tlb_remote_flush_received}", "bold $ipi"), " IPIs"))
         lines.append(Content.assemble(
             label(""), (f"{per_page:.3g}", "bold"), " IPIs per migrated page"))

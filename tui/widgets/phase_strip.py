@@ -140,4 +140,4 @@ class PhaseStrip(Static):
         content = strip_content(self._frame, max(self.size.width, 1))
         if content != self._content:
             self._content = content
-            self.update(content)
+            self.update(content, layout=False)

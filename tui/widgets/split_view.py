@@ -32,8 +32,13 @@ class RaceResult:
     batched_end_ns: int | None
 
 
-def race_content(race: RaceResult) -> Content:
-    """The comparison line."""
+def _rounds(count: int) -> str:
+    return f"{count} round{'' if count == 1 else 's'}"
+
+
+def race_content(race: RaceResult, width: int = 200) -> Content:
+    """The comparison line (the bracketed details only when there is room)."""
+    wide = width >= 100
     s, b = race.serial, race.batched
     s_ipis = s.view.counters.nr_tlb_remote_flush_received
     b_ipis = b.view.counters.nr_tlb_remote_flush_received
@@ -44,7 +49,7 @@ def race_content(race: RaceResult) -> Content:
             ("batched is ", ""), (f"{speedup:.1f}× faster", "bold $success"), (", ", ""),
             (f"{fewer:.0f}% fewer IPIs", "bold $ipi"),
             (f"   (done in {format_ns(race.batched_end_ns)} vs {format_ns(race.serial_end_ns)};"
-             f" {b_ipis} vs {s_ipis} IPIs)", "$text-muted"))
+             f" {b_ipis} vs {s_ipis} IPIs)" if wide else "", "$text-muted"))
     s_pages, b_pages = s.pages_done, b.pages_done
     per_s = s_ipis / s_pages if s_pages else 0.0
     per_b = b_ipis / b_pages if b_pages else 0.0
@@ -60,15 +65,15 @@ def race_content(race: RaceResult) -> Content:
     if s_pages and b_pages:
         return Content.assemble(
             ("so far batched moved ", ""), (f"{b_pages / s_pages:.1f}× the pages", "bold $success"),
-            (f" ({b_pages} vs {s_pages})", "$text-muted"),
+            (f" ({b_pages} vs {s_pages})" if wide else "", "$text-muted"),
             (f", {fewer_text}" if fewer_text else "", "bold $ipi"))
     s_rounds = s.view.counters.nr_tlb_remote_flush
     b_rounds = b.view.counters.nr_tlb_remote_flush
     if s_rounds or b_rounds:
         return Content.assemble(
-            ("so far: serial ", ""), (f"{s_rounds} rounds, {s_ipis} IPIs", "bold $ipi"),
-            (" · batched ", ""), (f"{b_rounds} rounds, {b_ipis} IPIs", "bold $ipi"),
-            ("  (no page finished yet)", "$text-muted"))
+            ("so far: serial ", ""), (f"{_rounds(s_rounds)}, {s_ipis} IPIs", "bold $ipi"),
+            (" · batched ", ""), (f"{_rounds(b_rounds)}, {b_ipis} IPIs", "bold $ipi"),
+            ("  (no page finished yet)" if wide else "", "$text-muted"))
     return Content.assemble(("both modes start together on one simulated clock; "
                              "space plays, n steps", "$text-muted"))
 
@@ -79,6 +84,7 @@ class ModeColumn(Vertical):
     def __init__(self, mode: Mode, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.mode = mode
+        self._title: Content | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="mode-title")
@@ -97,7 +103,9 @@ class ModeColumn(Vertical):
             (" Linux 6.2 per-folio flush" if self.mode is Mode.SERIAL else
              " Linux 6.3 batched flush", "$text-muted"),
             ("   done" if view.done else "", "bold $success"))
-        title.update(text)
+        if text != self._title:
+            self._title = text
+            title.update(text, layout=False)
         for grid in self.query(FolioGrid):
             grid.show(frame)
         self.query_one(PhaseStrip).show(frame)
@@ -108,6 +116,10 @@ class ModeColumn(Vertical):
 class SplitView(Vertical):
     """Both modes side by side."""
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._race: Content | None = None
+
     def compose(self) -> ComposeResult:
         yield Static("", id="race")
         with Horizontal(id="split-columns"):
@@ -116,6 +128,9 @@ class SplitView(Vertical):
 
     def show(self, race: RaceResult) -> None:
         scale = max(max(race.serial.sparkline, default=0), max(race.batched.sparkline, default=0))
-        self.query_one("#race", Static).update(race_content(race))
+        line = race_content(race, self.size.width)
+        if line != self._race:
+            self._race = line
+            self.query_one("#race", Static).update(line)
         self.query_one("#split-serial", ModeColumn).show(race.serial, scale)
         self.query_one("#split-batched", ModeColumn).show(race.batched, scale)

@@ -95,6 +95,8 @@ class TlbPanel(LinesView):
             self.set_lines(self.build(self._frame, width))
 
     def build(self, frame: Frame, width: int) -> list[Content]:
+        if 0 < width < 40:
+            return self.build_tight(frame)
         view = frame.view
         cpus = len(view.cpu_role)
         wide = width >= 74
@@ -146,6 +148,34 @@ class TlbPanel(LinesView):
                 (text, style),
             )
             if flashing:
+                row = row.stylize("on $ipi 35%")
+            lines.append(row)
+        return lines
+
+    @staticmethod
+    def build_tight(frame: Frame) -> list[Content]:
+        """Very narrow panels: glyphs only (help explains them)."""
+        view = frame.view
+        cpus = len(view.cpu_role)
+        digits = len(str(cpus - 1))
+        scale = max(8, max((v + s for v, s in zip(view.tlb_valid, view.tlb_stale,
+                                                   strict=True)), default=0))
+        lines = [Content.assemble(("cpu ".ljust(4 + digits) + "   TLB   now", "$text-muted"))]
+        for cpu in range(cpus):
+            role = view.cpu_role[cpu]
+            node = view.cpu_node[cpu]
+            text, style = activity_text(frame, cpu, False)
+            text = text.replace("stalled on", "wait").replace("IPI flush", "IPI")
+            text = text.replace("running", "run")
+            bar: list[tuple[str, str]] = [("     ", "")] if role in (
+                CpuRole.IDLE, CpuRole.INITIATOR) else tlb_bar(view.tlb_valid[cpu],
+                                                              view.tlb_stale[cpu], scale, 5)
+            row = Content.assemble(
+                (f"cpu{cpu:<{digits}} ", f"bold {_node_style(node)}"),
+                (ROLE[role][0], "bold $accent" if role == CpuRole.INITIATOR else ""),
+                ("✓ " if view.cpu_in_mask[cpu] else "  ", "$text-muted"), *bar, " ",
+                (text, style))
+            if cpu in frame.flash:
                 row = row.stylize("on $ipi 35%")
             lines.append(row)
         return lines
