@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from textual import events
@@ -24,16 +24,16 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Static
 
-from core.engine import Engine, EngineView
-from core.events import Event, EventKind
 from core.scenario import Mode, Scenario
 from core.tlb import Machine
 from themes import DEFAULT_THEME, load_builtin_themes
+from tui.keys import COMMANDS, KEYS, SPLIT_DISABLED
+from tui.lane import Lane
 from tui.screens.help import HelpScreen
-from tui.screens.inspect import FolioReport, InspectScreen
+from tui.screens.inspect import InspectScreen
 from tui.widgets.event_log import EventLog
 from tui.widgets.folio_grid import FolioGrid
-from tui.widgets.frame import EventHistory, Frame, format_ns, format_speed, pages_migrated
+from tui.widgets.frame import Frame, format_ns, format_speed
 from tui.widgets.header_bar import HeaderBar, SplitHeader
 from tui.widgets.ipi_panel import IpiPanel
 from tui.widgets.legend import FolioLegend
@@ -46,161 +46,16 @@ MIN_WIDTH, MIN_HEIGHT = 60, 20
 FPS = 30
 ROUND_ON_SCREEN_S = 1.2  # at ×1 one full shootdown round stays this long on screen
 SPEEDS = tuple(2.0**k for k in range(-4, 15))  # ×1/16 … ×16384, in doublings
-FLASH_FRAMES = 6  # while playing, a CPU that took an IPI stays lit at least this many frames
 FRAME_BUDGET_S = 0.012  # engine work per frame before the simulation is allowed to lag
 EARLY_S = 0.5  # an event may be shown this much (wall time) before its simulated time
 GAP_S = 1.5  # a wait for the next event longer than this (wall time) is fast-forwarded ...
 FAST_FORWARD = 8  # ... this many times faster, shown as ⏩ in the header
-SPARK_BUCKETS = 256
 SPARK_SPAN = 48  # buckets the whole run should fit in (the sparkline rescales in doublings)
-
-
-@dataclass(frozen=True, slots=True)
-class Key:
-    """One key: its binding, its help line and its command-palette entry."""
-
-    keys: str
-    action: str
-    label: str
-    help: str
-    key_display: str | None = None
-    show: bool = True
-
-
-KEYS: tuple[Key, ...] = (
-    Key("space", "toggle_play", "Play/Pause", "play / pause (paused means idle: no timer runs)",
-        "space"),
-    Key("n,right", "step_event", "Step", "step one event", "n/→"),
-    Key("p", "step_phase", "Phase", "step one phase (unmap → flush → move; serial: one folio)"),
-    Key("B", "step_batch", "Batch", "step one batch (serial: one folio)", "B"),
-    Key("u,left", "step_back", "Back", "step back one event, exactly", "u/←"),
-    Key("b", "toggle_mode", "Mode",
-        "toggle serial/batched (applies at the next batch boundary)"),
-    Key("s", "split", "Split", "split view: serial and batched race on one clock"),
-    Key("question_mark", "help", "Help", "help: every key and glyph", "?"),
-    Key("q", "quit", "Quit", "quit"),
-    Key("plus,equals_sign", "faster", "Faster", "double the speed", "+"),
-    Key("minus", "slower", "Slower", "halve the speed", "-"),
-    Key("r", "reset", "Reset", "reset to the start"),
-    Key("enter", "inspect", "Inspect", "inspect the selected folio (click one to select)",
-        "enter", show=False),
-    Key("ctrl+s", "save_screenshot", "Screenshot", "save an SVG screenshot", show=False),
-)
-COMMANDS = {
-    "toggle_play": "play/pause", "step_event": "step event", "step_phase": "step phase",
-    "step_batch": "step batch", "step_back": "step back", "toggle_mode": "toggle serial/batched",
-    "split": "split view", "faster": "faster", "slower": "slower", "reset": "reset",
-    "inspect": "inspect folio", "help": "help", "save_screenshot": "screenshot", "quit": "quit",
-}
-SPLIT_DISABLED = {"step_phase", "step_batch", "step_back", "toggle_mode"}
 
 
 def nearest_speed(speed: float) -> int:
     """Index of the doubling closest to ``speed``."""
     return min(range(len(SPEEDS)), key=lambda i: abs(SPEEDS[i] - speed) / SPEEDS[i])
-
-
-class Lane:
-    """One engine and the history derived from its events."""
-
-    def __init__(self, scenario: Scenario, mode: Mode | None) -> None:
-        self.scenario = scenario
-        self.engine = Engine(scenario, mode)
-        self.history = EventHistory()
-        self.flash_until: dict[int, int] = {}
-        self.next_at: int | None = None  # a long event lies ahead at this time (not shown yet)
-        self.end_ns: int | None = None
-        self.lagging = False
-
-    def record(self, events: list[Event], frame_no: int) -> None:
-        self.history.extend(events)
-        for event in events:
-            if event.kind is EventKind.IPI_RECV:
-                self.flash_until[event.cpu] = frame_no + FLASH_FRAMES
-        if self.engine.done and self.end_ns is None:
-            last = self.engine.last_event
-            self.end_ns = last.time_ns if last is not None else self.engine.clock
-
-    def stepped_back(self) -> None:
-        self.history.truncate(self.engine.events)
-        self.flash_until.clear()
-        self.next_at = None
-        if not self.engine.done:
-            self.end_ns = None
-
-    def advance(self, target: float, tolerance: float, deadline: float, frame_no: int) -> int:
-        """Run the engine to ``target`` ns; returns how many events were applied. Sets
-        ``lagging`` when the frame budget ran out before the target was reached.
-
-        ``run_until`` applies the first event at or after the target, which for a long step
-        (a 2 MiB copy) would show its end far too early; such an event is taken back and
-        replayed once simulated time reaches it.
-        """
-        engine = self.engine
-        self.lagging = False
-        if engine.done or engine.clock >= target:
-            return 0
-        if self.next_at is not None and target + tolerance < self.next_at:
-            return 0
-        self.next_at = None
-        applied: list[Event] = []
-        chunk = max((target - engine.clock) / 8, 1.0)
-        while engine.clock < target and not engine.done:
-            applied += engine.run_until(int(min(target, engine.clock + chunk)) + 1)
-            if time.perf_counter() > deadline:
-                self.lagging = engine.clock < target
-                break
-        if applied and applied[-1].time_ns > target + tolerance and not engine.done:
-            engine.back(1)
-            self.next_at = applied[-1].time_ns
-            applied.pop()
-        self.record(applied, frame_no)
-        return len(applied)
-
-    def flash_changes(self, frame_no: int) -> bool:
-        """Whether a CPU's IPI flash ends at this frame (the panel must repaint)."""
-        return any(until == frame_no - 1 for until in self.flash_until.values())
-
-    def frame(self, *, clock_ns: int | None, playing: bool, speed: float, rate_ns: float,
-              now_ns: int, bucket_ns: int, selected: int, frame_no: int,
-              fast_forward: bool = False) -> Frame:
-        view = self.engine.view()
-        if clock_ns is None or view.done:
-            clock_ns = view.clock_ns
-        flash = {cpu for cpu, until in self.flash_until.items() if until >= frame_no} \
-            if playing else set()
-        ipi_round = view.ipi_round
-        if ipi_round is not None:
-            flash.update(ipi_round.targets[: ipi_round.acked])
-        last = view.last_event
-        if last is not None and last.kind is EventKind.IPI_RECV:
-            flash.add(last.cpu)
-        src, dst = (0, 1) if view.move % 2 == 0 else (1, 0)
-        memory = self.scenario.memory
-        return Frame(
-            view=view, scenario=self.scenario, playing=playing, speed=speed, rate_ns=rate_ns,
-            flash=frozenset(flash),
-            sparkline=self.history.ipi_buckets(now_ns, bucket_ns, SPARK_BUCKETS),
-            spark_bucket_ns=bucket_ns, progress=self.history.progress(view),
-            pages_done=pages_migrated(view),
-            pages_total=memory.total_pages * self.scenario.migration.moves,
-            selected=selected, src=src, dst=dst, fast_forward=fast_forward and playing,
-            clock_ns=max(clock_ns, view.clock_ns),
-        )
-
-    def report(self, folio: int, view: EngineView | None = None) -> FolioReport | None:
-        view = view if view is not None else self.engine.view()
-        if not 0 <= folio < view.folio_state.size:
-            return None
-        rows = tuple(self.history.folio_rows(folio))
-        last_unmap = next((r for r in reversed(rows) if r.kind is EventKind.UNMAP), None)
-        flushes = tuple(self.history.flush_rows_since(last_unmap.time_ns)) if last_unmap else ()
-        return FolioReport(
-            folio=folio, order=int(view.folio_order[folio]), node=int(view.folio_node[folio]),
-            state=int(view.folio_state[folio]), alive=bool(view.folio_alive[folio]),
-            now_ns=view.clock_ns, mode=view.mode.value, rows=rows, flushes=flushes[:12],
-            stalled_cpus=tuple(c for c, f in enumerate(view.cpu_stalled_on) if f == folio),
-        )
 
 
 class MigvizApp(App[int]):

@@ -1,0 +1,45 @@
+"""Every key of the app: its binding, its help line and its command-palette entry, in one table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One key: its binding, its help line and its command-palette entry."""
+
+    keys: str
+    action: str
+    label: str
+    help: str
+    key_display: str | None = None
+    show: bool = True
+
+
+KEYS: tuple[Key, ...] = (
+    Key("space", "toggle_play", "Play/Pause", "play / pause (paused means idle: no timer runs)",
+        "space"),
+    Key("n,right", "step_event", "Step", "step one event", "n/→"),
+    Key("p", "step_phase", "Phase", "step one phase (unmap → flush → move; serial: one folio)"),
+    Key("B", "step_batch", "Batch", "step one batch (serial: one folio)", "B"),
+    Key("u,left", "step_back", "Back", "step back one event, exactly", "u/←"),
+    Key("b", "toggle_mode", "Mode",
+        "toggle serial/batched (applies at the next batch boundary)"),
+    Key("s", "split", "Split", "split view: serial and batched race on one clock"),
+    Key("question_mark", "help", "Help", "help: every key and glyph", "?"),
+    Key("q", "quit", "Quit", "quit"),
+    Key("plus,equals_sign", "faster", "Faster", "double the speed", "+"),
+    Key("minus", "slower", "Slower", "halve the speed", "-"),
+    Key("r", "reset", "Reset", "reset to the start"),
+    Key("enter", "inspect", "Inspect", "inspect the selected folio (click one to select)",
+        "enter", show=False),
+    Key("ctrl+s", "save_screenshot", "Screenshot", "save an SVG screenshot", show=False),
+)
+COMMANDS = {
+    "toggle_play": "play/pause", "step_event": "step event", "step_phase": "step phase",
+    "step_batch": "step batch", "step_back": "step back", "toggle_mode": "toggle serial/batched",
+    "split": "split view", "faster": "faster", "slower": "slower", "reset": "reset",
+    "inspect": "inspect folio", "help": "help", "save_screenshot": "screenshot", "quit": "quit",
+}
+SPLIT_DISABLED = {"step_phase", "step_batch", "step_back", "toggle_mode"}

@@ -1,0 +1,121 @@
+"""A lane: one engine and the history of its events that the screen needs besides its view.
+
+The app has one lane per view (two in split view). A lane advances its engine to a simulated time
+within a frame budget and builds the immutable :class:`~tui.widgets.frame.Frame` the widgets draw.
+"""
+
+from __future__ import annotations
+
+import time
+
+from core.engine import Engine, EngineView
+from core.events import Event, EventKind
+from core.scenario import Mode, Scenario
+from tui.screens.inspect import FolioReport
+from tui.widgets.frame import EventHistory, Frame, pages_migrated
+
+FLASH_FRAMES = 6  # while playing, a CPU that took an IPI stays lit at least this many frames
+SPARK_BUCKETS = 256
+
+
+class Lane:
+    """One engine and the history derived from its events."""
+
+    def __init__(self, scenario: Scenario, mode: Mode | None) -> None:
+        self.scenario = scenario
+        self.engine = Engine(scenario, mode)
+        self.history = EventHistory()
+        self.flash_until: dict[int, int] = {}
+        self.next_at: int | None = None  # a long event lies ahead at this time (not shown yet)
+        self.end_ns: int | None = None
+        self.lagging = False
+
+    def record(self, events: list[Event], frame_no: int) -> None:
+        self.history.extend(events)
+        for event in events:
+            if event.kind is EventKind.IPI_RECV:
+                self.flash_until[event.cpu] = frame_no + FLASH_FRAMES
+        if self.engine.done and self.end_ns is None:
+            last = self.engine.last_event
+            self.end_ns = last.time_ns if last is not None else self.engine.clock
+
+    def stepped_back(self) -> None:
+        self.history.truncate(self.engine.events)
+        self.flash_until.clear()
+        self.next_at = None
+        if not self.engine.done:
+            self.end_ns = None
+
+    def advance(self, target: float, tolerance: float, deadline: float, frame_no: int) -> int:
+        """Run the engine to ``target`` ns; returns how many events were applied. Sets
+        ``lagging`` when the frame budget ran out before the target was reached.
+
+        ``run_until`` applies the first event at or after the target, which for a long step
+        (a 2 MiB copy) would show its end far too early; such an event is taken back and
+        replayed once simulated time reaches it.
+        """
+        engine = self.engine
+        self.lagging = False
+        if engine.done or engine.clock >= target:
+            return 0
+        if self.next_at is not None and target + tolerance < self.next_at:
+            return 0
+        self.next_at = None
+        applied: list[Event] = []
+        chunk = max((target - engine.clock) / 8, 1.0)
+        while engine.clock < target and not engine.done:
+            applied += engine.run_until(int(min(target, engine.clock + chunk)) + 1)
+            if time.perf_counter() > deadline:
+                self.lagging = engine.clock < target
+                break
+        if applied and applied[-1].time_ns > target + tolerance and not engine.done:
+            engine.back(1)
+            self.next_at = applied[-1].time_ns
+            applied.pop()
+        self.record(applied, frame_no)
+        return len(applied)
+
+    def flash_changes(self, frame_no: int) -> bool:
+        """Whether a CPU's IPI flash ends at this frame (the panel must repaint)."""
+        return any(until == frame_no - 1 for until in self.flash_until.values())
+
+    def frame(self, *, clock_ns: int | None, playing: bool, speed: float, rate_ns: float,
+              now_ns: int, bucket_ns: int, selected: int, frame_no: int,
+              fast_forward: bool = False) -> Frame:
+        view = self.engine.view()
+        if clock_ns is None or view.done:
+            clock_ns = view.clock_ns
+        flash = {cpu for cpu, until in self.flash_until.items() if until >= frame_no} \
+            if playing else set()
+        ipi_round = view.ipi_round
+        if ipi_round is not None:
+            flash.update(ipi_round.targets[: ipi_round.acked])
+        last = view.last_event
+        if last is not None and last.kind is EventKind.IPI_RECV:
+            flash.add(last.cpu)
+        src, dst = (0, 1) if view.move % 2 == 0 else (1, 0)
+        memory = self.scenario.memory
+        return Frame(
+            view=view, scenario=self.scenario, playing=playing, speed=speed, rate_ns=rate_ns,
+            flash=frozenset(flash),
+            sparkline=self.history.ipi_buckets(now_ns, bucket_ns, SPARK_BUCKETS),
+            spark_bucket_ns=bucket_ns, progress=self.history.progress(view),
+            pages_done=pages_migrated(view),
+            pages_total=memory.total_pages * self.scenario.migration.moves,
+            selected=selected, src=src, dst=dst, fast_forward=fast_forward and playing,
+            clock_ns=max(clock_ns, view.clock_ns),
+        )
+
+    def report(self, folio: int, view: EngineView | None = None) -> FolioReport | None:
+        view = view if view is not None else self.engine.view()
+        if not 0 <= folio < view.folio_state.size:
+            return None
+        rows = tuple(self.history.folio_rows(folio))
+        last_unmap = next((r for r in reversed(rows) if r.kind is EventKind.UNMAP), None)
+        flushes = tuple(self.history.flush_rows_since(last_unmap.time_ns)) if last_unmap else ()
+        return FolioReport(
+            folio=folio, order=int(view.folio_order[folio]), node=int(view.folio_node[folio]),
+            state=int(view.folio_state[folio]), alive=bool(view.folio_alive[folio]),
+            now_ns=view.clock_ns, mode=view.mode.value, rows=rows, flushes=flushes[:12],
+            stalled_cpus=tuple(c for c, f in enumerate(view.cpu_stalled_on) if f == folio),
+        )
