@@ -217,10 +217,15 @@ class Engine:
         return applied
 
     def run_until(self, time_ns: int) -> list[Event]:
-        """Advance simulated time to ``time_ns``: apply events up to and including the first one
-        at or after it (so the clock never runs past an event that has not been shown)."""
+        """Advance simulated time to ``time_ns``. Events up to it are applied; when the task is
+        known to be busy past it (copying, waiting, isolating) the clock stops at ``time_ns``;
+        otherwise the first event at or after it is applied too, so the clock never runs past an
+        event that has not been shown."""
         applied: list[Event] = []
         while self.clock < time_ns:
+            if self.task.s.busy_until > time_ns:
+                self.clock = time_ns
+                break
             event = self._next_event()
             if event is None:
                 self.clock = max(self.clock, time_ns)
@@ -251,6 +256,20 @@ class Engine:
             self.last_event = event
         self.finish_workload()
         return count
+
+    def next_event_not_before(self) -> int:
+        """A lower bound on the next event's time (the clock when nothing better is known)."""
+        return max(self.clock, self.task.s.busy_until)
+
+    def folio_tlb(self, folio: int) -> tuple[tuple[int, bool], ...]:
+        """The CPUs whose TLB holds an entry for a folio now, each with True if it is stale
+        (the folio's PTE is already a migration entry)."""
+        self.workload.advance_to(self.clock)
+        if not 0 <= folio < self.folios.capacity:
+            return ()
+        stale = bool(self.folios.unmapped[folio])
+        holders = np.flatnonzero(self.workload.tlb[:, folio])
+        return tuple((self.workload.cpus[int(i)], stale) for i in holders)
 
     def iter_events(self) -> Iterator[Event]:
         """Apply every remaining event, yielding each one as it is applied (headless streaming:

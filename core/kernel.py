@@ -99,6 +99,7 @@ class TaskState:
     ubc_required: bool = False  # tlb_ubc.flush_required
     ubc_folios: list[int] = field(default_factory=list)  # folios whose flush is deferred
     attempts: dict[int, int] = field(default_factory=dict)  # per folio, this call
+    busy_until: int = 0  # no event comes before this time (the task is copying, waiting, ...)
     round_targets: tuple[int, ...] = ()  # the shootdown round in flight
     round_acked: int = 0
     round_pages: int = 0
@@ -121,6 +122,7 @@ class MigrationTask:
         self.counters = counters
         self.machine = machine
         self.s = TaskState(mode=mode)
+        self.s.busy_until = self._isolation_ns(0)
         # Called with the task's clock just before a split rewrites the page -> folio map. The
         # engine uses it to catch the lazy workload up first: accesses made before the split
         # must be classified against the unsplit THP, whatever window they are simulated in.
@@ -234,10 +236,18 @@ class MigrationTask:
         stats = s.stats
         end = self._event(EventKind.MIGRATE_END, pages=stats.nr_succeeded,
                           arg=stats.nr_failed_pages)
+        if s.stage is Stage.START:
+            s.busy_until = s.now + self._isolation_ns(s.dst)
         # Label the event with the call it ends: s.move already names the next call (the
         # MIGRATE_END of move 0 used to say move 1, unlike every other event of that call).
         yield end._replace(move=finished,
                            thp=(stats.nr_thp_succeeded, stats.nr_thp_failed, stats.nr_thp_split))
+
+    def _isolation_ns(self, node: int) -> int:
+        """How long isolating the folios now on ``node`` will take (the next call's start)."""
+        table = self.folios
+        count = int(np.count_nonzero(table.alive[: table.count] & (table.node[: table.count] == node)))
+        return self.costs.isolate_ns * count
 
     def _count_batches(self, folios: list[int]) -> int:
         limit = self.policy.batch_pages
@@ -462,9 +472,10 @@ class MigrationTask:
                 self.folios.state[folio] = FolioState.RETRYING
                 yield self._fail(EventKind.UNMAP_FAIL, folio, Errno.EAGAIN)
                 return -Errno.EAGAIN
-            self._spend(Spend.WAIT, costs.lock_wait_ns)
             self.counters.lock_waits += 1
+            s.busy_until = s.now + costs.lock_wait_ns
             yield self._event(EventKind.WAIT, folio=folio, arg=WaitReason.LOCK)
+            self._spend(Spend.WAIT, costs.lock_wait_ns)
         if _chance(self.policy.writeback, self.seed, _Coin.WRITEBACK, s.move, folio, attempt):
             if not may_block:
                 if writeback_rc is Errno.EBUSY:
@@ -474,9 +485,10 @@ class MigrationTask:
                     self.folios.state[folio] = FolioState.RETRYING
                 yield self._fail(EventKind.UNMAP_FAIL, folio, writeback_rc)
                 return -writeback_rc
-            self._spend(Spend.WAIT, costs.writeback_wait_ns)
             self.counters.writeback_waits += 1
+            s.busy_until = s.now + costs.writeback_wait_ns
             yield self._event(EventKind.WAIT, folio=folio, arg=WaitReason.WRITEBACK)
+            self._spend(Spend.WAIT, costs.writeback_wait_ns)
         return 0
 
     def migrate_folio_move(self, folio: int) -> Steps:
@@ -713,9 +725,12 @@ class MigrationTask:
             # The ordering rule: a write through a stale TLB entry after this copy would be lost.
             self.counters.ordering_violations += 1
         table.state[folio] = FolioState.COPYING
+        copy_ns = self.costs.copy_ns(int(table.order[folio]))
+        remap_ns = self.costs.remap_pte_ns * self._ptes(folio)
+        s.busy_until = s.now + copy_ns + remap_ns
         yield self._event(EventKind.COPY, folio=folio, pages=table.nr_pages(folio))
-        self._spend(Spend.COPY, self.costs.copy_ns(int(table.order[folio])))
-        self._spend(Spend.MOVE, self.costs.remap_pte_ns * self._ptes(folio))
+        self._spend(Spend.COPY, copy_ns)
+        self._spend(Spend.MOVE, remap_ns)
         table.node[folio] = s.dst
         table.unmapped[folio] = False
         table.state[folio] = FolioState.REMAPPED

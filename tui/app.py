@@ -373,9 +373,11 @@ class MigvizApp(App[int]):
         """One manual step: pause, step, show."""
         self.playing = False
         if self.split and self.race is not None:
-            # Both sides advance to just past the earlier of the two clocks: the lagging side
-            # applies one event and the other catches up on the shared clock.
-            target = min(lane.engine.clock for lane in self.race if not lane.engine.done) + 1 \
+            # Both sides advance to the earliest time either may have an event (past a copy or
+            # an isolation the task is known to be busy for): the lagging side applies one event
+            # and the other catches up on the shared clock.
+            target = min(max(lane.engine.next_event_not_before(), lane.engine.clock + 1)
+                         for lane in self.race if not lane.engine.done) \
                 if not self._lanes_done() else self._race_target
             for lane in self.race:
                 lane.next_at = None

@@ -118,4 +118,5 @@ class Lane:
             state=int(view.folio_state[folio]), alive=bool(view.folio_alive[folio]),
             now_ns=view.clock_ns, mode=view.mode.value, rows=rows, flushes=flushes[:12],
             stalled_cpus=tuple(c for c, f in enumerate(view.cpu_stalled_on) if f == folio),
+            tlb=self.engine.folio_tlb(folio),
         )

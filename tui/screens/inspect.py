@@ -33,6 +33,7 @@ class FolioReport:
     rows: tuple[HistoryRow, ...]
     flushes: tuple[HistoryRow, ...]  # shootdown rounds since it was last unmapped
     stalled_cpus: tuple[int, ...]
+    tlb: tuple[tuple[int, bool], ...] = ()  # (cpu, stale) for every TLB holding an entry now
 
 
 STEP_TEXT = {
@@ -67,6 +68,13 @@ def report_content(report: FolioReport) -> Content:
     if report.stalled_cpus:
         cpus = ", ".join(f"cpu{c}" for c in report.stalled_cpus)
         parts.append((f"{cpus} wait for it in migration_entry_wait()\n", "bold $state-unmapped"))
+    if report.alive:
+        if report.tlb:
+            held = ", ".join(f"cpu{cpu}{' (stale)' if stale else ''}" for cpu, stale in report.tlb)
+            style = "$state-unmapped" if any(stale for _, stale in report.tlb) else ""
+            parts.append((f"TLBs  {held}\n", style))
+        else:
+            parts.append(("TLBs  no CPU holds an entry for it\n", "$text-muted"))
     parts.append(("\nlifecycle (simulated time, step, where; the kernel function below)\n",
                   "bold $primary"))
     if not report.rows:
@@ -83,7 +91,12 @@ def report_content(report: FolioReport) -> Content:
     if report.flushes:
         parts.append(("\nshootdown rounds since it was last unmapped\n", "bold $primary"))
         for row in report.flushes:
-            scope = "full flush" if row.pages == -1 else f"INVLPG {row.pages} page(s)"
+            if row.pages == -1:
+                scope = "full flush"
+            elif row.pages == 1 << 9:
+                scope = "INVLPG of one 2 MiB PMD entry (a THP)"
+            else:
+                scope = f"INVLPG {row.pages} page(s)"
             parts.append((f"  {format_ns(row.time_ns):>10}  cpu{row.cpu} ⇒ {row.arg} "
                           f"target(s), {scope}\n", "$ipi"))
     return Content.assemble(*parts)
