@@ -72,6 +72,9 @@ class Lane:
             engine.back(1)
             self.next_at = applied[-1].time_ns
             applied.pop()
+        elif not engine.done and engine.next_event_not_before() > target + tolerance:
+            # The task is busy (isolating, copying a THP, waiting): nothing before this time.
+            self.next_at = engine.next_event_not_before()
         self.record(applied, frame_no)
         return len(applied)
 
