@@ -19,6 +19,7 @@ from core.folios import FolioState
 from core.scenario import Mode, load_scenario
 from themes import ThemeError, builtin_theme_files, parse_theme
 from tui.app import KEYS, MIN_HEIGHT, MIN_WIDTH, MigvizApp
+from tui.lane import Lane
 from tui.screens.help import HelpScreen
 from tui.screens.inspect import InspectScreen
 from tui.widgets.event_log import EventLog
@@ -447,3 +448,17 @@ def test_builtin_themes_are_valid_and_bad_ones_are_named() -> None:
         parse_theme('name = "x"\nprimary = "#000000"\n[variables]\nnode-0 = "#fff"\n', "x.toml")
     with pytest.raises(ThemeError, match="primary"):
         parse_theme('name = "x"\nprimary = "not-a-colour"\n', "x.toml")
+
+
+def test_lane_knows_a_quiet_gap_ahead() -> None:
+    """Isolating the folios before migrate_pages() starts is a long quiet stretch: the lane learns
+    when it ends from the engine, so the app can cross it quickly instead of at x1."""
+    scenario = load_scenario("default")
+    lane = Lane(scenario, None)
+    isolation = scenario.costs.isolate_ns * scenario.memory.total_folios
+    applied = lane.advance(1_000.0, 100.0, float("inf"), 0)
+    assert applied == 0
+    assert lane.next_at == isolation
+    # Once simulated time reaches it, migrate_pages() starts.
+    lane.advance(float(isolation), 100.0, float("inf"), 1)
+    assert lane.engine.events >= 1 and lane.engine.last_event is not None
