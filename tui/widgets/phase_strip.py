@@ -101,7 +101,7 @@ def _strip(frame: Frame, width: int, variant: int) -> Content:
             parts.append((" →" if variant else "→", "$text-muted"))
     if progress.unmap_failed:
         parts.append((f"  {progress.unmap_failed} busy, retried" if variant > 0 else
-                       f" {progress.unmap_failed}↻", "bold $state-retrying"))
+                       f"  {progress.unmap_failed}↻", "bold $state-retrying"))
     if in_fallback:
         name = PHASE_WORD.get(progress.phase, "")
         parts.append(("  │ " if variant > 0 else "│", "$text-muted"))

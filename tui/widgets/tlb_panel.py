@@ -104,8 +104,12 @@ class TlbPanel(LinesView):
         scale = max(8, max((v + s for v, s in zip(view.tlb_valid, view.tlb_stale,
                                                    strict=True)), default=0))
         role_width = 18 if wide else 7
+        # "valid/stale" in the narrow layout: as wide as the longest pair, plus a space.
+        pairs_width = 1 + max((len(f"{v}/{s}") for v, s in zip(view.tlb_valid, view.tlb_stale,
+                                                                 strict=True)), default=3)
+        pairs_width = max(5, pairs_width)
         fixed = (4 + len(str(cpus - 1)) + (5 if medium else 3) + role_width
-                 + (3 if medium else 2) + 1 + (12 if wide else 5) + (5 if medium else 0)
+                 + (3 if medium else 2) + 1 + (12 if wide else pairs_width) + (5 if medium else 0)
                  + (24 if wide else 15))
         bar_width = max(5, min(32, width - fixed))
         ipis = view.counters.tlb_shootdowns
@@ -115,7 +119,7 @@ class TlbPanel(LinesView):
              "$text-muted"),
             ("mm " if medium else "m ", "$text-muted"),
             ("TLB ".ljust(bar_width + 1), "$text-muted"),
-            ("valid stale " if wide else "v/s  ", "$text-muted"),
+            ("valid stale " if wide else "v/s".ljust(pairs_width), "$text-muted"),
             ("IPIs " if medium else "", "$text-muted"),
             ("now", "$text-muted"),
         )
@@ -130,10 +134,11 @@ class TlbPanel(LinesView):
             valid, stale = view.tlb_valid[cpu], view.tlb_stale[cpu]
             if role in (CpuRole.IDLE, CpuRole.INITIATOR):
                 bar: list[tuple[str, str]] = [(" " * bar_width, "")]
-                counts = "".ljust(12 if wide else 5)
+                counts = "".ljust(12 if wide else pairs_width)
             else:
                 bar = tlb_bar(valid, stale, scale, bar_width)
-                counts = (f"{valid:>5} {stale:>5} " if wide else f"{valid}/{stale}".ljust(5))
+                counts = (f"{valid:>5} {stale:>5} " if wide
+                          else f"{valid}/{stale}".ljust(pairs_width))
             name = f"{glyph} {long if wide else short}".ljust(role_width)
             row = Content.assemble(
                 (f"cpu{cpu:<{digits}} ", f"bold {_node_style(node)}"),
