@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 import tomllib
-from collections.abc import Sequence
 from typing import Any
 
 from core.engine import Engine
@@ -114,8 +113,3 @@ def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return repr(value)
-
-
-def sweep_values(rows: Sequence[dict[str, Any]], key: str) -> list[Any]:
-    """One column of a sweep."""
-    return [row[key] for row in rows]

@@ -76,12 +76,6 @@ class Timeline:
             self.iv_end.data[index] = time_ns
             self.open_interval[folio] = -1
 
-    def flush(self, cpu: int, folio: int, time_ns: int) -> None:
-        """A CPU flushed one folio's entry (INVLPG) or, with folio=FULL, all of the process's."""
-        self.fl_cpu.append(cpu)
-        self.fl_folio.append(folio)
-        self.fl_time.append(time_ns)
-
     def flush_round(self, plan: RoundPlan, folio: int, send_time: int) -> None:
         """Every target of a shootdown round flushes when its IPI handler runs."""
         count = plan.target_array.size
