@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -413,8 +415,15 @@ def _scenarios(args: argparse.Namespace) -> int:
             print(Path(args.scenario).read_text("utf-8"), end="")
         return 0
     if args.scenarios_command == "costs":
+        width = max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
         for name, (default, source) in cost_sources().items():
-            print(f"{name:<22}{default:>8} ns  {source}")
+            lines = textwrap.wrap(source, width - 34)
+            print(f"{name:<22}{default:>8} ns  {lines[0] if lines else ''}")
+            for line in lines[1:]:
+                print(f"{'':<34}{line}")
+        print("\ndocs §N = shared/reference/kernel-migrate-pages.md, section N; [I] = inferred. "
+              "Derivations and confidence: docs/calibration.md. Override any of them in a "
+              "scenario's [costs] table or with --set costs.NAME=VALUE.")
         return 0
     names = builtin_names()
     width = max(len(n) for n in names)
