@@ -417,10 +417,10 @@ def _scenarios(args: argparse.Namespace) -> int:
     if args.scenarios_command == "costs":
         width = max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
         for name, (default, source) in cost_sources().items():
-            lines = textwrap.wrap(source, width - 34)
+            lines = textwrap.wrap(source, width - 35)
             print(f"{name:<22}{default:>8} ns  {lines[0] if lines else ''}")
             for line in lines[1:]:
-                print(f"{'':<34}{line}")
+                print(f"{'':<35}{line}")
         print("\ndocs §N = shared/reference/kernel-migrate-pages.md, section N; [I] = inferred. "
               "Derivations and confidence: docs/calibration.md. Override any of them in a "
               "scenario's [costs] table or with --set costs.NAME=VALUE.")
