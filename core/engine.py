@@ -198,23 +198,10 @@ class Engine:
 
     def step_batch(self) -> list[Event]:
         """Advance to the first event of the next unit: a batch (serial: a folio), or the start
-        or end of a migrate_pages() call."""
-        applied: list[Event] = []
+        or end of a migrate_pages() call. From a unit boundary (a fresh engine, or one restored
+        to a checkpoint) the first event starts the next unit and is the landing."""
         unit = self._unit
-        while True:
-            event = self._next_event()
-            if event is None:
-                break
-            self._apply(event)
-            applied.append(event)
-            # Stop on the event that started a unit. `unit` is None only when nothing is in
-            # flight (a fresh engine, or one just restored to a checkpoint, which sits on a unit
-            # boundary); then the first event starts the next unit and is the landing. (This
-            # used to skip ahead to the unit after it, so step_batch() after back() or seek()
-            # to a checkpoint landed one unit further than from the same point reached forward.)
-            if self._unit is not unit:
-                break
-        return applied
+        return self._advance_while(lambda _: self._unit is unit)
 
     def run_until(self, time_ns: int) -> list[Event]:
         """Advance simulated time to ``time_ns``. Events up to it are applied; when the task is
@@ -237,24 +224,10 @@ class Engine:
     def run_to_end(self, on_event: Callable[[Event], None] | None = None) -> int:
         """Run every remaining event (headless); returns how many were applied."""
         count = 0
-        workload = self.workload
-        next_window = workload.horizon + WORKLOAD_WINDOW_NS
-        next_event = self._next_event
-        while True:
-            event = next_event()
-            if event is None:
-                break
-            self.events += 1
-            if event.time_ns > self.clock:
-                self.clock = event.time_ns
+        for event in self.iter_events():
             if on_event is not None:
                 on_event(event)
-            if self.clock >= next_window:
-                workload.advance_to(self.clock)
-                next_window = self.clock + WORKLOAD_WINDOW_NS
             count += 1
-            self.last_event = event
-        self.finish_workload()
         return count
 
     def catch_up(self) -> None:
