@@ -19,7 +19,8 @@ import numpy.typing as npt
 
 from core.events import Event, EventKind, Phase
 from core.folios import FolioTable
-from core.kernel import MigrationTask, Stage, TaskState
+from core.kernel import Stage, TaskState
+from core.migrate import MigrationTask
 from core.scenario import Mode, Scenario
 from core.stats import Counters, Spend, WorkloadStats
 from core.timeline import Timeline
