@@ -179,8 +179,10 @@ class Engine:
         self._apply(event)
         return [event]
 
-    def _advance_while(self, keep_going: Callable[[Event], bool]) -> list[Event]:
-        """Apply events; stop after the first one for which keep_going() is false."""
+    def _advance_while(self, keep_going: Callable[[Event], bool],
+                       stop: Callable[[Event], bool] | None = None) -> list[Event]:
+        """Apply events; stop after the first one for which keep_going() is false, or for which
+        stop() (a breakpoint) is true."""
         applied = []
         while True:
             event = self._next_event()
@@ -188,27 +190,30 @@ class Engine:
                 break
             self._apply(event)
             applied.append(event)
-            if not keep_going(event):
+            if not keep_going(event) or (stop is not None and stop(event)):
                 break
         return applied
 
-    def step_phase(self) -> list[Event]:
-        """Advance to the first event of the next phase (unmap → flush → move; serial: a folio)."""
+    def step_phase(self, stop: Callable[[Event], bool] | None = None) -> list[Event]:
+        """Advance to the first event of the next phase (unmap → flush → move; serial: a folio),
+        or to a breakpoint before it."""
         start = self.last_event.phase_id if self.last_event else -1
-        return self._advance_while(lambda e: e.phase_id == start)
+        return self._advance_while(lambda e: e.phase_id == start, stop)
 
-    def step_batch(self) -> list[Event]:
+    def step_batch(self, stop: Callable[[Event], bool] | None = None) -> list[Event]:
         """Advance to the first event of the next unit: a batch (serial: a folio), or the start
-        or end of a migrate_pages() call. From a unit boundary (a fresh engine, or one restored
-        to a checkpoint) the first event starts the next unit and is the landing."""
+        or end of a migrate_pages() call, or to a breakpoint before it. From a unit boundary (a
+        fresh engine, or one restored to a checkpoint) the first event starts the next unit."""
         unit = self._unit
-        return self._advance_while(lambda _: self._unit is unit)
+        return self._advance_while(lambda _: self._unit is unit, stop)
 
-    def run_until(self, time_ns: int) -> list[Event]:
+    def run_until(self, time_ns: int, stop: Callable[[Event], bool] | None = None
+                  ) -> list[Event]:
         """Advance simulated time to ``time_ns``. Events up to it are applied; when the task is
         known to be busy past it (copying, waiting, isolating) the clock stops at ``time_ns``;
         otherwise the first event at or after it is applied too, so the clock never runs past an
-        event that has not been shown."""
+        event that has not been shown. With ``stop``, the run also ends right after the first
+        event for which it is true (a breakpoint); the clock is then that event's time."""
         applied: list[Event] = []
         while self.clock < time_ns:
             if self.task.s.busy_until > time_ns:
@@ -220,6 +225,8 @@ class Engine:
                 break
             self._apply(event)
             applied.append(event)
+            if stop is not None and stop(event):
+                break
         return applied
 
     def run_to_end(self, on_event: Callable[[Event], None] | None = None) -> int:

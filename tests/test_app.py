@@ -14,12 +14,14 @@ import numpy as np
 import pytest
 from textual.pilot import Pilot
 
+from core.breakpoints import Breakpoint
 from core.events import EventKind
 from core.folios import FolioState
 from core.scenario import Mode, load_scenario
 from themes import ThemeError, builtin_theme_files, parse_theme
 from tui.app import KEYS, MIN_HEIGHT, MIN_WIDTH, MigvizApp
 from tui.lane import Lane
+from tui.screens.breakpoints import BreakpointChoice, BreakpointScreen
 from tui.screens.help import HelpScreen
 from tui.screens.inspect import InspectScreen
 from tui.widgets.event_log import EventLog
@@ -462,3 +464,28 @@ def test_lane_knows_a_quiet_gap_ahead() -> None:
     # Once simulated time reaches it, migrate_pages() starts.
     lane.advance(float(isolation), 100.0, float("inf"), 1)
     assert lane.engine.events >= 1 and lane.engine.last_event is not None
+
+
+def test_breakpoint_pauses_a_playing_run_at_the_event() -> None:
+    app = make("tiny")
+
+    async def script(pilot: Pilot[int]) -> None:
+        await pilot.press("k")
+        await pilot.pause()
+        assert isinstance(app.screen, BreakpointScreen)
+        await pilot.press("enter")  # nothing chosen: no breakpoints
+        await pilot.pause()
+        assert app.breakpoints == BreakpointChoice(frozenset(), None)
+        app.breakpoints = BreakpointChoice(frozenset({Breakpoint.FLUSH}), None)
+        app.playing = True
+        for _ in range(200):
+            app._target = 10**9  # as if much wall time had passed
+            app._tick()
+            if not app.playing:
+                break
+        assert not app.playing, "the run should have stopped at the first flush"
+        last = app.lane.engine.last_event
+        assert last is not None and last.kind is EventKind.FLUSH_SEND
+        assert app.lane.engine.counters.nr_tlb_remote_flush == 1
+
+    drive(app, script)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,11 +24,14 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Static
 
+from core.breakpoints import stopper
+from core.events import Event, explain
 from core.scenario import Mode, Scenario
 from core.tlb import Machine
 from themes import DEFAULT_THEME, load_builtin_themes
 from tui.keys import COMMANDS, KEYS, SPLIT_DISABLED
 from tui.lane import Lane
+from tui.screens.breakpoints import BreakpointChoice, BreakpointScreen
 from tui.screens.help import HelpScreen
 from tui.screens.inspect import InspectScreen
 from tui.widgets.event_log import EventLog
@@ -103,6 +106,7 @@ class MigvizApp(App[int]):
         self.fast_forward = False
         self._gap_rate = 0.0
         self.last_frame: Frame | None = None
+        self.breakpoints = BreakpointChoice(frozenset(), None)
 
     # ------------------------------------------------------------------------------------------
     # Building
@@ -266,14 +270,20 @@ class MigvizApp(App[int]):
             self.fast_forward = False
         target += step
         applied = 0
+        stop = None if self.split else self._stopper()
         for lane in lanes:
-            applied += lane.advance(target, tolerance, deadline, self._frame_no)
-            if lane.lagging:
+            applied += lane.advance(target, tolerance, deadline, self._frame_no, stop)
+            if lane.lagging or lane.hit is not None:
                 target = min(target, float(lane.engine.clock))
+        hit = self.lane.hit if not self.split else None
         if self.split:
             self._race_target = target
         else:
             self._target = target
+        if hit is not None:
+            self.playing = False  # pushes the frame of the breakpoint's event
+            self._announce_break(hit)
+            return
         if all(lane.engine.done for lane in lanes):
             self.playing = False  # pushes the final frame
             return
@@ -387,10 +397,17 @@ class MigvizApp(App[int]):
         else:
             engine = self.lane.engine
             self.lane.next_at = None
-            events = {"event": engine.step, "phase": engine.step_phase,
-                      "batch": engine.step_batch}[step]()
+            stop = self._stopper()
+            if step == "event":
+                events = engine.step()
+            elif step == "phase":
+                events = engine.step_phase(stop)
+            else:
+                events = engine.step_batch(stop)
             self.lane.record(events, self._frame_no)
             self._target = float(engine.clock)
+            if step != "event" and events and stop is not None and stop(events[-1]):
+                self._announce_break(events[-1])
         self.push_frame()
 
     def action_step_event(self) -> None:
@@ -470,13 +487,35 @@ class MigvizApp(App[int]):
             return
         self.push_screen(InspectScreen(report))
 
+    def _stopper(self) -> Callable[[Event], bool] | None:
+        return stopper(self.breakpoints.kinds, self.breakpoints.folio)
+
+    def _announce_break(self, event: Event) -> None:
+        self.notify(explain(event), title=f"breakpoint · {event.kind.name.lower()}")
+
+    def action_breakpoints(self) -> None:
+        if isinstance(self.screen, BreakpointScreen):
+            return
+
+        def chosen(choice: BreakpointChoice | None) -> None:
+            if choice is None:
+                return
+            self.breakpoints = choice
+            names = [kind.value for kind in choice.kinds]
+            if choice.folio is not None:
+                names.append(f"folio {choice.folio}")
+            self.notify("stop at: " + ", ".join(names) if names else "no breakpoints",
+                        title="breakpoints")
+
+        self.push_screen(BreakpointScreen(self.breakpoints, self.selected), chosen)
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             self.pop_screen()
             return
         keys = [(key.key_display or key.keys, key.help) for key in KEYS]
         keys += [
-            ("↑↓ j k h l", "move the folio selection (grid focused); click selects too"),
+            ("↑↓ h l", "move the folio selection (grid focused); click selects too"),
             ("tab", "focus the other grid"),
             ("ctrl+p", "command palette: every action as \"migviz: …\", and themes"),
             ("ctrl+q", "quit"),

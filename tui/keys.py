@@ -27,6 +27,7 @@ KEYS: tuple[Key, ...] = (
     Key("b", "toggle_mode", "Mode",
         "toggle serial/batched (applies at the next batch boundary)"),
     Key("s", "split", "Split", "split view: serial and batched race on one clock"),
+    Key("k", "breakpoints", "Breaks", "breakpoints: stop at a flush, a retry, a failure, a folio"),
     Key("question_mark", "help", "Help", "help: every key and glyph", "?"),
     Key("q", "quit", "Quit", "quit"),
     Key("plus,equals_sign", "faster", "Faster", "double the speed", "+"),
@@ -39,7 +40,8 @@ KEYS: tuple[Key, ...] = (
 COMMANDS = {
     "toggle_play": "play/pause", "step_event": "step event", "step_phase": "step phase",
     "step_batch": "step batch", "step_back": "step back", "toggle_mode": "toggle serial/batched",
-    "split": "split view", "faster": "faster", "slower": "slower", "reset": "reset",
+    "split": "split view", "breakpoints": "breakpoints", "faster": "faster", "slower": "slower",
+    "reset": "reset",
     "inspect": "inspect folio", "help": "help", "save_screenshot": "screenshot", "quit": "quit",
 }
-SPLIT_DISABLED = {"step_phase", "step_batch", "step_back", "toggle_mode"}
+SPLIT_DISABLED = {"step_phase", "step_batch", "step_back", "toggle_mode", "breakpoints"}

@@ -7,6 +7,7 @@ within a frame budget and builds the immutable :class:`~tui.widgets.frame.Frame`
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from core.engine import Engine, EngineView
 from core.events import Event, EventKind
@@ -29,6 +30,7 @@ class Lane:
         self.next_at: int | None = None  # a long event lies ahead at this time (not shown yet)
         self.end_ns: int | None = None
         self.lagging = False
+        self.hit: Event | None = None  # the breakpoint event the last advance() stopped at
 
     def record(self, events: list[Event], frame_no: int) -> None:
         self.history.extend(events)
@@ -46,9 +48,11 @@ class Lane:
         if not self.engine.done:
             self.end_ns = None
 
-    def advance(self, target: float, tolerance: float, deadline: float, frame_no: int) -> int:
+    def advance(self, target: float, tolerance: float, deadline: float, frame_no: int,
+                stop: Callable[[Event], bool] | None = None) -> int:
         """Run the engine to ``target`` ns; returns how many events were applied. Sets
-        ``lagging`` when the frame budget ran out before the target was reached.
+        ``lagging`` when the frame budget ran out before the target was reached, and ``hit`` to
+        the event a breakpoint (``stop``) stopped at.
 
         ``run_until`` applies the first event at or after the target, which for a long step
         (a 2 MiB copy) would show its end far too early; such an event is taken back and
@@ -56,6 +60,7 @@ class Lane:
         """
         engine = self.engine
         self.lagging = False
+        self.hit = None
         if engine.done or engine.clock >= target:
             return 0
         if self.next_at is not None and target + tolerance < self.next_at:
@@ -68,11 +73,16 @@ class Lane:
         applied: list[Event] = []
         chunk = max((target - engine.clock) / 8, 1.0)
         while engine.clock < target and not engine.done:
-            applied += engine.run_until(int(min(target, engine.clock + chunk)) + 1)
+            applied += engine.run_until(int(min(target, engine.clock + chunk)) + 1, stop)
+            if stop is not None and applied and stop(applied[-1]):
+                self.hit = applied[-1]
+                break
             if time.perf_counter() > deadline:
                 self.lagging = engine.clock < target
                 break
-        if applied and applied[-1].time_ns > target + tolerance and not engine.done:
+        if self.hit is not None:
+            pass  # stopped on a breakpoint: show that event now, whatever its time
+        elif applied and applied[-1].time_ns > target + tolerance and not engine.done:
             engine.back(1)
             self.next_at = applied[-1].time_ns
             applied.pop()

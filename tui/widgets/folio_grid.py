@@ -168,8 +168,8 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
     """The folios of one NUMA node."""
 
     BINDINGS = [
-        Binding("up,k", "cursor(-1, 0)", "Select up", show=False, id="grid.up"),
-        Binding("down,j", "cursor(1, 0)", "Select down", show=False, id="grid.down"),
+        Binding("up", "cursor(-1, 0)", "Select up", show=False, id="grid.up"),
+        Binding("down", "cursor(1, 0)", "Select down", show=False, id="grid.down"),
         Binding("h", "cursor(0, -1)", "Select previous folio", show=False, id="grid.previous"),
         Binding("l", "cursor(0, 1)", "Select next folio", show=False, id="grid.next"),
         Binding("home", "cursor_to(0)", "Select first folio", show=False, id="grid.first"),
