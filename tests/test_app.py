@@ -473,10 +473,10 @@ def test_breakpoint_pauses_a_playing_run_at_the_event() -> None:
         await pilot.press("k")
         await pilot.pause()
         assert isinstance(app.screen, BreakpointScreen)
-        await pilot.press("enter")  # nothing chosen: no breakpoints
+        await pilot.press("space", "escape")  # toggle the first kind (flush), apply
         await pilot.pause()
-        assert app.breakpoints == BreakpointChoice(frozenset(), None)
-        app.breakpoints = BreakpointChoice(frozenset({Breakpoint.FLUSH}), None)
+        assert not isinstance(app.screen, BreakpointScreen)
+        assert app.breakpoints == BreakpointChoice(frozenset({Breakpoint.FLUSH}), None)
         app.playing = True
         for _ in range(200):
             app._target = 10**9  # as if much wall time had passed

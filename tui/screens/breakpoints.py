@@ -25,10 +25,10 @@ class BreakpointChoice:
 
 
 class BreakpointScreen(ModalScreen[BreakpointChoice]):
-    """A checklist of breakpoints; enter or escape applies it."""
+    """A checklist of breakpoints (space or enter toggles one); escape or k applies it."""
 
     BINDINGS = [
-        Binding("escape,enter,k", "apply", "Apply", id="breakpoints.apply"),
+        Binding("escape,k", "apply", "Apply", id="breakpoints.apply"),
     ]
 
     DEFAULT_CSS = """
@@ -48,7 +48,7 @@ class BreakpointScreen(ModalScreen[BreakpointChoice]):
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
-            box.border_title = "breakpoints · space toggles · enter applies"
+            box.border_title = "breakpoints · space toggles · esc applies"
             options: list[Selection[str]] = [
                 Selection(f"{kind.value:<8} {DESCRIPTIONS[kind]}", kind.value,
                           kind in self.current.kinds)
