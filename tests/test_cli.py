@@ -192,3 +192,11 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for command in ("tui", "run", "compare", "trace", "scenarios"):
         assert command in out
+
+
+def test_trace_perfetto_format(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "run.json"
+    code, _, _ = run_cli(capsys, "trace", "tiny", "--format", "perfetto", "-o", str(target))
+    assert code == 0
+    data = json.loads(target.read_text())
+    assert any(row.get("name") == "thread_name" for row in data["traceEvents"])

@@ -155,3 +155,28 @@ def test_printk_lines_name_the_kernel_function() -> None:
     assert events.count("folio_copy") == summary["pgmigrate_success"]  # base pages only
     assert events.count("migrate_folio_unmap") == summary["eagain_unmap"] + summary["ebusy"]
     assert events.count("folio_migrate_mapping") == summary["eagain_move"]
+
+
+@pytest.mark.parametrize("mode", [Mode.SERIAL, Mode.BATCHED])
+def test_perfetto_export_is_valid_json_with_a_slice_per_round_and_ipi(mode: Mode) -> None:
+    import json
+
+    from core.perfetto import write_perfetto
+
+    scenario = load_scenario("contended")
+    engine = Engine(scenario, mode, checkpoints=False, history=1)
+    data = json.loads("".join(write_perfetto(engine.iter_events(), scenario)))
+    summary = engine.summary()
+    rows = data["traceEvents"]
+    rounds = [r for r in rows if r["ph"] == "X" and r["name"].startswith("shootdown round")]
+    handlers = [r for r in rows if r["ph"] == "X" and r["name"].startswith("shootdown IPI")]
+    assert len(rounds) == summary["nr_tlb_remote_flush"]
+    assert len(handlers) == summary["nr_tlb_remote_flush_received"]
+    assert {r["tid"] for r in handlers} <= set(range(scenario.workload.threads))
+    assert all(r["dur"] >= 0 for r in rows if r["ph"] == "X")
+    calls = [r for r in rows if r["ph"] == "X" and r["name"].startswith("migrate_pages()")]
+    assert len(calls) == scenario.migration.moves
+    copies = [r for r in rows if r["ph"] == "X" and r["name"] == "copy + remap"]
+    assert sum(r["args"]["pages"] for r in copies) == summary["pgmigrate_success"]
+    if mode is Mode.BATCHED:
+        assert len([r for r in rows if r["ph"] == "X" and r["tid"] == 1001]) == summary["batches"]

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from core.bench import run_bench, sweep
 from core.costs import cost_sources
 from core.engine import Engine
+from core.perfetto import write_perfetto
 from core.scenario import (
     Mode,
     Scenario,
@@ -87,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("-o", "--output", help="write to this file instead of standard output "
                        "(an existing file is never overwritten unless --force)")
     trace.add_argument("--force", action="store_true", help="allow -o to replace a file")
+    trace.add_argument("--format", choices=["ftrace", "perfetto"], default="ftrace",
+                       help="ftrace text (default) or a JSON trace that ui.perfetto.dev opens: "
+                       "a track per CPU with every step, round and IPI handler as a slice")
     trace.add_argument("--printk", action="store_true",
                        help="also print the steps that have no tracepoint (copy, retries, waits) "
                        "as trace_printk() lines")
@@ -165,7 +169,7 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if command == "trace":
         scenario = load_scenario(args.scenario, args.overrides)
         return _trace(scenario, Mode(args.mode) if args.mode else None, args.output, args.force,
-                      args.printk)
+                      args.printk, args.format)
     if command == "scenarios":
         return _scenarios(args)
     if command == "bench":
@@ -295,7 +299,7 @@ def format_compare(results: dict[str, dict[str, Any]], scenario: Scenario) -> st
 
 
 def _trace(scenario: Scenario, mode: Mode | None, output: str | None, force: bool,
-           printk: bool) -> int:
+           printk: bool, fmt: str = "ftrace") -> int:
     if output is not None:
         path = Path(output)
         if path.exists() and not force:
@@ -305,14 +309,19 @@ def _trace(scenario: Scenario, mode: Mode | None, output: str | None, force: boo
         if not path.parent.exists():
             raise UsageError(f"{output}: folder {path.parent} does not exist")
         with path.open("w", encoding="utf-8") as stream:
-            _write_trace(scenario, mode, stream, printk)
+            _write_trace(scenario, mode, stream, printk, fmt)
         return 0
-    _write_trace(scenario, mode, sys.stdout, printk)
+    _write_trace(scenario, mode, sys.stdout, printk, fmt)
     return 0
 
 
-def _write_trace(scenario: Scenario, mode: Mode | None, stream: TextIO, printk: bool) -> None:
+def _write_trace(scenario: Scenario, mode: Mode | None, stream: TextIO, printk: bool,
+                 fmt: str) -> None:
     engine = Engine(scenario, mode, checkpoints=False, history=1)
+    if fmt == "perfetto":
+        for piece in write_perfetto(engine.iter_events(), scenario):
+            stream.write(piece)
+        return
     formatter = TraceFormatter(scenario, engine.folios, printk=printk)
     stream.write("\n".join(header(scenario.topology.cpus)) + "\n")
     for line in write_trace(engine.iter_events(), formatter):
