@@ -489,3 +489,19 @@ def test_breakpoint_pauses_a_playing_run_at_the_event() -> None:
         assert app.lane.engine.counters.nr_tlb_remote_flush == 1
 
     drive(app, script)
+
+
+def test_many_idle_cpus_fold_into_one_line() -> None:
+    from tui.widgets.tlb_panel import cpu_ranges, shown_cpus
+
+    assert cpu_ranges([8, 9, 10, 23, 32, 33]) == "cpu8-10, cpu23, cpu32-33"
+    lane = Lane(load_scenario("pmbench-2s", ["memory.folios=[{order = 0, count = 64}]"]), None)
+    frame = lane.frame(clock_ns=None, playing=False, speed=1.0, rate_ns=1.0, now_ns=0,
+                       bucket_ns=1, selected=0, frame_no=0)
+    rows, idle = shown_cpus(frame)
+    assert rows == [*range(8), *range(24, 32), 47]  # the 16 pmbench threads and migratepages
+    assert len(idle) == 48 - 17
+    small = Lane(load_scenario("default"), None)
+    rows, idle = shown_cpus(small.frame(clock_ns=None, playing=False, speed=1.0, rate_ns=1.0,
+                                        now_ns=0, bucket_ns=1, selected=0, frame_no=0))
+    assert rows == list(range(8)) and idle == []

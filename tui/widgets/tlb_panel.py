@@ -31,6 +31,39 @@ ROLE_MEANING = (
 )
 
 
+COLLAPSE_IDLE_ABOVE = 12  # with more CPUs than this, idle ones share one summary line
+
+
+def cpu_ranges(cpus: list[int]) -> str:
+    """"cpu8-23, cpu32-46" for a sorted list of CPU numbers."""
+    parts: list[str] = []
+    start = prev = None
+    for cpu in [*cpus, None]:
+        if cpu is not None and prev is not None and cpu == prev + 1:
+            prev = cpu
+            continue
+        if start is not None:
+            parts.append(f"cpu{start}" if start == prev else f"cpu{start}-{prev}")
+        start = prev = cpu
+    return ", ".join(parts)
+
+
+def shown_cpus(frame: Frame) -> tuple[list[int], list[int]]:
+    """(CPUs that get a row, idle CPUs folded into one line). Small machines show every CPU."""
+    roles = frame.view.cpu_role
+    if len(roles) <= COLLAPSE_IDLE_ABOVE:
+        return list(range(len(roles))), []
+    idle = [cpu for cpu, role in enumerate(roles) if role == CpuRole.IDLE]
+    if len(idle) < 2:
+        return list(range(len(roles))), []
+    return [cpu for cpu, role in enumerate(roles) if role != CpuRole.IDLE], idle
+
+
+def idle_line(idle: list[int]) -> Content:
+    return Content.assemble(("○ idle: ", "$text-muted"), (cpu_ranges(idle), "$text-disabled"),
+                            (" (not in mm_cpumask, never interrupted)", "$text-disabled"))
+
+
 def _node_style(node: int) -> str:
     return f"$node-{node}" if node in (0, 1) else "$foreground"
 
@@ -125,7 +158,8 @@ class TlbPanel(LinesView):
         )
         digits = len(str(cpus - 1))
         lines = [header]
-        for cpu in range(cpus):
+        rows, idle = shown_cpus(frame)
+        for cpu in rows:
             role = view.cpu_role[cpu]
             glyph, short, long = ROLE[role]
             node = view.cpu_node[cpu]
@@ -155,6 +189,8 @@ class TlbPanel(LinesView):
             if flashing:
                 row = row.stylize("on $ipi 35%")
             lines.append(row)
+        if idle:
+            lines.append(idle_line(idle))
         return lines
 
     @staticmethod
@@ -166,7 +202,8 @@ class TlbPanel(LinesView):
         scale = max(8, max((v + s for v, s in zip(view.tlb_valid, view.tlb_stale,
                                                    strict=True)), default=0))
         lines = [Content.assemble(("cpu ".ljust(4 + digits) + "   TLB   now", "$text-muted"))]
-        for cpu in range(cpus):
+        rows, idle = shown_cpus(frame)
+        for cpu in rows:
             role = view.cpu_role[cpu]
             node = view.cpu_node[cpu]
             text, style = activity_text(frame, cpu, False)
@@ -183,4 +220,6 @@ class TlbPanel(LinesView):
             if cpu in frame.flash:
                 row = row.stylize("on $ipi 35%")
             lines.append(row)
+        if idle:
+            lines.append(idle_line(idle))
         return lines
