@@ -200,3 +200,10 @@ def test_trace_perfetto_format(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     assert code == 0
     data = json.loads(target.read_text())
     assert any(row.get("name") == "thread_name" for row in data["traceEvents"])
+
+
+def test_unknown_theme_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "tui", "tiny", "--theme", "migviz-drak")
+    assert code == 2 and out == ""
+    assert "unknown theme" in err and "did you mean 'migviz-dark'" in err
+    assert err.count("\n") == 1

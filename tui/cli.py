@@ -7,6 +7,7 @@ code 2; nothing the user wrote is overwritten.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import shutil
@@ -155,6 +156,8 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if command == "tui":
         scenario = load_scenario(args.scenario, args.overrides)
         mode = Mode(args.mode) if args.mode else None
+        if args.theme is not None:
+            _check_theme(args.theme)
         return _open_app(scenario, mode, paused=args.paused, speed=args.speed, theme=args.theme)
     if command == "run":
         scenario = load_scenario(args.scenario, args.overrides)
@@ -176,6 +179,21 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return _bench(args)
     parser.error(f"unknown command {command}")
     return EXIT_BAD_INPUT
+
+
+def _check_theme(name: str) -> None:
+    """An unknown theme is bad input like any other: say so before the screen takes over."""
+    from textual.theme import BUILTIN_THEMES
+
+    from themes import load_builtin_themes
+
+    ours = [theme.name for theme in load_builtin_themes()]
+    if name in ours or name in BUILTIN_THEMES:
+        return
+    close = difflib.get_close_matches(name, ours + list(BUILTIN_THEMES), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise UsageError(f"--theme {name}: unknown theme (migviz themes: {', '.join(ours)}; "
+                     f"Textual's own work too, e.g. textual-dark){hint}")
 
 
 def _open_app(scenario: Scenario, mode: Mode | None, *, paused: bool, speed: float,
