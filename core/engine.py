@@ -23,7 +23,7 @@ from core.kernel import Stage, TaskState
 from core.migrate import MigrationTask
 from core.scenario import Mode, Scenario
 from core.stats import Counters, Spend, WorkloadStats
-from core.timeline import Timeline
+from core.timeline import Mark, Timeline
 from core.tlb import CpuRole, Machine
 from core.workload import Workload
 
@@ -95,7 +95,7 @@ class _Checkpoint:
     task: TaskState
     folios: FolioTable
     counters: Counters
-    timeline_mark: tuple[int, int, npt.NDArray[np.int64]]
+    timeline_mark: Mark
     workload: Workload
     last_event: Event | None
     recent: tuple[Event, ...]
@@ -469,6 +469,7 @@ def summarize(engine: Engine) -> dict[str, Any]:
         "tlb_misses": work.tlb_misses,
         "stale_hits": work.stale_hits,
         "stale_writes": engine.workload.stale_writes,
+        "lost_writes": work.lost_writes,
         "stalls": int(work.stall_ns.size),
         "stall_p50_ns": work.percentile(50),
         "stall_p99_ns": work.percentile(99),

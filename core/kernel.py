@@ -242,13 +242,14 @@ class TaskBase:
             table.flush_pending[folio] = machine.has_remote_cpus
             self.timeline.unmap(folio, s.now)
             yield self._event(EventKind.UNMAP, folio=folio, pages=1, arg=0)
-            if machine.has_remote_cpus:
+            if machine.has_remote_cpus and not self.policy.skip_flush:
                 if pmd:
                     self.counters.pmd_flush_rounds += 1
                 if s.sync and s.mode is Mode.BATCHED:
                     self.counters.fallback_flush_rounds += 1
                 yield from self.flush_round(plan, folio, send_pages, [folio])
-        table.state[folio] = FolioState.FLUSHED
+        if not (self.policy.skip_flush and machine.has_remote_cpus):
+            table.state[folio] = FolioState.FLUSHED
 
     def flush_round(self, plan: RoundPlan, folio: int, send_pages: int,
                     covered: list[int]) -> Iterator[Event]:
@@ -292,6 +293,7 @@ class TaskBase:
             # The ordering rule: a write through a stale TLB entry after this copy would be lost.
             self.counters.ordering_violations += 1
         table.state[folio] = FolioState.COPYING
+        self.timeline.copy(folio, s.now)
         copy_ns = self.costs.copy_ns(int(table.order[folio]))
         remap_ns = self.costs.remap_pte_ns * self._ptes(folio)
         s.busy_until = s.now + copy_ns + remap_ns

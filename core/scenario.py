@@ -113,6 +113,12 @@ class Migration(_Section):
         description="probability that one attempt finds the folio under writeback "
         "(-EBUSY in async passes, a wait in MIGRATE_SYNC)",
     )
+    skip_flush: bool = Field(
+        False,
+        description="TEACHING ONLY: unmap without ever flushing TLBs, which breaks the ordering "
+        "rule; CPUs keep writing to the old page through stale entries after it was copied "
+        "(lost writes). No kernel does this.",
+    )
     enomem: float = Field(
         0.0, ge=0.0, le=1.0,
         description="probability that get_new_folio() fails (-ENOMEM: a THP splits, a base folio "
@@ -188,7 +194,7 @@ def _cpu_list(cpus: tuple[int, ...]) -> str:
 
 def builtin_names() -> list[str]:
     """Names of the scenarios shipped with migviz, in a teaching order."""
-    order = ["tiny", "default", "contended", "thp", "large", "pmbench-2s"]
+    order = ["tiny", "default", "contended", "thp", "large", "pmbench-2s", "no-flush"]
     found = sorted(
         entry.name.removesuffix(".toml")
         for entry in resources.files("core").joinpath(BUILTIN_DIR).iterdir()

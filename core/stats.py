@@ -96,6 +96,7 @@ class WorkloadStats:
     tlb_misses: int  # refills: page walks after an entry was absent or flushed
     stale_hits: int  # accesses through a stale entry to a folio that was already unmapped
     faults: int  # accesses that hit a migration entry and waited in migration_entry_wait()
+    lost_writes: int  # writes through a stale entry after the copy began (only without flushes)
     stall_ns: npt.NDArray[np.int64]  # one duration per completed wait
 
     def percentile(self, q: float) -> int:

@@ -8,6 +8,8 @@ end time filled in), so a checkpoint is a set of lengths and a time.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
@@ -56,6 +58,7 @@ class Timeline:
         self.iv_folio = GrowArray()
         self.iv_start = GrowArray()
         self.iv_end = GrowArray()
+        self.iv_copy = GrowArray()  # when folio_copy() started in that interval (OPEN: not yet)
         self.open_interval = np.full(folio_capacity, -1, dtype=np.int64)
         self.fl_cpu = GrowArray()
         self.fl_folio = GrowArray()  # FULL for a full flush
@@ -67,7 +70,14 @@ class Timeline:
             return  # PTE-mapped large folio: later PTEs of the same folio
         self.iv_folio.append(folio)
         self.iv_start.append(time_ns)
+        self.iv_copy.append(OPEN)
         self.open_interval[folio] = self.iv_end.append(OPEN)
+
+    def copy(self, folio: int, time_ns: int) -> None:
+        """folio_copy() starts: from now on a write through a stale TLB entry is lost."""
+        index = int(self.open_interval[folio])
+        if index >= 0:
+            self.iv_copy.data[index] = time_ns
 
     def remap(self, folio: int, time_ns: int) -> None:
         """The mapping is back (new or old folio) and the folio unlocked: waiters wake."""
@@ -84,18 +94,30 @@ class Timeline:
             self.fl_folio.extend(np.full(count, folio, dtype=np.int64))
             self.fl_time.extend(send_time + plan.offset_array)
 
-    def mark(self) -> tuple[int, int, npt.NDArray[np.int64]]:
-        """What a checkpoint needs to come back here: log lengths and the open intervals."""
+    def mark(self) -> Mark:
+        """What a checkpoint needs to come back here: log lengths, the open intervals and their
+        copy times (the only entries that change after they are appended)."""
         open_now = np.flatnonzero(self.iv_end.view() == OPEN)
-        return self.iv_end.size, self.fl_time.size, open_now
+        return Mark(self.iv_end.size, self.fl_time.size, open_now,
+                    self.iv_copy.data[open_now].copy())
 
-    def restore(self, mark: tuple[int, int, npt.NDArray[np.int64]]) -> None:
+    def restore(self, mark: Mark) -> None:
         """Forget everything after a checkpoint."""
-        intervals, flushes, open_then = mark
-        for log in (self.iv_folio, self.iv_start, self.iv_end):
-            log.truncate(intervals)
+        for log in (self.iv_folio, self.iv_start, self.iv_end, self.iv_copy):
+            log.truncate(mark.intervals)
         for log in (self.fl_cpu, self.fl_folio, self.fl_time):
-            log.truncate(flushes)
-        self.iv_end.data[open_then] = OPEN
+            log.truncate(mark.flushes)
+        self.iv_end.data[mark.open] = OPEN
+        self.iv_copy.data[mark.open] = mark.open_copy
         self.open_interval[:] = -1
-        self.open_interval[self.iv_folio.view()[open_then]] = open_then
+        self.open_interval[self.iv_folio.view()[mark.open]] = mark.open
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A point in the timeline to restore to."""
+
+    intervals: int
+    flushes: int
+    open: npt.NDArray[np.int64]
+    open_copy: npt.NDArray[np.int64]

@@ -42,6 +42,7 @@ class _Window:
     iv_key: npt.NDArray[np.int64]  # folio << KEY_SHIFT | unmap time, sorted
     iv_folio: npt.NDArray[np.int64]
     iv_end: npt.NDArray[np.int64]
+    iv_copy: npt.NDArray[np.int64]  # when folio_copy() started (OPEN: not yet)
     iv_index: npt.NDArray[np.int64]  # index into the timeline's interval log
     fl_cpu: npt.NDArray[np.int64]
     fl_folio: npt.NDArray[np.int64]
@@ -79,6 +80,7 @@ class Workload:
         self.tlb_misses = 0
         self.stale_hits = 0
         self.stale_writes = 0
+        self.lost_writes = 0  # stale writes after the copy started: only without the flush
         self.faults = 0
         self.stalls = GrowArray()
         self._blocks: dict[tuple[int, int], tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]]
@@ -101,7 +103,7 @@ class Workload:
         """Totals so far."""
         return WorkloadStats(
             accesses=self.accesses, tlb_hits=self.tlb_hits, tlb_misses=self.tlb_misses,
-            stale_hits=self.stale_hits, faults=self.faults,
+            stale_hits=self.stale_hits, faults=self.faults, lost_writes=self.lost_writes,
             stall_ns=np.sort(self.stalls.view()),  # in a fixed order, however time was cut
         )
 
@@ -123,7 +125,7 @@ class Workload:
         for name in (
             "cpus", "interval", "write_ratio", "fault_ns", "seed", "folios", "timeline",
             "horizon", "iv_ptr", "fl_ptr", "accesses", "tlb_hits", "tlb_misses", "stale_hits",
-            "stale_writes", "faults", "_sort_dtype",
+            "stale_writes", "lost_writes", "faults", "_sort_dtype",
         ):
             setattr(clone, name, getattr(self, name))
         for name in ("tlb", "next_k", "next_t", "stalled_on", "stall_start", "stall_interval",
@@ -143,6 +145,7 @@ class Workload:
         folios = timeline.iv_folio.view(first)
         begins = timeline.iv_start.view(first)
         ends = timeline.iv_end.view(first)
+        copies = timeline.iv_copy.view(first)
         live = (ends > start) & (begins < stop)
         index = np.flatnonzero(live) + first
         keys = (folios[live] << KEY_SHIFT) | begins[live]
@@ -152,7 +155,7 @@ class Workload:
         stop_fl = self.fl_ptr + count
         return _Window(
             start=start, stop=stop, iv_key=keys[order], iv_folio=folios[live][order],
-            iv_end=ends[live][order], iv_index=index[order],
+            iv_end=ends[live][order], iv_copy=copies[live][order], iv_index=index[order],
             fl_cpu=timeline.fl_cpu.view(self.fl_ptr, stop_fl),
             fl_folio=timeline.fl_folio.view(self.fl_ptr, stop_fl),
             fl_time=timeline.fl_time.view(self.fl_ptr, stop_fl),
@@ -272,7 +275,13 @@ class Workload:
             self.tlb_hits += hits
             self.tlb_misses += done - hits
             self.stale_hits += int(stale.sum())
-            self.stale_writes += int((stale & writes[:done]).sum())
+            stale_writes = stale & writes[:done]
+            self.stale_writes += int(stale_writes.sum())
+            if stale_writes.any():
+                # Through a stale entry after folio_copy() began: the write lands in the old page
+                # and is lost (the ordering rule broken; never in a correct mode).
+                copied = times[:done] >= window.iv_copy[safe[:done]]
+                self.lost_writes += int((stale_writes & copied).sum())
             until = int(times[done]) if faulted else int(times[n - 1])
             if done:
                 # Entries left by this chunk's accesses, unless flushed before `until`.

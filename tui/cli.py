@@ -272,6 +272,10 @@ def format_run(result: dict[str, Any], scenario: Scenario) -> str:
          f"{result['tlb_misses']:,} TLB refills, {result['stale_hits']:,} through stale entries"),
         ("events", f"{result['events']:,}", ""),
     ]
+    if result["ordering_violations"] or result["lost_writes"]:
+        rows.insert(0, ("ORDERING RULE BROKEN", f"{result['ordering_violations']:,} copies",
+                        f"started while a TLB flush was pending; {result['lost_writes']:,} "
+                        "writes through stale entries lost (at least)"))
     width = max(len(r[0]) for r in rows)
     lines = [f"migviz run {result['scenario']} · {result['mode']} ({kernel})", _describe(scenario),
              ""]
