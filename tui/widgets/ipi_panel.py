@@ -88,9 +88,13 @@ class IpiPanel(LinesView):
         else:
             lines.append(Content.assemble(label("round"), ("none in flight", "$text-muted")))
             last = "full flush" if view.mode is Mode.BATCHED else "INVLPG"
-            lines.append(Content.assemble(
-                label("per"), (("1 round per batch, " if view.mode is Mode.BATCHED
-                                 else "1 round per folio, ") + last, "$text-muted")))
+            per = ("1 round per batch, " if view.mode is Mode.BATCHED
+                   else "1 round per folio, ") + last
+            if frame.scenario.migration.skip_flush:
+                per, style = "no rounds at all: this kernel never flushes (teaching)", "$error"
+            else:
+                style = "$text-muted"
+            lines.append(Content.assemble(label("per"), (per, style)))
         spark_width = max(4, width - label_width - 1)
         values = frame.sparkline[-spark_width:]
         lines.append(Content.assemble(
