@@ -10,6 +10,7 @@ batch and `arg` = folios in the batch.
 from __future__ import annotations
 
 import pytest
+from helpers import folio_groups
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,12 +23,7 @@ THP = 9
 
 def make_scenario(orders: list[int], batch_pages: int, *, moves: int = 1,
                   threads: int = 3) -> Scenario:
-    groups: list[dict[str, int]] = []
-    for order in orders:
-        if groups and groups[-1]["order"] == order:
-            groups[-1]["count"] += 1
-        else:
-            groups.append({"order": order, "count": 1})
+    groups = folio_groups(orders)
     return scenario_from_dict({
         "name": "cut",
         "topology": {"nodes": 2, "cpus": 4},

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import folio_groups
 
 from core.engine import Engine
 from core.events import Event, EventKind
@@ -41,12 +42,7 @@ def make_scenario(
     seed: int = 1,
 ) -> Scenario:
     """A contention-free scenario whose folios have the given orders, in list order."""
-    groups: list[dict[str, int]] = []
-    for order in orders:
-        if groups and groups[-1]["order"] == order:
-            groups[-1]["count"] += 1
-        else:
-            groups.append({"order": order, "count": 1})
+    groups = folio_groups(orders)
     return scenario_from_dict({
         "name": "counts",
         "seed": seed,

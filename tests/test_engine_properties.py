@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+from helpers import folio_groups
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,12 +38,7 @@ def scenarios(draw: st.DrawFn, *, failures: bool = True) -> Scenario:
         orders.insert(draw(st.integers(0, len(orders))), THP)
     if not orders:
         orders = [0]
-    groups: list[dict[str, int]] = []
-    for order in orders:
-        if groups and groups[-1]["order"] == order:
-            groups[-1]["count"] += 1
-        else:
-            groups.append({"order": order, "count": 1})
+    groups = folio_groups(orders)
     migration: dict[str, Any] = {
         "mode": draw(st.sampled_from(["serial", "batched"])),
         "initiator_cpu": draw(st.integers(0, cpus - 1)),
