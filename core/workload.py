@@ -5,7 +5,8 @@ Each running thread makes one access every ``access_interval_ns`` to a uniformly
 whose PTE was already replaced by a migration entry but not yet flushed: it still reaches the old
 page), or walks the page table: a present PTE refills the entry; a migration entry faults and
 the thread sleeps in ``migration_entry_wait()`` until the folio is remapped and unlocked, which is
-recorded as a stall.
+recorded as a stall. Every shootdown IPI its CPU handles costs a running thread
+``ipi_handler_ns`` before its next access.
 
 The migrating task does not depend on the workload (its IPIs interrupt threads but the task waits
 for acknowledgements either way), so the workload is simulated lazily, window by window, from the
@@ -58,6 +59,8 @@ class Workload:
         self.interval = scenario.workload.access_interval_ns
         self.write_ratio = scenario.workload.write_ratio
         self.fault_ns = scenario.costs.fault_ns
+        # Each shootdown IPI a thread's CPU handles steals this long from the thread.
+        self.ipi_ns = scenario.costs.ipi_handler_ns
         self.seed = scenario.seed
         self.folios = folios
         self.timeline = timeline
@@ -70,6 +73,8 @@ class Workload:
         self.stall_start = np.zeros(count, dtype=np.int64)
         self.stall_interval = np.full(count, -1, dtype=np.int64)
         self.chunk = np.full(count, CHUNK, dtype=np.int64)
+        # IPIs delivered at or before this time have already delayed (or met a sleeping) thread.
+        self.ipi_cursor = np.full(count, -1, dtype=np.int64)
         # A stable sort of 16-bit keys is a radix sort: much faster for the common case.
         self._sort_dtype = np.uint16 if folios.capacity <= 1 << 16 else np.int64
         self.horizon = 0
@@ -123,13 +128,13 @@ class Workload:
         """An independent copy for checkpoints (the folio table and timeline are rebound)."""
         clone = Workload.__new__(Workload)
         for name in (
-            "cpus", "interval", "write_ratio", "fault_ns", "seed", "folios", "timeline",
+            "cpus", "interval", "write_ratio", "fault_ns", "ipi_ns", "seed", "folios", "timeline",
             "horizon", "iv_ptr", "fl_ptr", "accesses", "tlb_hits", "tlb_misses", "stale_hits",
             "stale_writes", "lost_writes", "faults", "_sort_dtype",
         ):
             setattr(clone, name, getattr(self, name))
         for name in ("tlb", "next_k", "next_t", "stalled_on", "stall_start", "stall_interval",
-                     "chunk"):
+                     "chunk", "ipi_cursor"):
             setattr(clone, name, getattr(self, name).copy())
         clone.stalls = GrowArray(self.stalls.data.size)
         clone.stalls.data[: self.stalls.size] = self.stalls.view()
@@ -212,6 +217,8 @@ class Workload:
         state_time = window.start - 1  # every flush at or before this is applied to `tlb`
         stop = window.stop
         interval = self.interval
+        deliveries = window.fl_time[mine]  # IPIs this CPU handles in the window, in time order
+        ipi_ns = self.ipi_ns
         while True:
             if self.stalled_on[thread] >= 0:
                 folio = int(self.stalled_on[thread])
@@ -230,12 +237,30 @@ class Workload:
                 self.stalled_on[thread] = -1
                 self.stall_interval[thread] = -1
                 self.next_t[thread] = resume + interval
+                # IPIs handled while it slept delayed nothing.
+                self.ipi_cursor[thread] = max(int(self.ipi_cursor[thread]), resume)
             start_t = int(self.next_t[thread])
             if start_t >= stop:
                 break
             n = min((stop - 1 - start_t) // interval + 1, int(self.chunk[thread]))
             first_k = int(self.next_k[thread])
             times = start_t + np.arange(n, dtype=np.int64) * interval
+            # Every IPI handled between two accesses pushes the later ones back by ipi_ns. With
+            # e_j = d_j - j * ipi_ns, access k is preceded by the IPIs with e_j <= its unshifted
+            # time (handlers never overlap: rounds are further apart than a handler lasts).
+            pending = deliveries[np.searchsorted(deliveries, self.ipi_cursor[thread],
+                                                 side="right"):]
+            handled = np.zeros(n, dtype=np.int64)
+            if pending.size and ipi_ns:
+                marks = pending - ipi_ns * np.arange(pending.size, dtype=np.int64)
+                handled = np.searchsorted(marks, times, side="right")
+                times = times + ipi_ns * handled
+                n = int(np.searchsorted(times, stop, side="left"))
+                if n == 0:  # interrupted past the window: the next access comes later
+                    self.next_t[thread] = int(times[0])
+                    self.ipi_cursor[thread] = int(pending[handled[0] - 1])
+                    break
+                times, handled = times[:n], handled[:n]
             pages, writes = self._draws(thread, first_k, n)
             folios = self.folios.page_folio[pages].astype(np.int64)
             # Is the PTE a migration entry at that moment?
@@ -301,6 +326,9 @@ class Workload:
                 tlb[touched] = survived
             self.chunk[thread] = min(CHUNK, max(MIN_CHUNK, 4 * done)) if faulted else \
                 min(CHUNK, 2 * n)
+            final = done if faulted else n - 1
+            if handled[final]:
+                self.ipi_cursor[thread] = int(pending[handled[final] - 1])
             if faulted:
                 self.faults += 1
                 self.stalled_on[thread] = folios[done]
@@ -310,6 +338,13 @@ class Workload:
             else:
                 self.next_k[thread] = first_k + n
                 self.next_t[thread] = int(times[n - 1]) + interval
+        # IPIs left in this window: a sleeping thread meets them asleep; a running one takes them
+        # before its next access (which lies at or past the window's end).
+        rest = deliveries[np.searchsorted(deliveries, self.ipi_cursor[thread], side="right"):]
+        if rest.size:
+            if self.stalled_on[thread] < 0:
+                self.next_t[thread] += ipi_ns * rest.size
+            self.ipi_cursor[thread] = int(rest[-1])
         self._apply_flushes(tlb, full_times, single_keys, state_time, stop - 1)
 
     @staticmethod

@@ -270,3 +270,27 @@ def test_a_thp_split_does_not_depend_on_how_time_is_windowed(mode: str) -> None:
         if checked == 3:
             break
     assert checked == 3, "expected some seeds to split the THP late in the run"
+
+
+def test_shootdown_ipis_steal_time_from_the_threads_they_interrupt() -> None:
+    """Serial migration interrupts every workload CPU once per page; each handler costs its
+    thread ipi_handler_ns, so the threads get fewer accesses done in the same simulated time."""
+    from core.engine import Engine
+    from core.scenario import Mode, load_scenario
+
+    def accesses(handler_ns: int) -> tuple[int, int, int]:
+        scenario = load_scenario("tiny", [f"costs.ipi_handler_ns={handler_ns}",
+                                          "memory.folios=[{order = 0, count = 64}]"])
+        engine = Engine(scenario, Mode.SERIAL, checkpoints=False)
+        engine.run_to_end()
+        summary = engine.summary()
+        return summary["accesses"], summary["sim_time_ns"], summary["nr_tlb_remote_flush_received"]
+
+    free, time_free, ipis = accesses(0)
+    taxed, time_taxed, _ = accesses(400)
+    assert time_free == time_taxed  # the migrating task is not slowed by its targets' handlers
+    interval = 500  # tiny's access_interval_ns
+    # Each of the two threads loses about one access per 500 ns of handlers it ran.
+    lost = free - taxed
+    expected = ipis * 400 / interval
+    assert 0.5 * expected <= lost <= 1.5 * expected + 4
