@@ -505,3 +505,21 @@ def test_many_idle_cpus_fold_into_one_line() -> None:
     rows, idle = shown_cpus(small.frame(clock_ns=None, playing=False, speed=1.0, rate_ns=1.0,
                                         now_ns=0, bucket_ns=1, selected=0, frame_no=0))
     assert rows == list(range(8)) and idle == []
+
+
+def test_breakpoints_given_at_start_stop_the_run() -> None:
+    app = MigvizApp(load_scenario("contended"), paused=True,
+                    breakpoints=frozenset({Breakpoint.RETRY}))
+
+    async def script(pilot: Pilot[int]) -> None:
+        app.playing = True
+        for _ in range(300):
+            app._target = 10**9
+            app._tick()
+            if not app.playing:
+                break
+        last = app.lane.engine.last_event
+        assert not app.playing and last is not None
+        assert last.kind in (EventKind.UNMAP_FAIL, EventKind.MOVE_FAIL)
+
+    drive(app, script)

@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Static
 
-from core.breakpoints import stopper
+from core.breakpoints import Breakpoint, stopper
 from core.events import Event, explain
 from core.scenario import Mode, Scenario
 from core.tlb import Machine
@@ -84,7 +84,8 @@ class MigvizApp(App[int]):
     split: reactive[bool] = reactive(False, bindings=True, init=False)
 
     def __init__(self, scenario: Scenario, mode: Mode | None = None, *, paused: bool = False,
-                 speed: float = 1.0, theme: str | None = None) -> None:
+                 speed: float = 1.0, theme: str | None = None,
+                 breakpoints: frozenset[Breakpoint] = frozenset()) -> None:
         super().__init__()
         self.scenario = scenario
         self.start_mode = Mode(mode) if mode is not None else None
@@ -106,7 +107,7 @@ class MigvizApp(App[int]):
         self.fast_forward = False
         self._gap_rate = 0.0
         self.last_frame: Frame | None = None
-        self.breakpoints = BreakpointChoice(frozenset(), None)
+        self.breakpoints = BreakpointChoice(frozenset(breakpoints), None)
 
     # ------------------------------------------------------------------------------------------
     # Building
@@ -537,8 +538,10 @@ class MigvizApp(App[int]):
 
 
 def run_app(scenario: Scenario, mode: Mode | None = None, *, paused: bool = False,
-            speed: float = 1.0, theme: str | None = None) -> int:
+            speed: float = 1.0, theme: str | None = None,
+            breakpoints: frozenset[Breakpoint] = frozenset()) -> int:
     """Run the TUI; returns the process exit code."""
-    app = MigvizApp(scenario, mode, paused=paused, speed=speed, theme=theme)
+    app = MigvizApp(scenario, mode, paused=paused, speed=speed, theme=theme,
+                    breakpoints=breakpoints)
     app.run()
     return int(app.return_code or 0)

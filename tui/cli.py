@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from core.bench import run_bench, sweep
+from core.breakpoints import Breakpoint
 from core.costs import cost_sources
 from core.engine import Engine
 from core.perfetto import write_perfetto
@@ -66,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     tui.add_argument("--speed", type=_positive_float, default=1.0,
                      help="playback speed factor, e.g. 0.5, 2, 8 (default 1)")
     tui.add_argument("--theme", help="colour theme (migviz-dark, migviz-light, migviz-okabe-ito)")
+    tui.add_argument("--break", dest="breaks", action="append", default=[],
+                     choices=[kind.value for kind in Breakpoint], metavar="KIND",
+                     help="stop playing right after such an event (repeatable): "
+                     + ", ".join(kind.value for kind in Breakpoint) + "; k changes them in the app")
 
     run = commands.add_parser("run", parents=[overrides, mode],
                               help="run a scenario headless and print its figures",
@@ -158,7 +163,8 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         mode = Mode(args.mode) if args.mode else None
         if args.theme is not None:
             _check_theme(args.theme)
-        return _open_app(scenario, mode, paused=args.paused, speed=args.speed, theme=args.theme)
+        return _open_app(scenario, mode, paused=args.paused, speed=args.speed, theme=args.theme,
+                         breakpoints=frozenset(Breakpoint(kind) for kind in args.breaks))
     if command == "run":
         scenario = load_scenario(args.scenario, args.overrides)
         result = run_headless(scenario, Mode(args.mode) if args.mode else None)
@@ -197,14 +203,15 @@ def _check_theme(name: str) -> None:
 
 
 def _open_app(scenario: Scenario, mode: Mode | None, *, paused: bool, speed: float,
-              theme: str | None) -> int:
+              theme: str | None, breakpoints: frozenset[Breakpoint] = frozenset()) -> int:
     try:
         from tui.app import run_app
     except ImportError:  # pragma: no cover - the app ships with the package
         _parser().print_help()
         return 0
     runner: Callable[..., int] = run_app
-    return runner(scenario, mode, paused=paused, speed=speed, theme=theme)
+    return runner(scenario, mode, paused=paused, speed=speed, theme=theme,
+                  breakpoints=breakpoints)
 
 
 # ------------------------------------------------------------------------------------------
