@@ -523,3 +523,17 @@ def test_breakpoints_given_at_start_stop_the_run() -> None:
         assert last.kind in (EventKind.UNMAP_FAIL, EventKind.MOVE_FAIL)
 
     drive(app, script)
+
+
+def test_a_keymap_remaps_a_key() -> None:
+    app = MigvizApp(load_scenario("tiny"), paused=True, keymap={"migviz.step-event": "j"})
+
+    async def script(pilot: Pilot[int]) -> None:
+        await pilot.press("j")
+        await pilot.pause()
+        assert app.lane.engine.events == 1
+        await pilot.press("n")  # no longer bound
+        await pilot.pause()
+        assert app.lane.engine.events == 1
+
+    drive(app, script)

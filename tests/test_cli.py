@@ -207,3 +207,27 @@ def test_unknown_theme_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and out == ""
     assert "unknown theme" in err and "did you mean 'migviz-dark'" in err
     assert err.count("\n") == 1
+
+
+def test_keymap_file_errors_are_bad_input(capsys: pytest.CaptureFixture[str],
+                                          tmp_path: Path) -> None:
+    cases = {
+        "typo.toml": ('[keymap]\n"migviz.step-evnt" = "j"\n', "did you mean 'migviz.step-event'"),
+        "type.toml": ('[keymap]\n"migviz.quit" = 3\n', "must be a string of keys"),
+        "extra.toml": ('[keys]\n"migviz.quit" = "x"\n', "keys: unknown key"),
+        "syntax.toml": ("[keymap\n", "TOML syntax error"),
+    }
+    for name, (text, expected) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        code, out, err = run_cli(capsys, "tui", "tiny", "--keymap", str(path))
+        assert code == 2 and out == "", name
+        assert expected in err and str(path) in err and err.count("\n") == 1, err
+    code, _, err = run_cli(capsys, "tui", "tiny", "--keymap", str(tmp_path / "none.toml"))
+    assert code == 2 and "no such file" in err
+
+
+def test_keymap_ids_are_listed(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "tui", "--keymap-ids")
+    assert code == 0
+    assert "migviz.step-event" in out and "migviz.breakpoints" in out

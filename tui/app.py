@@ -85,7 +85,8 @@ class MigvizApp(App[int]):
 
     def __init__(self, scenario: Scenario, mode: Mode | None = None, *, paused: bool = False,
                  speed: float = 1.0, theme: str | None = None,
-                 breakpoints: frozenset[Breakpoint] = frozenset()) -> None:
+                 breakpoints: frozenset[Breakpoint] = frozenset(),
+                 keymap: dict[str, str] | None = None) -> None:
         super().__init__()
         self.scenario = scenario
         self.start_mode = Mode(mode) if mode is not None else None
@@ -108,6 +109,7 @@ class MigvizApp(App[int]):
         self._gap_rate = 0.0
         self.last_frame: Frame | None = None
         self.breakpoints = BreakpointChoice(frozenset(breakpoints), None)
+        self._keymap = dict(keymap or {})
 
     # ------------------------------------------------------------------------------------------
     # Building
@@ -139,6 +141,8 @@ class MigvizApp(App[int]):
         }
 
     def on_mount(self) -> None:
+        if self._keymap:
+            self.set_keymap(self._keymap)
         for theme in load_builtin_themes():
             self.register_theme(theme)
         wanted = self._theme_name or DEFAULT_THEME
@@ -539,9 +543,10 @@ class MigvizApp(App[int]):
 
 def run_app(scenario: Scenario, mode: Mode | None = None, *, paused: bool = False,
             speed: float = 1.0, theme: str | None = None,
-            breakpoints: frozenset[Breakpoint] = frozenset()) -> int:
+            breakpoints: frozenset[Breakpoint] = frozenset(),
+            keymap: dict[str, str] | None = None, mouse: bool = True) -> int:
     """Run the TUI; returns the process exit code."""
     app = MigvizApp(scenario, mode, paused=paused, speed=speed, theme=theme,
-                    breakpoints=breakpoints)
-    app.run()
+                    breakpoints=breakpoints, keymap=keymap)
+    app.run(mouse=mouse)
     return int(app.return_code or 0)

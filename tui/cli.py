@@ -33,6 +33,8 @@ from core.scenario import (
     to_toml,
 )
 from core.trace import TraceFormatter, header, write_trace
+from tui.keymap import KeymapError, binding_ids, load_keymap
+from tui.keymap import default_path as default_keymap_path
 
 EXIT_BAD_INPUT = 2
 
@@ -67,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     tui.add_argument("--speed", type=_positive_float, default=1.0,
                      help="playback speed factor, e.g. 0.5, 2, 8 (default 1)")
     tui.add_argument("--theme", help="colour theme (migviz-dark, migviz-light, migviz-okabe-ito)")
+    tui.add_argument("--keymap", metavar="FILE",
+                     help="remap keys from a TOML file with a [keymap] table of binding id = "
+                     "keys (default: $XDG_CONFIG_HOME/migviz/keymap.toml if it exists)")
+    tui.add_argument("--keymap-ids", action="store_true",
+                     help="list the binding ids a keymap can remap, and exit")
+    tui.add_argument("--no-mouse", action="store_true",
+                     help="leave the mouse to the terminal (native text selection)")
     tui.add_argument("--break", dest="breaks", action="append", default=[],
                      choices=[kind.value for kind in Breakpoint], metavar="KIND",
                      help="stop playing right after such an event (repeatable): "
@@ -159,12 +168,18 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if command is None:
         return _open_app(load_scenario("default"), None, paused=False, speed=1.0, theme=None)
     if command == "tui":
+        if args.keymap_ids:
+            for binding_id, what in binding_ids().items():
+                print(f"{binding_id:<28} {what}")
+            return 0
+        keymap = _keymap(args.keymap)
         scenario = load_scenario(args.scenario, args.overrides)
         mode = Mode(args.mode) if args.mode else None
         if args.theme is not None:
             _check_theme(args.theme)
         return _open_app(scenario, mode, paused=args.paused, speed=args.speed, theme=args.theme,
-                         breakpoints=frozenset(Breakpoint(kind) for kind in args.breaks))
+                         breakpoints=frozenset(Breakpoint(kind) for kind in args.breaks),
+                         keymap=keymap, mouse=not args.no_mouse)
     if command == "run":
         scenario = load_scenario(args.scenario, args.overrides)
         result = run_headless(scenario, Mode(args.mode) if args.mode else None)
@@ -202,8 +217,20 @@ def _check_theme(name: str) -> None:
                      f"Textual's own work too, e.g. textual-dark){hint}")
 
 
+def _keymap(given: str | None) -> dict[str, str]:
+    """The user's keymap: the file given, else the default one if it exists."""
+    path = Path(given) if given else default_keymap_path()
+    if given is None and not path.exists():
+        return {}
+    try:
+        return load_keymap(path)
+    except KeymapError as err:
+        raise UsageError(str(err)) from None
+
+
 def _open_app(scenario: Scenario, mode: Mode | None, *, paused: bool, speed: float,
-              theme: str | None, breakpoints: frozenset[Breakpoint] = frozenset()) -> int:
+              theme: str | None, breakpoints: frozenset[Breakpoint] = frozenset(),
+              keymap: dict[str, str] | None = None, mouse: bool = True) -> int:
     try:
         from tui.app import run_app
     except ImportError:  # pragma: no cover - the app ships with the package
@@ -211,7 +238,7 @@ def _open_app(scenario: Scenario, mode: Mode | None, *, paused: bool, speed: flo
         return 0
     runner: Callable[..., int] = run_app
     return runner(scenario, mode, paused=paused, speed=speed, theme=theme,
-                  breakpoints=breakpoints)
+                  breakpoints=breakpoints, keymap=keymap, mouse=mouse)
 
 
 # ------------------------------------------------------------------------------------------
