@@ -73,6 +73,7 @@ class EngineView:
     folio_node: npt.NDArray[np.int8]
     folio_state: npt.NDArray[np.int8]
     folio_alive: npt.NDArray[np.bool_]
+    folio_first_page: npt.NDArray[np.int64]  # address order: a split THP's pieces follow it
     cpu_role: tuple[CpuRole, ...]
     cpu_node: tuple[int, ...]
     cpu_in_mask: tuple[bool, ...]
@@ -400,6 +401,7 @@ class Engine:
             pass_=s.pass_, sync=s.sync, phase=s.phase, done=self.done,
             folio_order=table.frozen("order"), folio_node=table.frozen("node"),
             folio_state=table.frozen("state"), folio_alive=table.frozen("alive"),
+            folio_first_page=table.frozen("first_page"),
             cpu_role=machine.roles, cpu_node=machine.node_of_cpu,
             cpu_in_mask=tuple(c in mask for c in range(cpus)), tlb_valid=tuple(valid),
             tlb_stale=tuple(stale), cpu_activity=tuple(activity),

@@ -537,3 +537,26 @@ def test_a_keymap_remaps_a_key() -> None:
         assert app.lane.engine.events == 1
 
     drive(app, script)
+
+
+def test_a_split_thps_pieces_take_its_place_in_the_grid() -> None:
+    scenario = load_scenario("tiny", ["memory.folios=[{order = 9, count = 1}, "
+                                      "{order = 0, count = 4}]", "migration.enomem=1.0"])
+    app = MigvizApp(scenario, paused=True)
+
+    async def script(pilot: Pilot[int]) -> None:
+        for _ in range(40):
+            await pilot.press("n")
+            last = app.lane.engine.last_event
+            if last is not None and last.kind is EventKind.SPLIT:
+                break
+        await pilot.pause()
+        view = app.lane.engine.view()
+        assert view.folio_order.size == 5 + 512  # the THP's 512 pieces were appended
+        grid = app.screen.query(FolioGrid).first()
+        thp, first_piece, base = 0, 5, 1
+        assert grid._rank[first_piece] == grid._rank[thp] + 1
+        assert grid._rank[base] == grid._rank[thp] + 513  # after every piece
+        assert grid.folio_at(*grid.cell_offset(first_piece)) == first_piece
+
+    drive(app, script)

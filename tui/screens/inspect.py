@@ -64,7 +64,7 @@ def report_content(report: FolioReport) -> Content:
         ("now   ", "$text-muted"), (f"t={format_ns(report.now_ns)}, {report.mode} mode\n", ""),
     ]
     if not report.alive:
-        parts.append(("this THP was split; its pieces are new folios at the end\n", "$warning"))
+        parts.append(("this THP was split; its pieces are new folios, drawn in its place\n", "$warning"))
     if report.stalled_cpus:
         cpus = ", ".join(f"cpu{c}" for c in report.stalled_cpus)
         parts.append((f"{cpus} wait for it in migration_entry_wait()\n", "bold $state-unmapped"))

@@ -220,7 +220,12 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
         self._orders: npt.NDArray[np.int8] = np.zeros(0, dtype=np.int8)
         self._codes: npt.NDArray[np.uint8] = np.zeros(0, dtype=np.uint8)
         self._layout: GridLayout | None = None
-        self._selected = -1
+        self._selected = -1  # a folio id
+        # Cells are laid out in address order: `_order` maps a cell position to its folio and
+        # `_rank` a folio to its position (the identity until a THP splits: its pieces get new
+        # ids at the end of the table but take the THP's place in the grid).
+        self._order: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._rank: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self._step = 1  # 2 = a blank line between rows when there is room
 
     # ------------------------------------------------------------------------------------------
@@ -232,10 +237,15 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
         view = frame.view
         codes = cell_codes(frame, self.node)
         self._update_title(frame, codes)
-        relayout = view.folio_order.size != self._orders.size or not np.array_equal(
-            view.folio_order, self._orders)
+        if view.folio_order.size != self._order.size:
+            self._order = np.argsort(view.folio_first_page, kind="stable").astype(np.int64)
+            self._rank = np.empty_like(self._order)
+            self._rank[self._order] = np.arange(self._order.size)
+        orders = view.folio_order[self._order]
+        codes = codes[self._order]
+        relayout = orders.size != self._orders.size or not np.array_equal(orders, self._orders)
         if relayout:
-            self._orders = view.folio_order.copy()
+            self._orders = orders
             self._codes = codes
             self._selected = frame.selected
             self._relayout()
@@ -248,8 +258,8 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
         rows = set(layout.row_of[changed].tolist()) if changed.size else set()
         if frame.selected != self._selected:
             for folio in (self._selected, frame.selected):
-                if 0 <= folio < layout.row_of.size:
-                    rows.add(int(layout.row_of[folio]))
+                if 0 <= folio < self._rank.size:
+                    rows.add(int(layout.row_of[self._rank[folio]]))
             self._selected = frame.selected
             self._scroll_to_folio(self._selected)
         elif frame.playing and view.last_event is not None:
@@ -339,9 +349,9 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _scroll_to_folio(self, folio: int) -> None:
         layout = self._layout
-        if layout is None or not 0 <= folio < layout.row_of.size:
+        if layout is None or not 0 <= folio < self._rank.size:
             return
-        row = int(layout.row_of[folio]) * self._step
+        row = int(layout.row_of[self._rank[folio]]) * self._step
         top = self.scroll_offset.y
         height = self.scrollable_content_region.height
         if height > 0 and not top <= row < top + height:
@@ -381,9 +391,11 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
         styles = self._cell_styles()
         start, end = int(layout.row_start[row]), int(layout.row_start[row + 1])
         codes = self._codes[start:end].astype(np.int64)
-        if 0 <= self._selected - start < codes.size:
+        selected = int(self._rank[self._selected]) if 0 <= self._selected < self._rank.size \
+            else -1
+        if 0 <= selected - start < codes.size:
             codes = codes.copy()
-            codes[self._selected - start] += CODES
+            codes[selected - start] += CODES
         gap = " " * layout.gap
         segments: list[Segment] = []
         base = self.rich_style
@@ -426,18 +438,19 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
         i = int(np.searchsorted(xs, x + self.scroll_offset.x, side="right")) - 1
         if i < 0:
             return -1
-        folio = start + i
-        if x + self.scroll_offset.x >= layout.x[folio] + layout.widths[folio]:
+        cell = start + i
+        if x + self.scroll_offset.x >= layout.x[cell] + layout.widths[cell]:
             return -1
-        return folio
+        return int(self._order[cell])
 
     def cell_offset(self, folio: int) -> tuple[int, int] | None:
         """Where a folio's cell is, relative to the content region (None if not laid out)."""
         layout = self._layout
-        if layout is None or not 0 <= folio < layout.row_of.size:
+        if layout is None or not 0 <= folio < self._rank.size:
             return None
-        return (int(layout.x[folio]) - self.scroll_offset.x,
-                int(layout.row_of[folio]) * self._step - self.scroll_offset.y)
+        cell = int(self._rank[folio])
+        return (int(layout.x[cell]) - self.scroll_offset.x,
+                int(layout.row_of[cell]) * self._step - self.scroll_offset.y)
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
@@ -451,7 +464,7 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
         layout = self._layout
         if layout is None or not self._orders.size:
             return
-        current = max(self._selected, 0)
+        current = int(self._rank[max(self._selected, 0)])
         if step:
             target = min(max(current + step, 0), self._orders.size - 1)
         else:
@@ -461,11 +474,13 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
             target = start + min(int(np.searchsorted(xs, layout.x[current], side="right")) - 1,
                                  end - start - 1)
             target = max(target, start)
-        self.post_message(self.Selected(int(target), self.node))
+        self.post_message(self.Selected(int(self._order[target]), self.node))
 
-    def action_cursor_to(self, folio: int) -> None:
+    def action_cursor_to(self, position: int) -> None:
+        """Select the cell at a position (-1: the last), in address order."""
         if self._orders.size:
-            self.post_message(self.Selected(int(folio % self._orders.size), self.node))
+            cell = position % self._orders.size
+            self.post_message(self.Selected(int(self._order[cell]), self.node))
 
     def action_page(self, direction: int) -> None:
         rows = max(1, self.scrollable_content_region.height // self._step - 1)
