@@ -83,6 +83,26 @@ class SplitHeader:
     fast_forward: bool = False
 
 
+def timing_pieces(clock_ns: int, speed: float, fast_forward: bool, rate_ns: float,
+                  rate_priority: int) -> list[Piece]:
+    """The clock, the speed and the simulated rate, each in a long and a short form."""
+    clock = format_ns(clock_ns)
+    return [
+        (0, Content.assemble(("t=", "$text-muted"), (clock, "bold")),
+         Content.assemble((clock.replace(" ", ""), "bold"))),
+        (0, speed_piece(speed, fast_forward, False), speed_piece(speed, fast_forward, True)),
+        (rate_priority, Content.assemble((f"({format_ns(rate_ns * speed)}/s)", "$text-muted")),
+         Content("")),
+    ]
+
+
+def with_badge(pieces: list[Piece], right: Content, width: int, sep: Content) -> Content:
+    """As many pieces as fit on the left, the PLAYING/PAUSED badge on the right."""
+    left = fit(pieces, width - right.cell_length - 1, sep)
+    gap = max(1, width - left.cell_length - right.cell_length)
+    return Content.assemble(left, " " * gap, right)
+
+
 class HeaderBar(Static):
     """The top line."""
 
@@ -123,7 +143,6 @@ class HeaderBar(Static):
         fallback = view.sync and view.mode is Mode.BATCHED
         pass_text = f"pass {view.pass_}" + (" sync fallback" if fallback else "")
         phase = PHASE_NAMES.get(view.phase, "?")
-        clock = format_ns(max(frame.clock_ns, view.clock_ns))
         pieces: list[Piece] = [
             (0, Content.assemble((" migviz", "bold $primary"), " · ", (view.scenario, "bold")),
              Content.assemble((f" {view.scenario}", "bold"))),
@@ -136,22 +155,14 @@ class HeaderBar(Static):
             (3, Content(pass_text), Content(f"p{view.pass_}" + ("s" if fallback else ""))),
             (1, Content.assemble(("phase ", "$text-muted"), (phase, "bold")),
              Content.assemble((phase, "bold"))),
-            (0, Content.assemble(("t=", "$text-muted"), (clock, "bold")),
-             Content.assemble((clock.replace(" ", ""), "bold"))),
-            (0, speed_piece(frame.speed, frame.fast_forward, False),
-             speed_piece(frame.speed, frame.fast_forward, True)),
-            (4, Content.assemble((f"({format_ns(frame.rate_ns * frame.speed)}/s)",
-                                  "$text-muted")), Content("")),
+            *timing_pieces(max(frame.clock_ns, view.clock_ns), frame.speed, frame.fast_forward,
+                           frame.rate_ns, 4),
         ]
-        right = badge(frame.playing, view.done)
-        left = fit(pieces, width - right.cell_length - 1, sep)
-        gap = max(1, width - left.cell_length - right.cell_length)
-        return Content.assemble(left, " " * gap, right)
+        return with_badge(pieces, badge(frame.playing, view.done), width, sep)
 
     @staticmethod
     def build_split(header: SplitHeader, width: int) -> Content:
         sep = Content.assemble((" │ ", "$text-muted"))
-        clock = format_ns(header.clock_ns)
         pieces: list[Piece] = [
             (0, Content.assemble((" migviz", "bold $primary"), " · ", (header.scenario, "bold")),
              Content.assemble((f" {header.scenario}", "bold"))),
@@ -159,14 +170,7 @@ class HeaderBar(Static):
                                  " serial vs batched"),
              Content.assemble((" SPLIT ", "bold $background on $accent"))),
             (2, Content("same seed, one clock"), Content("")),
-            (0, Content.assemble(("t=", "$text-muted"), (clock, "bold")),
-             Content.assemble((clock.replace(" ", ""), "bold"))),
-            (0, speed_piece(header.speed, header.fast_forward, False),
-             speed_piece(header.speed, header.fast_forward, True)),
-            (3, Content.assemble((f"({format_ns(header.rate_ns * header.speed)}/s)",
-                                  "$text-muted")), Content("")),
+            *timing_pieces(header.clock_ns, header.speed, header.fast_forward, header.rate_ns,
+                           3),
         ]
-        right = badge(header.playing, header.done)
-        left = fit(pieces, width - right.cell_length - 1, sep)
-        gap = max(1, width - left.cell_length - right.cell_length)
-        return Content.assemble(left, " " * gap, right)
+        return with_badge(pieces, badge(header.playing, header.done), width, sep)
