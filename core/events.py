@@ -101,7 +101,7 @@ KERNEL_FUNCTION: dict[EventKind, str] = {
 }
 
 
-def explain(event: Event, batched_flush: bool = True) -> str:
+def explain(event: Event) -> str:
     """One or two sentences saying what an event is, naming the kernel function it mirrors."""
     kind = event.kind
     folio = f"folio {event.folio}"

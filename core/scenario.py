@@ -9,6 +9,7 @@ file, a TOML syntax error, an unknown key, a wrong type, an impossible value —
 from __future__ import annotations
 
 import difflib
+import functools
 import tomllib
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
@@ -192,15 +193,16 @@ def _cpu_list(cpus: tuple[int, ...]) -> str:
 # Loading
 
 
-def builtin_names() -> list[str]:
-    """Names of the scenarios shipped with migviz, in a teaching order."""
+@functools.cache
+def builtin_names() -> tuple[str, ...]:
+    """Names of the scenarios shipped with migviz, in a teaching order (read once)."""
     order = ["tiny", "default", "contended", "thp", "large", "pmbench-2s", "no-flush"]
     found = sorted(
         entry.name.removesuffix(".toml")
         for entry in resources.files("core").joinpath(BUILTIN_DIR).iterdir()
         if entry.name.endswith(".toml")
     )
-    return [n for n in order if n in found] + [n for n in found if n not in order]
+    return tuple([n for n in order if n in found] + [n for n in found if n not in order])
 
 
 def builtin_text(name: str) -> str:

@@ -13,6 +13,9 @@ from textual.content import Content
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widgets import Static
+
+from tui.widgets.frame import Frame
 
 
 class LinesView(ScrollView, can_focus=False, inherit_bindings=False):
@@ -102,3 +105,31 @@ class LinesView(ScrollView, can_focus=False, inherit_bindings=False):
             for text, style in content.render(base, end="", parse_style=parse)
         ]
         return Strip(segments).crop_extend(0, width, self.rich_style)
+
+
+class FrameLine(Static):
+    """A short text widget rebuilt from each frame: subclasses say what its content is."""
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__("", id=id, classes=classes)
+        self._frame: Frame | None = None
+        self._content: Content | None = None
+
+    def content_for(self, frame: Frame, width: int) -> Content:
+        raise NotImplementedError
+
+    def show(self, frame: Frame) -> None:
+        self._frame = frame
+        self._render_frame()
+
+    def on_resize(self) -> None:
+        self._content = None
+        self._render_frame()
+
+    def _render_frame(self) -> None:
+        if self._frame is None:
+            return
+        content = self.content_for(self._frame, max(self.size.width, 1))
+        if content != self._content:
+            self._content = content
+            self.update(content, layout=False)

@@ -4,10 +4,10 @@ folio), each phase named after the kernel function it mirrors."""
 from __future__ import annotations
 
 from textual.content import Content
-from textual.widgets import Static
 
 from core.events import Phase
 from tui.widgets.frame import Frame, PhaseProgress
+from tui.widgets.lines import FrameLine
 
 STEPS = (
     (Phase.UNMAP, "unmap", "migrate_folio_unmap", "$phase-unmap"),
@@ -115,29 +115,12 @@ PHASE_WORD = {Phase.UNMAP: "unmap", Phase.FLUSH: "flush (per PTE)", Phase.MOVE: 
               Phase.UNDO: "undo"}
 
 
-class PhaseStrip(Static):
+class PhaseStrip(FrameLine):
     """One line of phase progress."""
 
     DEFAULT_CSS = """
     PhaseStrip { height: 1; background: $panel; }
     """
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__("", id=id, classes=classes)
-        self._frame: Frame | None = None
-        self._content: Content | None = None
-
-    def show(self, frame: Frame) -> None:
-        self._frame = frame
-        self._render_frame()
-
-    def on_resize(self) -> None:
-        self._render_frame()
-
-    def _render_frame(self) -> None:
-        if self._frame is None:
-            return
-        content = strip_content(self._frame, max(self.size.width, 1))
-        if content != self._content:
-            self._content = content
-            self.update(content, layout=False)
+    def content_for(self, frame: Frame, width: int) -> Content:
+        return strip_content(frame, width)

@@ -4,9 +4,9 @@ simulated time, the workload's stall p99 — the figures /proc/vmstat would give
 from __future__ import annotations
 
 from textual.content import Content
-from textual.widgets import Static
 
 from tui.widgets.frame import Frame, format_count, format_ns
+from tui.widgets.lines import FrameLine
 
 # Where the migrating task's time goes (Counters.time_ns, indexed by core.stats.Spend).
 SPEND = (
@@ -92,33 +92,15 @@ def stats_content(frame: Frame, width: int) -> Content:
     return Content.assemble(*parts)
 
 
-class StatsLine(Static):
+class StatsLine(FrameLine):
     """One line of counters."""
 
     DEFAULT_CSS = """
     StatsLine { height: 1; }
     """
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__("", id=id, classes=classes)
-        self._frame: Frame | None = None
-        self._content: Content | None = None
-
-    def show(self, frame: Frame) -> None:
-        self._frame = frame
-        self._render_frame()
-
-    def on_resize(self) -> None:
-        self._content = None
-        self._render_frame()
-
-    def _render_frame(self) -> None:
-        if self._frame is None:
-            return
-        width = max(self.size.width, 1)
-        content = stats_content(self._frame, width)
+    def content_for(self, frame: Frame, width: int) -> Content:
+        content = stats_content(frame, width)
         if self.size.height >= 2:
-            content = Content.assemble(content, "\n", time_content(self._frame, width))
-        if content != self._content:
-            self._content = content
-            self.update(content, layout=False)
+            content = Content.assemble(content, "\n", time_content(frame, width))
+        return content
