@@ -231,3 +231,22 @@ def test_keymap_ids_are_listed(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "tui", "--keymap-ids")
     assert code == 0
     assert "migviz.step-event" in out and "migviz.breakpoints" in out
+
+
+def test_a_theme_file_of_ones_own(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from themes import builtin_theme_files
+
+    source = Path(__file__).resolve().parents[1] / "themes" / "migviz-light.toml"
+    good = tmp_path / "mine.toml"
+    good.write_text(source.read_text().replace('"migviz-light"', '"mine"', 1))
+    assert builtin_theme_files()  # the format the user copies
+    seen: dict[str, object] = {}
+    monkeypatch.setattr("tui.app.run_app", lambda *a, **k: seen.update(k) or 0)
+    code, _, err = run_cli(capsys, "tui", "tiny", "--theme", str(good))
+    assert code == 0, err
+    assert seen["theme"] == "mine" and getattr(seen["user_theme"], "name", None) == "mine"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\nprimary = "not a colour"\n')
+    code, out, err = run_cli(capsys, "tui", "tiny", "--theme", str(bad))
+    assert code == 2 and out == "" and str(bad) in err and err.count("\n") == 1

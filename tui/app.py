@@ -21,6 +21,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.theme import Theme
 from textual.timer import Timer
 from textual.widgets import Footer, Static
 
@@ -86,7 +87,7 @@ class MigvizApp(App[int]):
     def __init__(self, scenario: Scenario, mode: Mode | None = None, *, paused: bool = False,
                  speed: float = 1.0, theme: str | None = None,
                  breakpoints: frozenset[Breakpoint] = frozenset(),
-                 keymap: dict[str, str] | None = None) -> None:
+                 keymap: dict[str, str] | None = None, user_theme: Theme | None = None) -> None:
         super().__init__()
         self.scenario = scenario
         self.start_mode = Mode(mode) if mode is not None else None
@@ -110,6 +111,7 @@ class MigvizApp(App[int]):
         self.last_frame: Frame | None = None
         self.breakpoints = BreakpointChoice(frozenset(breakpoints), None)
         self._keymap = dict(keymap or {})
+        self._user_theme = user_theme
 
     # ------------------------------------------------------------------------------------------
     # Building
@@ -145,6 +147,8 @@ class MigvizApp(App[int]):
             self.set_keymap(self._keymap)
         for theme in load_builtin_themes():
             self.register_theme(theme)
+        if self._user_theme is not None:
+            self.register_theme(self._user_theme)
         wanted = self._theme_name or DEFAULT_THEME
         if wanted in self.available_themes:
             self.theme = wanted
@@ -544,9 +548,10 @@ class MigvizApp(App[int]):
 def run_app(scenario: Scenario, mode: Mode | None = None, *, paused: bool = False,
             speed: float = 1.0, theme: str | None = None,
             breakpoints: frozenset[Breakpoint] = frozenset(),
-            keymap: dict[str, str] | None = None, mouse: bool = True) -> int:
+            keymap: dict[str, str] | None = None, mouse: bool = True,
+            user_theme: Theme | None = None) -> int:
     """Run the TUI; returns the process exit code."""
     app = MigvizApp(scenario, mode, paused=paused, speed=speed, theme=theme,
-                    breakpoints=breakpoints, keymap=keymap)
+                    breakpoints=breakpoints, keymap=keymap, user_theme=user_theme)
     app.run(mouse=mouse)
     return int(app.return_code or 0)

@@ -16,7 +16,7 @@ import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from core.bench import run_bench, sweep
 from core.breakpoints import Breakpoint
@@ -35,6 +35,9 @@ from core.scenario import (
 from core.trace import TraceFormatter, header, write_trace
 from tui.keymap import KeymapError, binding_ids, load_keymap
 from tui.keymap import default_path as default_keymap_path
+
+if TYPE_CHECKING:
+    from textual.theme import Theme
 
 EXIT_BAD_INPUT = 2
 
@@ -68,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     tui.add_argument("--paused", action="store_true", help="start paused")
     tui.add_argument("--speed", type=_positive_float, default=1.0,
                      help="playback speed factor, e.g. 0.5, 2, 8 (default 1)")
-    tui.add_argument("--theme", help="colour theme (migviz-dark, migviz-light, migviz-okabe-ito)")
+    tui.add_argument("--theme", help="colour theme (migviz-dark, migviz-light, migviz-okabe-ito), "
+                     "or a theme file in the format of themes/*.toml")
     tui.add_argument("--keymap", metavar="FILE",
                      help="remap keys from a TOML file with a [keymap] table of binding id = "
                      "keys (default: $XDG_CONFIG_HOME/migviz/keymap.toml if it exists)")
@@ -175,11 +179,10 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         keymap = _keymap(args.keymap)
         scenario = load_scenario(args.scenario, args.overrides)
         mode = Mode(args.mode) if args.mode else None
-        if args.theme is not None:
-            _check_theme(args.theme)
-        return _open_app(scenario, mode, paused=args.paused, speed=args.speed, theme=args.theme,
+        theme, user_theme = _check_theme(args.theme) if args.theme is not None else (None, None)
+        return _open_app(scenario, mode, paused=args.paused, speed=args.speed, theme=theme,
                          breakpoints=frozenset(Breakpoint(kind) for kind in args.breaks),
-                         keymap=keymap, mouse=not args.no_mouse)
+                         keymap=keymap, mouse=not args.no_mouse, user_theme=user_theme)
     if command == "run":
         scenario = load_scenario(args.scenario, args.overrides)
         result = run_headless(scenario, Mode(args.mode) if args.mode else None)
@@ -202,19 +205,26 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return EXIT_BAD_INPUT
 
 
-def _check_theme(name: str) -> None:
-    """An unknown theme is bad input like any other: say so before the screen takes over."""
+def _check_theme(name: str) -> tuple[str, Theme | None]:
+    """A theme name, or a theme file of one's own (the format of themes/*.toml). An unknown
+    name or a bad file is bad input like any other: say so before the screen takes over."""
     from textual.theme import BUILTIN_THEMES
 
-    from themes import load_builtin_themes
+    from themes import ThemeError, load_builtin_themes, load_theme_file
 
+    if name.endswith(".toml") or "/" in name:
+        try:
+            theme = load_theme_file(Path(name))
+        except ThemeError as err:
+            raise UsageError(str(err)) from None
+        return theme.name, theme
     ours = [theme.name for theme in load_builtin_themes()]
     if name in ours or name in BUILTIN_THEMES:
-        return
+        return name, None
     close = difflib.get_close_matches(name, ours + list(BUILTIN_THEMES), n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise UsageError(f"--theme {name}: unknown theme (migviz themes: {', '.join(ours)}; "
-                     f"Textual's own work too, e.g. textual-dark){hint}")
+                     f"Textual's own work too, e.g. textual-dark; or a theme file){hint}")
 
 
 def _keymap(given: str | None) -> dict[str, str]:
@@ -230,7 +240,8 @@ def _keymap(given: str | None) -> dict[str, str]:
 
 def _open_app(scenario: Scenario, mode: Mode | None, *, paused: bool, speed: float,
               theme: str | None, breakpoints: frozenset[Breakpoint] = frozenset(),
-              keymap: dict[str, str] | None = None, mouse: bool = True) -> int:
+              keymap: dict[str, str] | None = None, mouse: bool = True,
+              user_theme: Theme | None = None) -> int:
     try:
         from tui.app import run_app
     except ImportError:  # pragma: no cover - the app ships with the package
@@ -238,7 +249,7 @@ def _open_app(scenario: Scenario, mode: Mode | None, *, paused: bool, speed: flo
         return 0
     runner: Callable[..., int] = run_app
     return runner(scenario, mode, paused=paused, speed=speed, theme=theme,
-                  breakpoints=breakpoints, keymap=keymap, mouse=mouse)
+                  breakpoints=breakpoints, keymap=keymap, mouse=mouse, user_theme=user_theme)
 
 
 # ------------------------------------------------------------------------------------------

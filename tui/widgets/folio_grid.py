@@ -485,7 +485,3 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
     def action_page(self, direction: int) -> None:
         rows = max(1, self.scrollable_content_region.height // self._step - 1)
         self.action_cursor(direction * rows, 0)
-
-    @property
-    def layout_rows(self) -> int:
-        return self._layout.rows if self._layout else 0

@@ -61,10 +61,6 @@ class LinesView(ScrollView, can_focus=False, inherit_bindings=False):
             if top <= index < top + height:
                 self.refresh_line(index)
 
-    def scroll_to_end(self) -> None:
-        self.scroll_to(y=max(0, len(self._lines) - self.size.height), animate=False,
-                       immediate=True)
-
     def on_resize(self, event: events.Resize) -> None:
         self._cache.clear()
         self.virtual_size = Size(event.size.width, len(self._lines))
