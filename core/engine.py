@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from core.events import Event, EventKind, Phase
-from core.folios import FolioTable
+from core.events import Event, EventKind, Phase, RoundKind
+from core.folios import FolioState, FolioTable
 from core.kernel import Stage, TaskState
 from core.migrate import MigrationTask
 from core.scenario import Mode, Scenario
-from core.stats import Counters, Spend, WorkloadStats
+from core.stats import Counters, Spend, WorkloadStats, pages_per_second
 from core.timeline import Mark, Timeline
 from core.tlb import CpuRole, Machine
 from core.workload import Workload
@@ -45,12 +45,34 @@ class CpuActivity:
 
 @dataclass(frozen=True, slots=True)
 class IpiRound:
-    """The shootdown round in flight."""
+    """The shootdown round in flight (or, right after its FLUSH_DONE, the one just finished)."""
 
     initiator: int
     targets: tuple[int, ...]
     acked: int  # how many targets have handled it so far
     pages: int  # -1 = full flush
+    kind: RoundKind = RoundKind.NONE  # which code path sent it
+    done: bool = False  # every target acknowledged (the FLUSH_DONE event)
+
+
+@dataclass(frozen=True, slots=True)
+class UnitProgress:
+    """How far the unit in flight has got: a batch (serial mode: one folio)."""
+
+    unit: str  # "batch", "folio", or "" between units (a call starts or ends)
+    index: int  # batch k (serial: folio k) ...
+    total: int  # ... of n in this call
+    folios: int  # folios in the unit
+    pages: int  # base pages in the unit
+    unmapped: int  # folios unmapped so far (batched: in the batch's async passes)
+    moved: int  # folios remapped on the destination
+    retries: int  # -EAGAIN results in this unit
+    rounds: int  # shootdown rounds sent for it (batched: not counting the sync fallback's)
+    round_targets: int  # the latest round: targets (before any round: who would be asked)
+    round_acked: int  # acknowledgements so far
+    round_full: bool  # a full flush rather than one INVLPG
+    round_done: bool  # every target acknowledged
+    fallback_folio: int  # batched: the folio the one-by-one sync fallback works on, or -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +83,20 @@ class EngineView:
     clock_ns: int
     mode: Mode
     pending_mode: Mode | None
-    move: int
+    move: int  # the migrate_pages() call of the last event (0-based)
     moves: int
-    batch: int
+    src: int  # the node that call moves folios from ...
+    dst: int  # ... and to
+    batch: int  # batched: the batch k of `batches`; serial: the folio k of `batches`
     batches: int
     pass_: int
     sync: bool
     phase: Phase
     done: bool
+    unit: UnitProgress
+    pages_done: int  # base pages migrated so far, the current call's remapped folios included
+    pages_total: int  # base pages every move together would migrate
+    pages_per_sec: float  # pages_done per simulated second (at the end: `migviz run`'s figure)
     folio_order: npt.NDArray[np.int8]
     folio_node: npt.NDArray[np.int8]
     folio_state: npt.NDArray[np.int8]
@@ -222,8 +250,7 @@ class Engine:
                 break
             event = self._next_event()
             if event is None:
-                self.clock = max(self.clock, time_ns)
-                break
+                break  # the run is over: its clock stays at its last event (its end)
             self._apply(event)
             applied.append(event)
             if stop is not None and stop(event):
@@ -254,9 +281,9 @@ class Engine:
         self.workload.advance_to(self.clock)
         if not 0 <= folio < self.folios.capacity:
             return ()
-        stale = bool(self.folios.unmapped[folio])
-        holders = np.flatnonzero(self.workload.tlb[:, folio])
-        return tuple((self.workload.cpus[int(i)], stale) for i in holders)
+        valid, stale = self.workload.entries_at(self.clock)
+        holders = np.flatnonzero(valid[:, folio] | stale[:, folio])
+        return tuple((self.workload.cpus[int(i)], bool(stale[i, folio])) for i in holders)
 
     def iter_events(self) -> Iterator[Event]:
         """Apply every remaining event, yielding each one as it is applied (headless streaming:
@@ -361,8 +388,13 @@ class Engine:
     # Reading
 
     def view(self) -> EngineView:
-        """An immutable snapshot of everything the app draws."""
-        self.workload.advance_to(self.clock)
+        """An immutable snapshot of everything the app draws, at the current instant: every
+        event up to and including the last one applied has happened, nothing after it has."""
+        done = self.done
+        if done:
+            self.finish_workload()  # as `migviz run` reports it: every stalled thread woke
+        else:
+            self.workload.advance_to(self.clock)
         machine = self.machine
         s = self.task.s
         table = self.folios
@@ -372,33 +404,61 @@ class Engine:
         activity = [CpuActivity.IDLE] * cpus
         stalled_on = [-1] * cpus
         workload = self.workload
-        valid_counts = workload.valid_entries()
-        stale_counts = workload.stale_entries()
+        valid_entries, stale_entries = workload.entries_at(self.clock)
+        valid_counts = valid_entries.sum(axis=1)
+        stale_counts = stale_entries.sum(axis=1)
         for index, cpu in enumerate(workload.cpus):
             valid[cpu] = int(valid_counts[index])
             stale[cpu] = int(stale_counts[index])
             activity[cpu] = CpuActivity.RUNNING
-            if workload.stalled_on[index] >= 0:
+            folio = int(workload.stalled_on[index])
+            # Stalled in migration_entry_wait() only while the folio is still unmapped: once it
+            # is remapped the thread is on its way back from the fault.
+            if folio >= 0 and table.unmapped[folio]:
                 activity[cpu] = CpuActivity.STALLED
-                stalled_on[cpu] = int(workload.stalled_on[index])
+                stalled_on[cpu] = folio
         last = self.last_event
         if last is not None and last.kind is EventKind.IPI_RECV:
             activity[last.cpu] = CpuActivity.IPI
-        if not self.done:
+        if not done:
             activity[machine.initiator] = (
                 CpuActivity.SPINNING if s.round_targets else CpuActivity.MIGRATING
             )
         ipi_round = None
-        if s.round_targets or (last is not None and last.kind is EventKind.FLUSH_SEND):
-            ipi_round = IpiRound(machine.initiator, s.round_targets, s.round_acked, s.round_pages)
+        if s.round_targets:
+            ipi_round = IpiRound(machine.initiator, s.round_targets, s.round_acked, s.round_pages,
+                                 s.round_kind)
+        elif last is not None and last.kind is EventKind.FLUSH_DONE:
+            ipi_round = IpiRound(machine.initiator, last.targets, len(last.targets),
+                                 last.pages, last.round_kind, done=True)
         mask = set(machine.mm_cpumask)
+        # Where the run is: the labels of the last event (the log's last line), so the header
+        # never runs ahead of the log (the task's own counters move on before its next event).
+        if last is not None:
+            move, batch, pass_, sync, phase = last.move, last.batch, last.pass_, last.sync, \
+                last.phase
+        else:
+            move, batch, pass_, sync, phase = 0, 0, s.pass_, s.sync, s.phase
+        pages_done = self.pages_done()
+        tally = s.unit
+        batches = s.batches_planned if s.mode is Mode.BATCHED else len(s.from_list)
+        unit = UnitProgress(
+            unit=("batch" if s.mode is Mode.BATCHED else "folio") if tally.active and not done
+            else "", index=batch, total=batches, folios=tally.folios, pages=tally.pages,
+            unmapped=tally.unmapped, moved=tally.moved, retries=tally.retries,
+            rounds=tally.rounds,
+            round_targets=tally.round_targets if tally.rounds else len(machine.targets),
+            round_acked=tally.round_acked, round_full=tally.round_full,
+            round_done=tally.round_done, fallback_folio=tally.fallback_folio,
+        )
         return EngineView(
             scenario=self.scenario.name, clock_ns=self.clock, mode=s.mode,
-            pending_mode=s.pending_mode, move=min(s.move, self.scenario.migration.moves - 1),
-            moves=self.scenario.migration.moves,
-            batch=s.batch if s.mode is Mode.BATCHED else s.units,
-            batches=s.batches_planned if s.mode is Mode.BATCHED else len(s.from_list),
-            pass_=s.pass_, sync=s.sync, phase=s.phase, done=self.done,
+            pending_mode=s.pending_mode, move=move, moves=self.scenario.migration.moves,
+            src=s.src, dst=s.dst, batch=batch, batches=batches,
+            pass_=pass_, sync=sync, phase=phase, done=done, unit=unit,
+            pages_done=pages_done,
+            pages_total=self.scenario.memory.total_pages * self.scenario.migration.moves,
+            pages_per_sec=pages_per_second(pages_done, self.clock),
             folio_order=table.frozen("order"), folio_node=table.frozen("node"),
             folio_state=table.frozen("state"), folio_alive=table.frozen("alive"),
             folio_first_page=table.frozen("first_page"),
@@ -409,6 +469,21 @@ class Engine:
             workload=workload.stats(), last_event=last, recent_events=tuple(self.recent),
             events=self.events,
         )
+
+    def pages_done(self) -> int:
+        """Base pages migrated so far: the finished calls' pgmigrate_success, plus the folios
+        the call in flight has remapped (its counters are added when it returns)."""
+        done = self.counters.pgmigrate_success
+        last = self.last_event
+        if self.done or last is None or last.kind is EventKind.MIGRATE_END:
+            return done
+        table = self.folios
+        remapped = table.state[: table.count] == FolioState.REMAPPED
+        remapped &= table.alive[: table.count]
+        if not remapped.any():
+            return done
+        orders = table.order[: table.count][remapped].astype(np.int64)
+        return done + int(np.left_shift(1, orders).sum())
 
     def summary(self) -> dict[str, Any]:
         """The run's figures, with the keys of `migviz run --json`."""
@@ -464,7 +539,7 @@ def summarize(engine: Engine) -> dict[str, Any]:
         "batch_flush_rounds": c.batch_flush_rounds,
         "pmd_flush_rounds": c.pmd_flush_rounds,
         "ordering_violations": c.ordering_violations,
-        "pages_per_sec": round(pages / (sim / 1e9), 1) if sim else 0.0,
+        "pages_per_sec": pages_per_second(pages, sim),
         "ipis_per_page": round(c.nr_tlb_remote_flush_received / pages, 4) if pages else 0.0,
         "accesses": work.accesses,
         "tlb_hits": work.tlb_hits,

@@ -51,6 +51,24 @@ class Errno(IntEnum):
     EBUSY = 16
 
 
+class RoundKind(IntEnum):
+    """Why a shootdown round is sent: the code path that flushes (FLUSH_* events carry it)."""
+
+    NONE = 0
+    PTE = 1  # 6.2: ptep_clear_flush() for one PTE (serial mode)
+    PMD = 2  # pmdp_invalidate() of a PMD-mapped THP: flushed at once in both shapes
+    BATCH = 3  # 6.3: try_to_unmap_flush() after a batch's unmap loop (TTU_BATCH_FLUSH)
+    FALLBACK = 4  # 6.3: the one-by-one sync fallback, ptep_clear_flush() per PTE
+
+
+ROUND_KIND_TEXT: dict[RoundKind, str] = {
+    RoundKind.PTE: "per-PTE flush (ptep_clear_flush)",
+    RoundKind.PMD: "THP's PMD, flushed at once (pmdp_invalidate)",
+    RoundKind.BATCH: "the batch's deferred flush (try_to_unmap_flush)",
+    RoundKind.FALLBACK: "sync fallback, per-PTE flush (ptep_clear_flush)",
+}
+
+
 class WaitReason(IntEnum):
     """What a WAIT event waits for."""
 
@@ -64,6 +82,11 @@ class Event(NamedTuple):
     ``pages`` is the number of pages of a flush (-1 = full flush, as ftrace prints it) or the number
     of PTEs of an unmap/remap; ``arg`` carries the errno, wait reason or round size by kind;
     ``targets`` lists the CPUs of a shootdown round.
+
+    Like a tracepoint, an event carries what a reader needs to print it without the engine: the
+    folio's ``node`` and ``order`` at that moment, its first base ``page`` (the address: page
+    index in the workload's map), and for an unmap or remap the index of the first PTE it covers
+    (``pte``). ``round_kind`` says which code path a FLUSH_* or IPI_RECV event belongs to.
     """
 
     seq: int
@@ -81,6 +104,11 @@ class Event(NamedTuple):
     move: int = 0
     phase_id: int = 0  # changes whenever the task enters a new phase (for stepping by phase)
     thp: tuple[int, int, int] = (0, 0, 0)  # MIGRATE_END: nr_thp_succeeded, _failed, _split
+    node: int = -1  # the folio's node when the event happened (-1: no folio)
+    order: int = 0  # the folio's order
+    page: int = -1  # the folio's first base page in the workload's map (-1: no folio)
+    pte: int = 0  # UNMAP/REMAP/RESTORE: index of the first PTE this event covers
+    round_kind: RoundKind = RoundKind.NONE  # FLUSH_SEND/IPI_RECV/FLUSH_DONE: why the round is sent
 
 
 KERNEL_FUNCTION: dict[EventKind, str] = {

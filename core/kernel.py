@@ -18,7 +18,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from core.events import Errno, Event, EventKind, Phase, WaitReason
+from core.events import Errno, Event, EventKind, Phase, RoundKind, WaitReason
 from core.folios import FolioState, FolioTable
 from core.scenario import Mode, Scenario
 from core.stats import Counters, MigrateStats, Spend
@@ -68,6 +68,31 @@ class _Coin(IntEnum):
 
 
 @dataclass
+class UnitTally:
+    """How far the unit in flight (a batch; in serial mode one folio) has got. Updated as each
+    event is made, so a view taken at an event shows exactly that event's effect."""
+
+    active: bool = False  # False between units: a migrate_pages() call starts or ends
+    folios: int = 0
+    pages: int = 0
+    unmapped: int = 0  # folios whose unmap completed (batched: in the batch's async passes)
+    moved: int = 0  # folios remapped on the destination
+    retries: int = 0  # -EAGAIN results
+    rounds: int = 0  # shootdown rounds sent for the unit (batched: not the sync fallback's)
+    round_targets: int = 0  # the latest of those rounds: its targets,
+    round_acked: int = 0  # acknowledgements so far,
+    round_full: bool = False  # whether it is a full flush,
+    round_done: bool = False  # and whether every target has acknowledged
+    fallback_folio: int = -1  # batched: the folio the one-by-one sync fallback works on
+
+    def start(self, folios: int, pages: int) -> None:
+        """A new unit begins: everything counts from zero."""
+        fresh = UnitTally(active=True, folios=folios, pages=pages)
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(fresh, name))
+
+
+@dataclass
 class TaskState:
     """Everything about the migrating task that a checkpoint must capture (no generators)."""
 
@@ -103,6 +128,8 @@ class TaskState:
     round_targets: tuple[int, ...] = ()  # the shootdown round in flight
     round_acked: int = 0
     round_pages: int = 0
+    round_kind: RoundKind = RoundKind.NONE
+    unit: UnitTally = field(default_factory=UnitTally)
 
 
 class TaskBase:
@@ -134,16 +161,49 @@ class TaskBase:
         self.s.phase_id += 1
 
     def _event(self, kind: EventKind, cpu: int | None = None, *, time_ns: int | None = None,
-               folio: int = -1, pages: int = 0, arg: int = 0,
-               targets: tuple[int, ...] = ()) -> Event:
+               folio: int = -1, pages: int = 0, arg: int = 0, targets: tuple[int, ...] = (),
+               pte: int = 0, round_kind: RoundKind = RoundKind.NONE) -> Event:
         s = self.s
+        node, order, page = -1, 0, -1
+        if folio >= 0:
+            table = self.folios
+            node, order, page = int(table.node[folio]), int(table.order[folio]), \
+                int(table.first_page[folio])
         event = Event(
             s.seq, s.now if time_ns is None else time_ns, kind,
-            self.machine.initiator if cpu is None else cpu, folio, pages, arg, s.phase, s.batch,
-            s.pass_, s.sync, targets, s.move, s.phase_id,
+            self.machine.initiator if cpu is None else cpu, folio, pages, arg, s.phase,
+            s.batch if s.mode is Mode.BATCHED else s.units, s.pass_, s.sync, targets, s.move,
+            s.phase_id, (0, 0, 0), node, order, page, pte, round_kind,
         )
         s.seq += 1
+        self._tally(event)
         return event
+
+    def _tally(self, event: Event) -> None:
+        """Keep the unit's progress in step with the event being made."""
+        unit = self.s.unit
+        if not unit.active:
+            return
+        kind = event.kind
+        # The batch's own steps are its asynchronous passes; the one-by-one sync fallback of
+        # migrate_pages_sync() is shown apart (fallback_folio).
+        fallback = event.sync and self.s.mode is Mode.BATCHED
+        if fallback and event.folio >= 0:
+            unit.fallback_folio = event.folio
+        if kind is EventKind.UNMAP:
+            if not fallback and event.pte + event.pages == self._ptes(event.folio):
+                unit.unmapped += 1
+        elif kind is EventKind.REMAP:
+            unit.moved += 1
+        elif not fallback:
+            if kind is EventKind.FLUSH_SEND:
+                unit.rounds += 1
+                unit.round_targets, unit.round_acked = len(event.targets), 0
+                unit.round_full, unit.round_done = event.pages == -1, False
+            elif kind is EventKind.IPI_RECV:
+                unit.round_acked += 1
+            elif kind is EventKind.FLUSH_DONE:
+                unit.round_done = True
 
     def _isolation_ns(self, node: int) -> int:
         """How long isolating the folios now on ``node`` will take (the next call's start)."""
@@ -166,6 +226,7 @@ class TaskBase:
         if _chance(self.policy.contention, self.seed, _Coin.LOCK, s.move, folio, attempt):
             if not may_block:  # folio_trylock() failed and this pass may not sleep
                 self.counters.eagain_unmap += 1
+                self._count_retry()
                 self.folios.state[folio] = FolioState.RETRYING
                 yield self._fail(EventKind.UNMAP_FAIL, folio, Errno.EAGAIN)
                 return -Errno.EAGAIN
@@ -179,6 +240,7 @@ class TaskBase:
                     self.counters.ebusy += 1
                 else:
                     self.counters.eagain_unmap += 1
+                    self._count_retry()
                     self.folios.state[folio] = FolioState.RETRYING
                 yield self._fail(EventKind.UNMAP_FAIL, folio, writeback_rc)
                 return -writeback_rc
@@ -206,7 +268,7 @@ class TaskBase:
         table.unmapped[folio] = False
         table.flush_pending[folio] = False
         table.state[folio] = FolioState.RETRYING if will_retry else FolioState.FAILED
-        self.timeline.remap(folio, s.now)
+        self.timeline.remap(folio, s.now, moved=False)
         yield self._event(EventKind.RESTORE, folio=folio, pages=self._ptes(folio))
 
     def try_to_migrate(self, folio: int, *, batch_flush: bool) -> Iterator[Event]:
@@ -236,26 +298,34 @@ class TaskBase:
             return
         plan = machine.page_round
         send_pages = table.nr_pages(folio) if pmd else 1
-        for _ in range(ptes):
+        if pmd:
+            kind = RoundKind.PMD
+        elif s.sync and s.mode is Mode.BATCHED:
+            kind = RoundKind.FALLBACK
+        else:
+            kind = RoundKind.PTE
+        for pte in range(ptes):
             self._spend(Spend.UNMAP, costs.unmap_pte_ns)
             table.state[folio] = FolioState.UNMAPPED
             table.flush_pending[folio] = machine.has_remote_cpus
             self.timeline.unmap(folio, s.now)
-            yield self._event(EventKind.UNMAP, folio=folio, pages=1, arg=0)
+            yield self._event(EventKind.UNMAP, folio=folio, pages=1, arg=0, pte=pte)
             if machine.has_remote_cpus and not self.policy.skip_flush:
                 if pmd:
                     self.counters.pmd_flush_rounds += 1
                 if s.sync and s.mode is Mode.BATCHED:
                     self.counters.fallback_flush_rounds += 1
-                yield from self.flush_round(plan, folio, send_pages, [folio])
+                yield from self.flush_round(plan, folio, send_pages, [folio], kind)
         if not (self.policy.skip_flush and machine.has_remote_cpus):
             table.state[folio] = FolioState.FLUSHED
 
-    def flush_round(self, plan: RoundPlan, folio: int, send_pages: int,
-                    covered: list[int]) -> Iterator[Event]:
+    def flush_round(self, plan: RoundPlan, folio: int, send_pages: int, covered: list[int],
+                    kind: RoundKind) -> Iterator[Event]:
         """native_flush_tlb_multi(): IPI the non-lazy CPUs of mm_cpumask and wait for all acks.
 
-        ``folio`` is the one entry each target invalidates, or FULL for a full flush.
+        ``folio`` is the one entry each target invalidates, or FULL for a full flush. Every
+        counter moves as the event that shows it is seen: the round when it is sent, each
+        target's count (the /proc/interrupts TLB row) when that target handles its IPI.
         """
         s = self.s
         counters = self.counters
@@ -264,25 +334,29 @@ class TaskBase:
         send_time = s.now
         counters.nr_tlb_remote_flush += 1
         s.round_targets, s.round_acked, s.round_pages = plan.targets, 0, send_pages
-        yield self._event(EventKind.FLUSH_SEND, pages=send_pages, folio=folio,
-                          targets=plan.targets, arg=len(plan.targets))
-        recv_pages = -1 if folio == FULL else 1
+        s.round_kind = kind
+        # The timeline learns every delivery now: the lazy workload reads it window by window
+        # and must never meet an IPI it has not been told of.
         self.timeline.flush_round(plan, folio, send_time)
-        counters.nr_tlb_remote_flush_received += len(plan.targets)
-        counters.tlb_shootdowns[plan.target_array] += 1
+        yield self._event(EventKind.FLUSH_SEND, pages=send_pages, folio=folio,
+                          targets=plan.targets, arg=len(plan.targets), round_kind=kind)
+        recv_pages = -1 if folio == FULL else 1
+        shootdowns = counters.tlb_shootdowns
         for cpu, offset in zip(plan.targets, plan.offsets_ns, strict=True):
             s.round_acked += 1
+            counters.nr_tlb_remote_flush_received += 1
+            shootdowns[cpu] += 1
             yield self._event(EventKind.IPI_RECV, cpu, time_ns=send_time + offset, folio=folio,
-                              pages=recv_pages, arg=len(plan.targets))
+                              pages=recv_pages, arg=len(plan.targets), round_kind=kind)
         self._spend(Spend.FLUSH, send_time + plan.total_ns - s.now)
         table = self.folios
         for covered_folio in covered:
             table.flush_pending[covered_folio] = False
             if table.state[covered_folio] == FolioState.UNMAPPED:
                 table.state[covered_folio] = FolioState.FLUSHED
-        s.round_targets, s.round_acked = (), 0
+        s.round_targets, s.round_acked, s.round_kind = (), 0, RoundKind.NONE
         yield self._event(EventKind.FLUSH_DONE, folio=folio, pages=send_pages,
-                          arg=len(plan.targets))
+                          arg=len(plan.targets), targets=plan.targets, round_kind=kind)
         s.phase = previous_phase
 
     def _copy_and_remap(self, folio: int) -> Iterator[Event]:
@@ -303,8 +377,14 @@ class TaskBase:
         table.node[folio] = s.dst
         table.unmapped[folio] = False
         table.state[folio] = FolioState.REMAPPED
-        self.timeline.remap(folio, s.now)
+        self.timeline.remap(folio, s.now, moved=True)
         yield self._event(EventKind.REMAP, folio=folio, pages=self._ptes(folio))
+
+    def _count_retry(self) -> None:
+        """An attempt got -EAGAIN: counted as the event that says so is seen, so a view taken
+        at that event already includes it (in the unit's tally too)."""
+        self.counters.retries += 1
+        self.s.unit.retries += 1
 
     def _spend(self, where: Spend, ns: int) -> None:
         """Advance the task's clock, booking the time to one kind of work."""

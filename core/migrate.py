@@ -87,6 +87,7 @@ class MigrationTask(BatchedPath, SerialPath):
         if s.mode is Mode.SERIAL:
             self.counters.passes += 1
         self._new_phase(Phase.IDLE)
+        s.unit.active = False
         yield self._event(EventKind.MIGRATE_START, pages=len(s.from_list))
 
     def _end_call(self) -> Iterator[Event]:
@@ -111,6 +112,7 @@ class MigrationTask(BatchedPath, SerialPath):
         s.stage = Stage.START if s.move < self.policy.moves else Stage.DONE
         self._new_phase(Phase.DONE if s.stage is Stage.DONE else Phase.IDLE)
         s.sync = False
+        s.unit.active = False
         stats = s.stats
         end = self._event(EventKind.MIGRATE_END, pages=stats.nr_succeeded,
                           arg=stats.nr_failed_pages)

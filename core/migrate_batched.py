@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from core.events import Errno, Event, EventKind, Phase
+from core.events import Errno, Event, EventKind, Phase, RoundKind
 from core.folios import FolioState
 from core.kernel import (
     MIGRATEPAGE_SUCCESS,
@@ -62,6 +62,7 @@ class BatchedPath(TaskBase):
         s.sync = False
         s.pass_ = 0
         pages = sum(self.folios.nr_pages(f) for f in batch)
+        s.unit.start(len(batch), pages)
         yield self._event(EventKind.BATCH_START, pages=pages, arg=len(batch))
         rc = yield from self.migrate_pages_sync(batch)
         s.ret.extend(batch)  # list_splice_tail_init(&folios, &ret_folios)
@@ -163,7 +164,6 @@ class BatchedPath(TaskBase):
                     retry += 1
                     thp_retry += is_thp
                     nr_retry_pages += nr_pages
-                    self.counters.retries += 1
                     remaining.append(folio)
                 elif rc == MIGRATEPAGE_UNMAP:
                     unmap_folios.append(folio)
@@ -200,7 +200,6 @@ class BatchedPath(TaskBase):
                         retry += 1
                         thp_retry += is_thp
                         nr_retry_pages += nr_pages
-                        self.counters.retries += 1
                         still.append(folio)
                     else:
                         stats.nr_succeeded += nr_pages
@@ -237,6 +236,7 @@ class BatchedPath(TaskBase):
         self._spend(Spend.MOVE, self.costs.move_ns)
         if self._extra_reference(folio, attempt):
             self.counters.eagain_move += 1
+            self._count_retry()
             table.state[folio] = FolioState.RETRYING
             yield self._fail(EventKind.MOVE_FAIL, folio, Errno.EAGAIN)
             return -Errno.EAGAIN
@@ -253,5 +253,5 @@ class BatchedPath(TaskBase):
             return  # the teaching scenario's broken kernel: stale entries survive the copy
         self._new_phase(Phase.FLUSH)
         self.counters.batch_flush_rounds += 1
-        yield from self.flush_round(self.machine.full_round, FULL, -1, folios)
+        yield from self.flush_round(self.machine.full_round, FULL, -1, folios, RoundKind.BATCH)
 

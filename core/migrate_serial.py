@@ -64,6 +64,7 @@ class SerialPath(TaskBase):
         self._new_phase(Phase.UNMAP)
         is_thp = table.is_pmd_mapped(folio)
         nr_pages = table.nr_pages(folio)
+        s.unit.start(1, nr_pages)
         rc = yield from self.unmap_and_move(folio, force=s.serial_pass > 2)
         stats = s.stats
         if rc == MIGRATEPAGE_SUCCESS:
@@ -73,7 +74,6 @@ class SerialPath(TaskBase):
             s.next_pass.append(folio)
             s.serial_retry_pages += nr_pages
             s.serial_thp_retry += is_thp
-            self.counters.retries += 1
         elif rc == -Errno.ENOMEM:
             if nr_pages > 1:
                 stats.nr_thp_failed += is_thp
@@ -110,6 +110,7 @@ class SerialPath(TaskBase):
         self._spend(Spend.MOVE, self.costs.move_ns)
         if self._extra_reference(folio, attempt):
             self.counters.eagain_move += 1
+            self._count_retry()
             yield self._fail(EventKind.MOVE_FAIL, folio, Errno.EAGAIN)
             # 6.2 restores the mapping at once; the next pass unmaps and flushes again.
             s.phase = Phase.UNDO

@@ -52,7 +52,7 @@ class Counters:
     migrate_calls: int = 0  # migrate_pages() calls (one per one-way move)
     batches: int = 0  # batches cut by migrate_pages() (serial mode: none)
     passes: int = 0  # unmap passes over a list (async batch passes, sync passes, serial passes)
-    retries: int = 0  # attempts that returned -EAGAIN and were tried again
+    retries: int = 0  # attempts that returned -EAGAIN (tried again while passes remain)
     eagain_unmap: int = 0
     eagain_move: int = 0
     ebusy: int = 0
@@ -104,3 +104,8 @@ class WorkloadStats:
         if self.stall_ns.size == 0:
             return 0
         return int(np.percentile(self.stall_ns, q, method="higher"))
+
+
+def pages_per_second(pages: int, sim_ns: int) -> float:
+    """Pages migrated per simulated second, as `migviz run` and the app both report it."""
+    return round(pages / (sim_ns / 1e9), 1) if sim_ns > 0 else 0.0

@@ -59,6 +59,7 @@ class Timeline:
         self.iv_start = GrowArray()
         self.iv_end = GrowArray()
         self.iv_copy = GrowArray()  # when folio_copy() started in that interval (OPEN: not yet)
+        self.iv_moved = GrowArray()  # 1 if the interval ended with a remap to the new folio
         self.open_interval = np.full(folio_capacity, -1, dtype=np.int64)
         self.fl_cpu = GrowArray()
         self.fl_folio = GrowArray()  # FULL for a full flush
@@ -71,6 +72,7 @@ class Timeline:
         self.iv_folio.append(folio)
         self.iv_start.append(time_ns)
         self.iv_copy.append(OPEN)
+        self.iv_moved.append(0)
         self.open_interval[folio] = self.iv_end.append(OPEN)
 
     def copy(self, folio: int, time_ns: int) -> None:
@@ -79,12 +81,23 @@ class Timeline:
         if index >= 0:
             self.iv_copy.data[index] = time_ns
 
-    def remap(self, folio: int, time_ns: int) -> None:
-        """The mapping is back (new or old folio) and the folio unlocked: waiters wake."""
+    def remap(self, folio: int, time_ns: int, *, moved: bool) -> None:
+        """The mapping is back and the folio unlocked: waiters wake. ``moved``: it now maps the
+        new folio (a TLB entry that survived the unmap still maps the old one)."""
         index = int(self.open_interval[folio])
         if index >= 0:
             self.iv_end.data[index] = time_ns
+            self.iv_moved.data[index] = int(moved)
             self.open_interval[folio] = -1
+
+    def last_move(self, capacity: int, until: int) -> npt.NDArray[np.int64]:
+        """Per folio: when the latest interval that ended with a move by ``until`` began (its
+        unmap), or -1. A TLB entry filled before that still maps the old folio."""
+        started = np.full(capacity, -1, dtype=np.int64)
+        ended = self.iv_end.view()
+        done = (self.iv_moved.view() == 1) & (ended <= until)
+        np.maximum.at(started, self.iv_folio.view()[done], self.iv_start.view()[done])
+        return started
 
     def flush_round(self, plan: RoundPlan, folio: int, send_time: int) -> None:
         """Every target of a shootdown round flushes when its IPI handler runs."""
@@ -103,11 +116,12 @@ class Timeline:
 
     def restore(self, mark: Mark) -> None:
         """Forget everything after a checkpoint."""
-        for log in (self.iv_folio, self.iv_start, self.iv_end, self.iv_copy):
+        for log in (self.iv_folio, self.iv_start, self.iv_end, self.iv_copy, self.iv_moved):
             log.truncate(mark.intervals)
         for log in (self.fl_cpu, self.fl_folio, self.fl_time):
             log.truncate(mark.flushes)
         self.iv_end.data[mark.open] = OPEN
+        self.iv_moved.data[mark.open] = 0
         self.iv_copy.data[mark.open] = mark.open_copy
         self.open_interval[:] = -1
         self.open_interval[self.iv_folio.view()[mark.open]] = mark.open

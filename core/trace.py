@@ -22,7 +22,7 @@ import heapq
 from collections.abc import Iterable, Iterator
 
 from core.events import Errno, Event, EventKind, WaitReason
-from core.folios import FolioTable
+from core.folios import PMD_ORDER, FolioTable
 from core.scenario import Scenario
 from core.tlb import CpuRole, Machine
 
@@ -69,14 +69,15 @@ def prefix(comm: str, pid: int, cpu: int, flags: str, time_ns: int) -> str:
 
 
 class TraceFormatter:
-    """Turns events into ftrace lines; keeps the little state a per-PTE line needs."""
+    """Turns events into ftrace lines. It keeps no state: an event carries its folio's node,
+    order, address and PTE index, so a line printed live is the line ``migviz trace`` prints."""
 
-    def __init__(self, scenario: Scenario, folios: FolioTable, *, printk: bool = False) -> None:
+    def __init__(self, scenario: Scenario, folios: FolioTable | None = None, *,
+                 printk: bool = False) -> None:
+        # ``folios`` is accepted for older callers and not used: lines come from events alone.
         self.printk = printk
         self.machine = Machine(scenario)
-        self.folios = folios
         self.handler_ns = scenario.costs.ipi_handler_ns
-        self._pte_index: dict[int, int] = {}
 
     def _task(self, cpu: int) -> tuple[str, int]:
         if cpu == self.machine.initiator:
@@ -91,8 +92,11 @@ class TraceFormatter:
         when = event.time_ns if time_ns is None else time_ns
         return when, f"{prefix(comm, pid, event.cpu, flags, when)} {name}: {payload}"
 
-    def _pfn(self, folio: int, node: int) -> int:
-        return NODE_PFN_BASE[node % 2] + int(self.folios.first_page[folio]) + 0x40_0000 * (node // 2)
+    @staticmethod
+    def _pfn(event: Event) -> int:
+        """A schematic pfn for the folio's first page on the node the event saw it on."""
+        node = event.node
+        return NODE_PFN_BASE[node % 2] + event.page + 0x40_0000 * (node // 2)
 
     def lines(self, event: Event) -> list[tuple[int, str]]:
         """Timestamped lines for one event (none for steps without a tracepoint)."""
@@ -129,39 +133,32 @@ class TraceFormatter:
             return [self._line(event, function, message)]
         return []
 
-    def _address(self, folio: int, index: int = 0) -> int:
-        return USER_BASE + (int(self.folios.first_page[folio]) + index) * 4096
+    @staticmethod
+    def _address(event: Event, index: int = 0) -> int:
+        return USER_BASE + (event.page + index) * 4096
 
     def _unmap_lines(self, event: Event) -> list[tuple[int, str]]:
-        folio = event.folio
-        order = int(self.folios.order[folio])
-        pfn = self._pfn(folio, int(self.folios.node[folio]))
-        if self.folios.is_pmd_mapped(folio):
-            value = _migration_entry(pfn)
+        pfn = self._pfn(event)
+        if event.order == PMD_ORDER:
             return [self._line(event, "set_migration_pmd",
-                               f"addr={self._address(folio):x}, pmd={value:x}")]
-        first = self._pte_index.get(folio, 0)
-        self._pte_index[folio] = first + event.pages
+                               f"addr={self._address(event):x}, pmd={_migration_entry(pfn):x}")]
         return [
             self._line(event, "set_migration_pte",
-                       f"addr={self._address(folio, i):x}, pte={_migration_entry(pfn + i):x} "
-                       f"order={order}")
-            for i in range(first, first + event.pages)
+                       f"addr={self._address(event, i):x}, pte={_migration_entry(pfn + i):x} "
+                       f"order={event.order}")
+            for i in range(event.pte, event.pte + event.pages)
         ]
 
     def _remap_lines(self, event: Event) -> list[tuple[int, str]]:
-        folio = event.folio
-        self._pte_index.pop(folio, None)
-        order = int(self.folios.order[folio])
-        pfn = self._pfn(folio, int(self.folios.node[folio]))
-        if self.folios.is_pmd_mapped(folio):
+        pfn = self._pfn(event)
+        if event.order == PMD_ORDER:
             return [self._line(event, "remove_migration_pmd",
-                               f"addr={self._address(folio):x}, pmd={_present(pfn, True):x}")]
+                               f"addr={self._address(event):x}, pmd={_present(pfn, True):x}")]
         return [
             self._line(event, "remove_migration_pte",
-                       f"addr={self._address(folio, i):x}, pte={_present(pfn + i):x} "
-                       f"order={order}")
-            for i in range(event.pages)
+                       f"addr={self._address(event, i):x}, pte={_present(pfn + i):x} "
+                       f"order={event.order}")
+            for i in range(event.pte, event.pte + event.pages)
         ]
 
 
@@ -198,8 +195,23 @@ def _present(pfn: int, huge: bool = False) -> int:
 
 
 def format_event(event: Event, formatter: TraceFormatter) -> list[str]:
-    """The ftrace lines of one event (for a live log: the order within the event is kept)."""
+    """The ftrace lines of one event, in the order the event gives them."""
     return [line for _, line in formatter.lines(event)]
+
+
+def lines_until(events: Iterable[Event], formatter: TraceFormatter, now_ns: int
+                ) -> list[tuple[Event, str]]:
+    """The lines of ``events`` stamped at or before ``now_ns``, in the order ``write_trace``
+    puts them (by timestamp; ties in event order), each with the event it belongs to. A live
+    log shows these: an IPI handler's exit line appears once the clock has reached it."""
+    stamped = [
+        (when, index, event, line)
+        for index, (event, (when, line)) in enumerate(
+            (event, item) for event in events for item in formatter.lines(event))
+        if when <= now_ns
+    ]
+    stamped.sort(key=lambda item: (item[0], item[1]))
+    return [(event, line) for _, _, event, line in stamped]
 
 
 def write_trace(events: Iterable[Event], formatter: TraceFormatter) -> Iterator[str]:

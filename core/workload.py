@@ -66,6 +66,13 @@ class Workload:
         self.timeline = timeline
         count = len(self.cpus)
         self.tlb = np.zeros((count, folios.capacity), dtype=bool)
+        # When each entry was filled, kept only for a kernel that skips its flushes: there alone
+        # an entry can outlive the unmap and keep mapping the old folio after the remap. (With
+        # no flushes at all an entry, once filled, is never dropped.)
+        self.fill: npt.NDArray[np.int64] | None = (
+            np.full((count, folios.capacity), OPEN, dtype=np.int64)
+            if scenario.migration.skip_flush else None
+        )
         self.next_k = np.zeros(count, dtype=np.int64)
         # Threads start evenly staggered within one interval.
         self.next_t = (np.arange(count, dtype=np.int64) * self.interval) // max(count, 1)
@@ -112,17 +119,32 @@ class Workload:
             stall_ns=np.sort(self.stalls.view()),  # in a fixed order, however time was cut
         )
 
-    def stale_entries(self) -> npt.NDArray[np.int64]:
-        """Per running thread: TLB entries for folios whose PTE is a migration entry right now."""
-        counts: npt.NDArray[np.int64] = (self.tlb & self.folios.unmapped[np.newaxis, :]).sum(
-            axis=1, dtype=np.int64)
-        return counts
-
-    def valid_entries(self) -> npt.NDArray[np.int64]:
-        """Per running thread: TLB entries whose PTE is present."""
-        counts: npt.NDArray[np.int64] = (self.tlb & ~self.folios.unmapped[np.newaxis, :]).sum(
-            axis=1, dtype=np.int64)
-        return counts
+    def entries_at(self, now: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """(valid, stale) TLB entries per running thread and folio at ``now``, once the workload
+        has been advanced to ``now``: flushes handled at exactly ``now`` are applied too (an
+        IPI_RECV event at ``now`` has happened). An entry is stale when it maps the old folio:
+        its PTE is a migration entry now, or (only where flushes are skipped) it was filled
+        before the folio's last move."""
+        tlb = self.tlb
+        timeline = self.timeline
+        times = timeline.fl_time.view(self.fl_ptr)
+        lo, hi = np.searchsorted(times, [now, now + 1], side="left")
+        if hi > lo:
+            tlb = tlb.copy()
+            base = self.fl_ptr
+            cpus = timeline.fl_cpu.view(base + lo, base + hi)
+            folios = timeline.fl_folio.view(base + lo, base + hi)
+            for thread, cpu in enumerate(self.cpus):
+                mine = folios[cpus == cpu]
+                if (mine == FULL).any():
+                    tlb[thread] = False
+                else:
+                    tlb[thread, mine] = False
+        old = np.broadcast_to(self.folios.unmapped, tlb.shape)
+        if self.fill is not None:
+            moved = timeline.last_move(self.folios.capacity, now)
+            old = old | (self.fill < moved[np.newaxis, :])
+        return tlb & ~old, tlb & old
 
     def copy(self) -> Workload:
         """An independent copy for checkpoints (the folio table and timeline are rebound)."""
@@ -136,6 +158,7 @@ class Workload:
         for name in ("tlb", "next_k", "next_t", "stalled_on", "stall_start", "stall_interval",
                      "chunk", "ipi_cursor"):
             setattr(clone, name, getattr(self, name).copy())
+        clone.fill = None if self.fill is None else self.fill.copy()
         clone.stalls = GrowArray(self.stalls.data.size)
         clone.stalls.data[: self.stalls.size] = self.stalls.view()
         clone.stalls.size = self.stalls.size
@@ -231,6 +254,8 @@ class Workload:
                     break
                 state_time = self._apply_flushes(tlb, full_times, single_keys, state_time, resume)
                 tlb[folio] = True  # the retried access walks the new PTE and refills
+                if self.fill is not None:
+                    self.fill[thread, folio] = resume
                 self.accesses += 1
                 self.tlb_misses += 1
                 self.stalls.append(resume - int(self.stall_start[thread]))
@@ -323,6 +348,12 @@ class Workload:
                 )
             state_time = self._apply_flushes(tlb, full_times, single_keys, state_time, until)
             if done:
+                if self.fill is not None:
+                    # No flushes: the first access to a folio without an entry fills it, for good.
+                    first_of, first_at = np.unique(touched, return_index=True)
+                    fill = self.fill[thread]
+                    new = fill[first_of] == OPEN
+                    fill[first_of[new]] = times[first_at[new]]
                 tlb[touched] = survived
             self.chunk[thread] = min(CHUNK, max(MIN_CHUNK, 4 * done)) if faulted else \
                 min(CHUNK, 2 * n)
