@@ -22,7 +22,7 @@ from core.folios import FolioState, FolioTable
 from core.kernel import Stage, TaskState
 from core.migrate import MigrationTask
 from core.scenario import Mode, Scenario
-from core.stats import Counters, Spend, WorkloadStats, pages_per_second
+from core.stats import Counters, Spend, WorkloadStats, ipis_per_page, pages_per_second
 from core.timeline import Mark, Timeline
 from core.tlb import CpuRole, Machine
 from core.workload import Workload
@@ -97,6 +97,7 @@ class EngineView:
     pages_done: int  # base pages migrated so far, the current call's remapped folios included
     pages_total: int  # base pages every move together would migrate
     pages_per_sec: float  # pages_done per simulated second (at the end: `migviz run`'s figure)
+    ipis_per_page: float  # IPIs delivered per page done (at the end: `migviz run`'s figure)
     folio_order: npt.NDArray[np.int8]
     folio_node: npt.NDArray[np.int8]
     folio_state: npt.NDArray[np.int8]
@@ -459,6 +460,7 @@ class Engine:
             pages_done=pages_done,
             pages_total=self.scenario.memory.total_pages * self.scenario.migration.moves,
             pages_per_sec=pages_per_second(pages_done, self.clock),
+            ipis_per_page=ipis_per_page(self.counters.nr_tlb_remote_flush_received, pages_done),
             folio_order=table.frozen("order"), folio_node=table.frozen("node"),
             folio_state=table.frozen("state"), folio_alive=table.frozen("alive"),
             folio_first_page=table.frozen("first_page"),
@@ -540,7 +542,7 @@ def summarize(engine: Engine) -> dict[str, Any]:
         "pmd_flush_rounds": c.pmd_flush_rounds,
         "ordering_violations": c.ordering_violations,
         "pages_per_sec": pages_per_second(pages, sim),
-        "ipis_per_page": round(c.nr_tlb_remote_flush_received / pages, 4) if pages else 0.0,
+        "ipis_per_page": ipis_per_page(c.nr_tlb_remote_flush_received, pages),
         "accesses": work.accesses,
         "tlb_hits": work.tlb_hits,
         "tlb_misses": work.tlb_misses,

@@ -97,7 +97,7 @@ class Event(NamedTuple):
     pages: int = 0
     arg: int = 0
     phase: Phase = Phase.IDLE
-    batch: int = 0
+    batch: int = 0  # the unit: batch k of the call (serial mode: folio k of the call)
     pass_: int = 0
     sync: bool = False  # part of a synchronous one-by-one pass (migrate_pages_sync fallback)
     targets: tuple[int, ...] = ()
@@ -109,6 +109,7 @@ class Event(NamedTuple):
     page: int = -1  # the folio's first base page in the workload's map (-1: no folio)
     pte: int = 0  # UNMAP/REMAP/RESTORE: index of the first PTE this event covers
     round_kind: RoundKind = RoundKind.NONE  # FLUSH_SEND/IPI_RECV/FLUSH_DONE: why the round is sent
+    serial: bool = False  # made by 6.2's serial path (then ``batch`` counts folios)
 
 
 KERNEL_FUNCTION: dict[EventKind, str] = {

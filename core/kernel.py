@@ -173,7 +173,7 @@ class TaskBase:
             s.seq, s.now if time_ns is None else time_ns, kind,
             self.machine.initiator if cpu is None else cpu, folio, pages, arg, s.phase,
             s.batch if s.mode is Mode.BATCHED else s.units, s.pass_, s.sync, targets, s.move,
-            s.phase_id, (0, 0, 0), node, order, page, pte, round_kind,
+            s.phase_id, (0, 0, 0), node, order, page, pte, round_kind, s.mode is Mode.SERIAL,
         )
         s.seq += 1
         self._tally(event)
@@ -333,6 +333,7 @@ class TaskBase:
         s.phase = Phase.FLUSH
         send_time = s.now
         counters.nr_tlb_remote_flush += 1
+        counters.rounds_by_kind[kind] += 1
         s.round_targets, s.round_acked, s.round_pages = plan.targets, 0, send_pages
         s.round_kind = kind
         # The timeline learns every delivery now: the lazy workload reads it window by window

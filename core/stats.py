@@ -8,6 +8,8 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
+from core.events import RoundKind
+
 
 class Spend(IntEnum):
     """Kinds of work the migrating task's time is booked to (``Counters.time_ns``)."""
@@ -64,6 +66,9 @@ class Counters:
     pmd_flush_rounds: int = 0  # immediate rounds for PMD-mapped THPs
     batch_flush_rounds: int = 0  # try_to_unmap_flush() rounds (one per async batch pass at most)
     ordering_violations: int = 0  # copies started while a flush was still pending (must be 0)
+    rounds_by_kind: npt.NDArray[np.int64] = field(  # indexed by events.RoundKind; sums to rounds
+        default_factory=lambda: np.zeros(len(RoundKind), dtype=np.int64)
+    )
     tlb_shootdowns: npt.NDArray[np.int64] = field(
         default_factory=lambda: np.zeros(0, dtype=np.int64)
     )
@@ -76,6 +81,7 @@ class Counters:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["tlb_shootdowns"] = self.tlb_shootdowns.copy()
         values["time_ns"] = self.time_ns.copy()
+        values["rounds_by_kind"] = self.rounds_by_kind.copy()
         return Counters(**values)
 
     def add_migrate_stats(self, stats: MigrateStats) -> None:
@@ -109,3 +115,8 @@ class WorkloadStats:
 def pages_per_second(pages: int, sim_ns: int) -> float:
     """Pages migrated per simulated second, as `migviz run` and the app both report it."""
     return round(pages / (sim_ns / 1e9), 1) if sim_ns > 0 else 0.0
+
+
+def ipis_per_page(ipis: int, pages: int) -> float:
+    """Shootdown IPIs delivered per page migrated."""
+    return round(ipis / pages, 4) if pages else 0.0

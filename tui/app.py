@@ -30,8 +30,9 @@ from core.events import Event, explain
 from core.scenario import Mode, Scenario
 from core.tlb import Machine
 from themes import DEFAULT_THEME, load_builtin_themes
-from tui.keys import COMMANDS, KEYS, SPLIT_DISABLED
+from tui.keys import COMMANDS, KEYS, SPLIT_DISABLED, Key, binding_id
 from tui.lane import Lane
+from tui.pace import Pace
 from tui.screens.breakpoints import BreakpointChoice, BreakpointScreen
 from tui.screens.help import HelpScreen
 from tui.screens.inspect import InspectScreen
@@ -76,7 +77,7 @@ class MigvizApp(App[int]):
                 tooltip="pause: no timer runs"),
         *[
             Binding(key.keys, key.action, key.label, show=key.show, key_display=key.key_display,
-                    tooltip=key.help, id=f"migviz.{key.action.replace('_', '-')}")
+                    tooltip=key.help, id=binding_id(key.action))
             for key in KEYS if key.action != "toggle_play"
         ],
     ]
@@ -108,6 +109,7 @@ class MigvizApp(App[int]):
         self._timer_running = False
         self.fast_forward = False
         self._gap_rate = 0.0
+        self.pace = Pace()
         self.last_frame: Frame | None = None
         self.breakpoints = BreakpointChoice(frozenset(breakpoints), None)
         self._keymap = dict(keymap or {})
@@ -205,11 +207,20 @@ class MigvizApp(App[int]):
         target = self._race_target if self.split else self._target
         lanes = self.race if (self.split and self.race) else (self.lane,)
         now = max([target if self.playing else 0.0, *(other.engine.clock for other in lanes)])
+        achieved, behind = self._achieved()
         return lane.frame(clock_ns=int(target) if self.playing else None, playing=self.playing,
                           speed=self.speed, rate_ns=self.rate_ns, now_ns=int(now),
                           bucket_ns=self._bucket_ns(now),
                           selected=self.selected, frame_no=self._frame_no,
-                          fast_forward=self.fast_forward)
+                          fast_forward=self.fast_forward, achieved_ns=achieved, behind=behind)
+
+    def _achieved(self) -> tuple[float | None, bool]:
+        """The simulated rate actually played, and whether it falls behind the asked one (a
+        fast-forwarded gap plays faster than asked, never behind)."""
+        if not self.playing:
+            return None, False
+        asked = self.rate_ns * self.speed
+        return self.pace.rate(), not self.fast_forward and self.pace.behind(asked)
 
     def push_frame(self) -> None:
         """Read one view per lane and push it into the widgets (one batch of repaints)."""
@@ -220,7 +231,7 @@ class MigvizApp(App[int]):
                 s_frame, b_frame = self._lane_frame(serial), self._lane_frame(batched)
                 header.show(self._split_header())
                 self.query_one(SplitView).show(
-                    RaceResult(s_frame, b_frame, serial.end_ns, batched.end_ns))
+                    RaceResult(s_frame, b_frame))
                 self.last_frame = b_frame
             else:
                 frame = self._lane_frame(self.lane)
@@ -244,9 +255,11 @@ class MigvizApp(App[int]):
         done = serial.engine.done and batched.engine.done
         clock = max(serial.engine.clock, batched.engine.clock) if done or not self.playing \
             else self._race_target
+        achieved, behind = self._achieved()
         return SplitHeader(scenario=self.scenario.name, clock_ns=int(clock), speed=self.speed,
                            rate_ns=self.rate_ns, playing=self.playing, done=done,
-                           fast_forward=self.fast_forward and self.playing)
+                           fast_forward=self.fast_forward and self.playing,
+                           achieved_ns=achieved, behind=behind)
 
     def _active_lane(self) -> Lane:
         if self.split and self.race is not None:
@@ -289,6 +302,7 @@ class MigvizApp(App[int]):
             self._race_target = target
         else:
             self._target = target
+        self.pace.add(now, target)
         if hit is not None:
             self.playing = False  # pushes the frame of the breakpoint's event
             self._announce_break(hit)
@@ -310,8 +324,10 @@ class MigvizApp(App[int]):
         if self.split and self.race is not None:
             header.show(self._split_header())
         else:
+            achieved, behind = self._achieved()
             header.show(replace(frame, clock_ns=int(self._target), playing=self.playing,
-                                fast_forward=self.fast_forward))
+                                fast_forward=self.fast_forward, achieved_ns=achieved,
+                                behind=behind))
 
     @property
     def timer_running(self) -> bool:
@@ -335,6 +351,7 @@ class MigvizApp(App[int]):
         if self._timer is None:
             return
         self.fast_forward = False
+        self.pace.reset()
         if playing:
             self._last_tick = time.perf_counter()
             self._target = float(self.lane.engine.clock)
@@ -368,8 +385,26 @@ class MigvizApp(App[int]):
             if self.check_action(key.action, ()) is not True and key.action != "toggle_play":
                 continue
             title = f"migviz: {COMMANDS[key.action]}"
-            yield SystemCommand(title, f"{key.help} [{key.key_display or key.keys}]",
+            yield SystemCommand(title, f"{key.help} [{self.key_text(key)}]",
                                 lambda action=key.action: self.run_action(action))
+
+    def bound_keys(self, binding_id: str, keys: str, display: str | None = None) -> str:
+        """The keys a binding answers to now, as shown to the user: the keymap's when it remaps
+        the binding, else the default (``display`` or ``keys``)."""
+        remapped = self._keymap.get(binding_id)
+        if remapped is None:
+            return display or "/".join(
+                self.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
+        return "/".join(self.get_key_display(Binding(k.strip(), ""))
+                        for k in remapped.split(",") if k.strip())
+
+    def key_text(self, key: Key) -> str:
+        """The keys of one entry of the key table, as remapped."""
+        if key.action == "toggle_play":
+            play = self.bound_keys("migviz.play", key.keys, key.key_display)
+            pause = self.bound_keys("migviz.pause", key.keys, key.key_display)
+            return play if play == pause else f"{play} (play) {pause} (pause)"
+        return self.bound_keys(binding_id(key.action), key.keys, key.key_display)
 
     def action_play(self) -> None:
         if not self._lanes_done():
@@ -473,6 +508,7 @@ class MigvizApp(App[int]):
         self._speed_changed()
 
     def _speed_changed(self) -> None:
+        self.pace.reset()
         self.notify(f"speed {format_speed(self.speed)}: "
                     f"{format_ns(self.rate_ns * self.speed)} of simulated time per second",
                     timeout=1.5)
@@ -483,8 +519,16 @@ class MigvizApp(App[int]):
             self.race = (Lane(self.scenario, Mode.SERIAL), Lane(self.scenario, Mode.BATCHED))
             self._race_target = 0.0
         else:
-            self.lane = Lane(self.scenario, self.lane.engine.mode)
+            engine = self.lane.engine
+            # A switch asked for with b (waiting for the next batch boundary) is kept: the
+            # start of the run is the next boundary, so the new run starts in that mode.
+            mode = engine.pending_mode or engine.mode
+            self.lane = Lane(self.scenario, mode)
             self._target = 0.0
+            if engine.pending_mode is not None:
+                self.notify(f"reset: starting {mode.value.upper()}, the switch you asked for",
+                            title="mode switch")
+        self.pace.reset()
         self.push_frame()
 
     def action_inspect(self) -> None:
@@ -522,9 +566,11 @@ class MigvizApp(App[int]):
         if isinstance(self.screen, HelpScreen):
             self.pop_screen()
             return
-        keys = [(key.key_display or key.keys, key.help) for key in KEYS]
+        keys = [(self.key_text(key), key.help) for key in KEYS]
+        select = " ".join(self.bound_keys(f"grid.{name}", default) for name, default in
+                          (("up", "up"), ("down", "down"), ("previous", "h"), ("next", "l")))
         keys += [
-            ("↑↓ h l", "move the folio selection (grid focused); click selects too"),
+            (select, "move the folio selection (grid focused); click selects too"),
             ("tab", "focus the other grid"),
             ("ctrl+p", "command palette: every action as \"migviz: …\", and themes"),
             ("ctrl+q", "quit"),

@@ -37,6 +37,13 @@ KEYS: tuple[Key, ...] = (
         "enter", show=False),
     Key("ctrl+s", "save_screenshot", "Screenshot", "save an SVG screenshot", show=False),
 )
+
+
+def binding_id(action: str) -> str:
+    """The id of an action's binding, as keymaps name it (``migviz.step-event``)."""
+    return f"migviz.{action.replace('_', '-')}"
+
+
 COMMANDS = {
     "toggle_play": "play/pause", "step_event": "step event", "step_phase": "step phase",
     "step_batch": "step batch", "step_back": "step back", "toggle_mode": "toggle serial/batched",

@@ -13,7 +13,7 @@ from core.engine import Engine, EngineView
 from core.events import Event, EventKind
 from core.scenario import Mode, Scenario
 from tui.screens.inspect import FolioReport
-from tui.widgets.frame import EventHistory, Frame, pages_migrated
+from tui.widgets.frame import EventHistory, Frame
 
 FLASH_FRAMES = 6  # while playing, a CPU that took an IPI stays lit at least this many frames
 SPARK_BUCKETS = 256
@@ -28,7 +28,6 @@ class Lane:
         self.history = EventHistory()
         self.flash_until: dict[int, int] = {}
         self.next_at: int | None = None  # a long event lies ahead at this time (not shown yet)
-        self.end_ns: int | None = None
         self.lagging = False
         self.hit: Event | None = None  # the breakpoint event the last advance() stopped at
 
@@ -37,16 +36,11 @@ class Lane:
         for event in events:
             if event.kind is EventKind.IPI_RECV:
                 self.flash_until[event.cpu] = frame_no + FLASH_FRAMES
-        if self.engine.done and self.end_ns is None:
-            last = self.engine.last_event
-            self.end_ns = last.time_ns if last is not None else self.engine.clock
 
     def stepped_back(self) -> None:
         self.history.truncate(self.engine.events)
         self.flash_until.clear()
         self.next_at = None
-        if not self.engine.done:
-            self.end_ns = None
 
     def advance(self, target: float, tolerance: float, deadline: float, frame_no: int,
                 stop: Callable[[Event], bool] | None = None) -> int:
@@ -98,29 +92,26 @@ class Lane:
 
     def frame(self, *, clock_ns: int | None, playing: bool, speed: float, rate_ns: float,
               now_ns: int, bucket_ns: int, selected: int, frame_no: int,
-              fast_forward: bool = False) -> Frame:
+              fast_forward: bool = False, achieved_ns: float | None = None,
+              behind: bool = False) -> Frame:
         view = self.engine.view()
         if clock_ns is None or view.done:
             clock_ns = view.clock_ns
         flash = {cpu for cpu, until in self.flash_until.items() if until >= frame_no} \
             if playing else set()
         ipi_round = view.ipi_round
-        if ipi_round is not None:
+        if ipi_round is not None and not ipi_round.done:
             flash.update(ipi_round.targets[: ipi_round.acked])
         last = view.last_event
         if last is not None and last.kind is EventKind.IPI_RECV:
             flash.add(last.cpu)
-        src, dst = (0, 1) if view.move % 2 == 0 else (1, 0)
-        memory = self.scenario.memory
         return Frame(
             view=view, scenario=self.scenario, playing=playing, speed=speed, rate_ns=rate_ns,
             flash=frozenset(flash),
             sparkline=self.history.ipi_buckets(now_ns, bucket_ns, SPARK_BUCKETS),
-            spark_bucket_ns=bucket_ns, progress=self.history.progress(view),
-            pages_done=pages_migrated(view),
-            pages_total=memory.total_pages * self.scenario.migration.moves,
-            selected=selected, src=src, dst=dst, fast_forward=fast_forward and playing,
-            clock_ns=max(clock_ns, view.clock_ns),
+            spark_bucket_ns=bucket_ns, selected=selected,
+            fast_forward=fast_forward and playing, clock_ns=max(clock_ns, view.clock_ns),
+            achieved_ns=achieved_ns if playing else None, behind=behind and playing,
         )
 
     def report(self, folio: int, view: EngineView | None = None) -> FolioReport | None:
@@ -128,12 +119,21 @@ class Lane:
         if not 0 <= folio < view.folio_state.size:
             return None
         rows = tuple(self.history.folio_rows(folio))
-        last_unmap = next((r for r in reversed(rows) if r.kind is EventKind.UNMAP), None)
-        flushes = tuple(self.history.flush_rows_since(last_unmap.time_ns)) if last_unmap else ()
+        # The rounds that flushed it since it was last unmapped, up to its remap or restore
+        # (its first UNMAP after the last one that ended; a large folio has one per PTE).
+        unmapped_at: int | None = None
+        ended_at: int | None = None
+        for row in rows:
+            if row.kind is EventKind.UNMAP and (unmapped_at is None or ended_at is not None):
+                unmapped_at, ended_at = row.time_ns, None
+            elif row.kind in (EventKind.REMAP, EventKind.RESTORE) and unmapped_at is not None:
+                ended_at = row.time_ns
+        flushes = tuple(self.history.flush_rows_for(folio, unmapped_at, ended_at)) \
+            if unmapped_at is not None else ()
         return FolioReport(
             folio=folio, order=int(view.folio_order[folio]), node=int(view.folio_node[folio]),
             state=int(view.folio_state[folio]), alive=bool(view.folio_alive[folio]),
             now_ns=view.clock_ns, mode=view.mode.value, rows=rows, flushes=flushes[:12],
             stalled_cpus=tuple(c for c, f in enumerate(view.cpu_stalled_on) if f == folio),
-            tlb=self.engine.folio_tlb(folio),
+            tlb=self.engine.folio_tlb(folio), unmapped=unmapped_at is not None and ended_at is None,
         )

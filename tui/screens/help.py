@@ -18,8 +18,9 @@ IDEA = (
     "so nobody can still write to the old copy, copy it, remap it. The flush is a shootdown IPI "
     "to every CPU running the process, and each round costs microseconds.",
     "Serial (Linux 6.2) does unmap → flush → copy → remap for one folio at a time: one IPI round "
-    "per page. Batched (Linux 6.3, \"migrate_pages(): batch TLB flushing\") unmaps up to 512 "
-    "pages, flushes once (a full flush on each target), then moves them all: one round per batch.",
+    "per PTE. Batched (Linux 6.3, \"migrate_pages(): batch TLB flushing\") unmaps up to 512 "
+    "pages, flushes once (a full flush on each target), then moves them all: one round per batch. "
+    "A 2 MiB THP is flushed at once in both (its PMD), so a batch holding one sends two rounds.",
     "Watch the IPI panel and the CPU rows flash: serial flashes for every page, batched once "
     "per batch. Press s to race both on the same workload.",
 )
@@ -57,8 +58,9 @@ class HelpScreen(ModalScreen[None]):
                 part for key, description in self.key_rows
                 for part in ((key.ljust(width), "bold $accent"), (description + "\n", ""))
             ]))
-            yield Static("Folio glyphs (the grids: one per node, one cell per folio; a THP "
-                         "is a wide [■■■■] cell)", classes="help-title")
+            yield Static("Folio glyphs (the grids: one per node, one cell per folio; a 2 MiB "
+                         "THP is a wide [■2M■] cell, other large folios [■■])",
+                         classes="help-title")
             yield Static(Content.assemble(*[
                 part for code, label, meaning in LEGEND
                 for part in ((f" {GLYPHS[code]} ", GLYPH_STYLE[code]),
@@ -70,24 +72,27 @@ class HelpScreen(ModalScreen[None]):
                 for part in ((f" {glyph} ", "bold"), (meaning + "\n", ""))
             ] + [(" ✓ ", "bold"), ("in the process's mm_cpumask\n", ""),
                  (" █ ", "$tlb-valid"), ("valid TLB entries   ", ""),
-                 ("▒ ", "$tlb-stale"), ("stale entries: the PTE is already unmapped, the "
-                                        "flush has not reached this CPU yet\n", ""),
+                 ("▒ ", "$tlb-stale"), ("stale entries, which still map the old page: the "
+                                        "PTE is already unmapped and the flush has not reached "
+                                        "this CPU yet (or, in no-flush, never will)\n", ""),
                  (" ↯ ", "bold $ipi"), ("the row flashes while the CPU handles a shootdown IPI",
                                         "")]))
             yield Static("Panels", classes="help-title")
             yield Static(
                 "Header: scenario, mode (→ pending switch), move, batch k/n (serial: folio k/n), "
-                "pass, phase, simulated time, speed (×1 = the rate in brackets) and the "
-                "PLAYING/PAUSED badge.\n"
+                "pass, phase — all those of the last event in the log — simulated time, speed "
+                "(paused: the simulated time per second it asks for; playing: the rate achieved, "
+                "and 'behind' when the engine cannot keep up) and the PLAYING/PAUSED badge.\n"
                 "Phase strip: unmap → flush → move progress of the current batch, or of the "
                 "current folio in serial mode.\n"
-                "IPI panel: the round in flight (initiator ⇒ targets, ✓ = acknowledged), "
+                "IPI panel: the round in flight (initiator ⇒ targets, ✓ = acknowledged) and "
+                "which code path sent it, the rounds so far by kind (they add up to the total), "
                 "deliveries over simulated time, totals.\n"
                 "Stats: pages migrated, shootdown rounds and IPIs (/proc/vmstat names in the "
                 "run report), IPIs per page, pages per simulated second, the workload's stall "
-                "p99; below, where migrate_pages() spends the migrating CPU's time — in serial "
-                "mode mostly 'flush' (sending IPIs and spinning for acks), in batched mostly "
-                "'copy'.\n"
+                "p99; below, where migrate_pages() has spent the migrating CPU's time so far "
+                "in this run: 'flush' is sending IPIs and spinning for acks, 'copy' is "
+                "folio_copy(). Compare the shares in both modes (b, or s to race them).\n"
                 "Event log: the current step explained with the kernel function it mirrors, and "
                 "recent events in ftrace format (# lines have no tracepoint).\n"
                 "Toggling serial/batched (b) applies at the next batch boundary: a batch in "

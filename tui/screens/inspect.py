@@ -12,7 +12,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from core.events import KERNEL_FUNCTION, EventKind
+from core.events import KERNEL_FUNCTION, ROUND_KIND_TEXT, EventKind
 from core.folios import FolioState
 from tui.widgets.folio_grid import GLYPHS, LEGEND
 from tui.widgets.frame import HistoryRow, format_ns
@@ -31,9 +31,10 @@ class FolioReport:
     now_ns: int
     mode: str
     rows: tuple[HistoryRow, ...]
-    flushes: tuple[HistoryRow, ...]  # shootdown rounds since it was last unmapped
+    flushes: tuple[HistoryRow, ...]  # rounds that flushed it while (last) unmapped
     stalled_cpus: tuple[int, ...]
     tlb: tuple[tuple[int, bool], ...] = ()  # (cpu, stale) for every TLB holding an entry now
+    unmapped: bool = False  # its PTEs are migration entries right now
 
 
 STEP_TEXT = {
@@ -80,8 +81,9 @@ def report_content(report: FolioReport) -> Content:
     if not report.rows:
         parts.append(("  nothing has happened to it yet in this run\n", "$text-muted"))
     for row in report.rows:
-        where = f"move {row.move + 1} · batch {row.batch} · pass {row.pass_}" + (
-            " · sync" if row.sync else "")
+        unit = f"folio {row.batch}" if row.serial else f"batch {row.batch}"
+        where = f"move {row.move + 1} · {unit} · pass {row.pass_}" + (
+            " · sync" if row.sync and not row.serial else "")
         parts += [
             (f"  {format_ns(row.time_ns):>10}  ", "$text-muted"),
             (f"{STEP_TEXT.get(row.kind, row.kind.name.lower()):<38}", "bold"),
@@ -89,7 +91,10 @@ def report_content(report: FolioReport) -> Content:
             (f"{'':14}{KERNEL_FUNCTION.get(row.kind, '')}\n", "$accent"),
         ]
     if report.flushes:
-        parts.append(("\nshootdown rounds since it was last unmapped\n", "bold $primary"))
+        parts.append((("\nshootdown rounds that flushed it since it was unmapped\n"
+                       if report.unmapped else
+                       "\nshootdown rounds that flushed it while it was last unmapped\n"),
+                      "bold $primary"))
         for row in report.flushes:
             if row.pages == -1:
                 scope = "full flush"
@@ -97,15 +102,25 @@ def report_content(report: FolioReport) -> Content:
                 scope = "INVLPG of one 2 MiB PMD entry (a THP)"
             else:
                 scope = f"INVLPG {row.pages} page(s)"
+            why = ROUND_KIND_TEXT.get(row.round_kind, "")
             parts.append((f"  {format_ns(row.time_ns):>10}  cpu{row.cpu} ⇒ {row.arg} "
-                          f"target(s), {scope}\n", "$ipi"))
+                          f"target(s), {scope}" + (f" · {why}" if why else "") + "\n", "$ipi"))
     return Content.assemble(*parts)
 
 
 class InspectScreen(ModalScreen[None]):
     """Shows a FolioReport; the app refreshes it as the run steps on."""
 
-    BINDINGS = [Binding("escape,enter,i", "dismiss", "Close", id="inspect.close")]
+    # A modal screen hides the app's bindings: these step the run from here (same ids as the
+    # app's, so a keymap that remaps them remaps these too), and the report follows.
+    BINDINGS = [
+        Binding("escape,enter,i", "dismiss", "Close", id="inspect.close"),
+        Binding("n,right", "app.step_event", "Step", key_display="n/→", id="migviz.step-event"),
+        Binding("p", "app.step_phase", "Phase", id="migviz.step-phase"),
+        Binding("B", "app.step_batch", "Batch", id="migviz.step-batch"),
+        Binding("u,left", "app.step_back", "Back", key_display="u/←", id="migviz.step-back"),
+        Binding("space", "app.toggle_play", "Play/Pause", id="migviz.play"),
+    ]
 
     DEFAULT_CSS = """
     InspectScreen { align: center middle; }
@@ -121,8 +136,21 @@ class InspectScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:
-            scroll.border_title = f"folio {self.report.folio} · esc closes · n/p/B keep stepping"
+            scroll.border_title = self._title()
             yield Static(report_content(self.report), id="report")
+
+    def _title(self) -> str:
+        """The title names the keys as they are bound now (a keymap may have moved them)."""
+        keys = getattr(self.app, "bound_keys", None)
+
+        def shown(binding_id: str, default: str) -> str:
+            return str(keys(binding_id, default)) if keys is not None else default
+
+        step = " ".join(shown(binding_id, default) for binding_id, default in (
+            ("migviz.step-event", "n"), ("migviz.step-phase", "p"),
+            ("migviz.step-batch", "B"), ("migviz.step-back", "u")))
+        return (f"folio {self.report.folio} · {shown('inspect.close', 'escape')} closes · "
+                f"{step} step, {shown('migviz.play', 'space')} plays: the report follows")
 
     def show(self, report: FolioReport) -> None:
         if report != self.report:

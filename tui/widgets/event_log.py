@@ -1,28 +1,24 @@
 """EventLog: what the current step is (one or two sentences naming the kernel function it
 mirrors) above the recent events as ftrace lines, newest at the bottom.
 
-The lines are derived from the view's recent events alone, so stepping back shows exactly the
-log that was on screen before. Steps that have no tracepoint (a copy, a failed attempt, the end
-of a round) are shown dimmed with a ``#`` so the kernel's own format stays recognisable.
+The lines are derived from the view's recent events alone, and are the lines `migviz trace
+--printk` prints up to this instant, in its order, so stepping back shows exactly the log that was
+on screen before, and the live log never disagrees with an exported trace. Steps that have no
+tracepoint (a copy, a failed attempt, the end of a round) are shown dimmed with a ``#`` so the
+kernel's own format stays recognisable.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 from textual.content import Content
 
-from core.events import KERNEL_FUNCTION, Event, EventKind, explain
-from core.folios import FolioTable
+from core.events import KERNEL_FUNCTION, EventKind, explain
 from core.scenario import Scenario
+from core.trace import TraceFormatter, lines_until
 from tui.widgets.frame import Frame
 from tui.widgets.lines import LinesView
-
-try:  # the trace module lands separately; fall back to a local formatter until it does
-    from core import trace as _trace
-except ImportError:  # pragma: no cover - depends on the state of core/
-    _trace = None  # type: ignore[assignment]
 
 NAME_STYLE = {
     "set_migration_pte": "$state-unmapped", "set_migration_pmd": "$state-unmapped",
@@ -31,93 +27,27 @@ NAME_STYLE = {
     "call_function_single_entry": "$ipi", "call_function_single_exit": "$ipi",
     "mm_migrate_pages_start": "$accent", "mm_migrate_pages": "$accent",
 }
-UNTRACED = {
-    EventKind.BATCH_START: "batch_start",
-    EventKind.UNMAP_FAIL: "migrate_folio_unmap_fail",
-    EventKind.WAIT: "folio_wait",
-    EventKind.FLUSH_DONE: "flush_acked",
-    EventKind.COPY: "folio_copy",
-    EventKind.MOVE_FAIL: "migrate_folio_move_fail",
-    EventKind.SPLIT: "try_split_folio",
-}
+# Steps with no tracepoint: shown as trace_printk() lines, dimmed and marked "(no tracepoint)".
+UNTRACED = frozenset({
+    EventKind.BATCH_START, EventKind.UNMAP_FAIL, EventKind.WAIT, EventKind.FLUSH_DONE,
+    EventKind.COPY, EventKind.MOVE_FAIL, EventKind.SPLIT,
+})
 _LINE = re.compile(r"^\s*(?P<task>\S+-\d+)\s+(?P<cpu>\[\d+\])\s+(?P<flags>\S+)\s+"
                    r"(?P<ts>[\d.]+):\s+(?P<name>[a-z_]+):\s?(?P<payload>.*)$")
 
 
-def _prefix(cpu: int, time_ns: int) -> str:
-    micros = time_ns // 1000
-    return f"[{cpu:03d}] {micros // 1_000_000}.{micros % 1_000_000:06d}:"
-
-
-class TraceLines:
-    """Turns events into ftrace text with core.trace, or a minimal local format without it."""
-
-    def __init__(self, scenario: Scenario) -> None:
-        self.scenario = scenario
-        self.table = FolioTable(scenario.memory)
-        self._format: Callable[[Event], list[str]] | None = None
-        self.restart()
-
-    def restart(self) -> None:
-        """A fresh formatter (it numbers the PTEs of a folio as it goes)."""
-        if _trace is not None and hasattr(_trace, "TraceFormatter"):
-            try:  # trace_printk() lines for steps without a tracepoint, if core offers them
-                formatter = _trace.TraceFormatter(self.scenario, self.table, printk=True)
-            except TypeError:
-                formatter = _trace.TraceFormatter(self.scenario, self.table)
-            self._format = lambda event: _trace.format_event(event, formatter)
-
-    def sync(self, frame: Frame) -> None:
-        """Copy folio placement from the view (the formatter derives pfns from it)."""
-        view = frame.view
-        n = min(view.folio_node.size, self.table.capacity)
-        self.table.count = n
-        self.table.node[:n] = view.folio_node[:n]
-        self.table.order[:n] = view.folio_order[:n]
-
-    def lines(self, event: Event) -> list[str]:
-        """ftrace lines; those of steps without a tracepoint start with "# " (shown dimmed)."""
-        if self._format is not None:
-            try:
-                traced = self._format(event)
-            except (KeyError, IndexError, ValueError, AttributeError):
-                traced = []
-            if traced:
-                if event.kind in UNTRACED:
-                    return ["# " + line for line in traced]
-                return traced
-        elif event.kind in (EventKind.UNMAP, EventKind.REMAP, EventKind.FLUSH_SEND,
-                            EventKind.IPI_RECV, EventKind.MIGRATE_START,
-                            EventKind.MIGRATE_END, EventKind.RESTORE):
-            return [f"{_prefix(event.cpu, event.time_ns)} {self._fallback(event)}"]
-        name = UNTRACED.get(event.kind)
-        if name is None:
-            return []
-        detail = f"folio={event.folio}" if event.folio >= 0 else ""
-        if event.kind is EventKind.BATCH_START:
-            detail = f"batch={event.batch} folios={event.arg} pages={event.pages}"
-        elif event.kind is EventKind.COPY:
-            detail += f" pages={event.pages}"
-        elif event.kind in (EventKind.UNMAP_FAIL, EventKind.MOVE_FAIL):
-            detail += f" errno=-{event.arg}"
-        return [f"# {_prefix(event.cpu, event.time_ns)} {name}: {detail.strip()}"]
-
-    # (the local format is only used until core.trace is importable)
-
-    @staticmethod
-    def _fallback(event: Event) -> str:
-        kind = event.kind
-        if kind is EventKind.UNMAP:
-            return f"set_migration_pte: folio={event.folio} ptes={event.pages}"
-        if kind in (EventKind.REMAP, EventKind.RESTORE):
-            return f"remove_migration_pte: folio={event.folio} ptes={event.pages}"
-        if kind is EventKind.FLUSH_SEND:
-            return f"tlb_flush: pages:{event.pages} reason:remote ipi send (4)"
-        if kind is EventKind.IPI_RECV:
-            return f"tlb_flush: pages:{event.pages} reason:remote shootdown (1)"
-        if kind is EventKind.MIGRATE_START:
-            return "mm_migrate_pages_start: mode=MIGRATE_SYNC reason=syscall_or_cpuset"
-        return f"mm_migrate_pages: nr_succeeded={event.pages} nr_failed={event.arg}"
+def log_lines(frame: Frame, formatter: TraceFormatter, count: int) -> list[str]:
+    """The last ``count`` lines of the run so far, exactly as `migviz trace --printk` prints
+    them up to this instant (lines of steps without a tracepoint start with "# ")."""
+    if count <= 0:
+        return []
+    view = frame.view
+    recent = view.recent_events
+    # Enough events for `count` lines (an event gives at least one line with --printk), and
+    # more: an IPI handler's exit line is stamped after later events' lines.
+    window = 4 * count + 64
+    lines = lines_until(recent[-window:], formatter, view.clock_ns)
+    return [("# " + line if event.kind in UNTRACED else line) for event, line in lines[-count:]]
 
 
 def style_line(text: str, newest: bool, width: int) -> Content:
@@ -153,8 +83,9 @@ class EventLog(LinesView):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._frame: Frame | None = None
-        self._trace: TraceLines | None = None
-        self._key: tuple[int, int, int, str] | None = None
+        self._formatter: TraceFormatter | None = None
+        self._scenario: Scenario | None = None
+        self._key: tuple[int, int, int, int, str] | None = None
         self.border_title = "what happens now · recent events (ftrace)"
 
     def show(self, frame: Frame) -> None:
@@ -170,13 +101,19 @@ class EventLog(LinesView):
         if frame is None:
             return
         width, height = self.size.width, self.size.height
-        key = (frame.view.events, width, height, frame.view.scenario)
+        view = frame.view
+        key = (view.events, view.clock_ns, width, height, view.scenario)
         if key == self._key:
             return
         self._key = key
-        if self._trace is None or self._trace.scenario is not frame.scenario:
-            self._trace = TraceLines(frame.scenario)
         self.set_lines(self.build(frame, width, height))
+
+    def formatter(self, scenario: Scenario) -> TraceFormatter:
+        """The trace formatter for a scenario (printk lines included)."""
+        if self._formatter is None or self._scenario is not scenario:
+            self._formatter = TraceFormatter(scenario, printk=True)
+            self._scenario = scenario
+        return self._formatter
 
     def build(self, frame: Frame, width: int, height: int) -> list[Content]:
         view = frame.view
@@ -200,22 +137,7 @@ class EventLog(LinesView):
                 wrapped[-1] = wrapped[-1].truncate(max(width - 2, 10)) + Content("…")
             lines.extend(wrapped)
         room = max(height - len(lines), 0)
-        trace = self._trace
-        assert trace is not None
-        trace.sync(frame)
-        trace.restart()
-        collected: list[list[str]] = []
-        count = 0
-        for recent in reversed(view.recent_events):
-            texts = trace.lines(recent)
-            if texts:
-                collected.append(texts)
-                count += len(texts)
-            if count >= room:
-                break
-        if room == 0:
-            collected = []
-        flat = [text for texts in reversed(collected) for text in texts][-room:]
-        for index, text in enumerate(flat):
-            lines.append(style_line(text, index == len(flat) - 1, width))
+        texts = log_lines(frame, self.formatter(frame.scenario), room)
+        for index, text in enumerate(texts):
+            lines.append(style_line(text, index == len(texts) - 1, width))
         return lines

@@ -3,8 +3,9 @@
 Both grids (node 0 and node 1) use the same slot for a folio, so a folio that migrates visibly
 leaves a slot on one grid and fills the same slot on the other. While a folio is in flight the
 destination slot shows the folio allocated by get_new_folio() (◌), then the copy arriving (▓).
-A THP is a wider cell (``[■■■■]``). The grid is a Line-API ``ScrollView``: only the rows whose
-cells changed since the last frame are repainted, and finished rows are cached.
+A 2 MiB THP is a wide cell that names its size (``[■2M■]``). The grid is a Line-API
+``ScrollView``: only the rows whose cells changed since the last frame are repainted, and
+finished rows are cached.
 """
 
 from __future__ import annotations
@@ -90,11 +91,18 @@ def cell_width(order: int, scale: int = 1) -> int:
     return scale if order == 0 else cell_glyphs(order) * scale + 2
 
 
+THP_LABEL = "2M"  # a PMD-mapped THP's cell names its size: it must not read as four pages
+
+
 def cell_text(code: int, order: int, scale: int = 1) -> str:
     glyph = GLYPHS[code]
     if order == 0:
         return glyph * scale
-    return "[" + glyph * (cell_glyphs(order) * scale) + "]"
+    inner = cell_glyphs(order) * scale
+    if order >= THP_ORDER:
+        side = (inner - len(THP_LABEL)) // 2
+        return "[" + glyph * side + THP_LABEL + glyph * (inner - len(THP_LABEL) - side) + "]"
+    return "[" + glyph * inner + "]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +165,8 @@ def cell_codes(frame: Frame, node: int) -> npt.NDArray[np.uint8]:
     here = view.folio_node == node
     codes = np.full(state.size, ABSENT, dtype=np.uint8)
     codes[here] = state[here]
-    if node == frame.dst:
-        leaving = (view.folio_node == frame.src) & view.folio_alive
+    if node == view.dst and not view.done:
+        leaving = (view.folio_node == view.src) & view.folio_alive
         codes[leaving & ((state == FolioState.UNMAPPED) | (state == FolioState.FLUSHED))] = RESERVED
         codes[leaving & (state == FolioState.COPYING)] = ARRIVING
     return codes
@@ -274,7 +282,7 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
         pages = int(np.left_shift(1, view.folio_order[here].astype(np.int64)).sum())
         role = ""
         if not view.done:
-            role = " · source" if self.node == frame.src else " · destination"
+            role = " · source" if self.node == view.src else " · destination"
         arriving = int(np.count_nonzero((codes == RESERVED) | (codes == ARRIVING)))
         width = self.size.width
         if width >= 56 or width == 0:

@@ -1,10 +1,10 @@
-"""What the app pushes into widgets once per frame, and the event history it derives it from.
+"""What the app pushes into widgets once per frame, and the event history it keeps beside it.
 
-The engine's :class:`~core.engine.EngineView` says where everything *is*; a few things on screen
-also need the past: IPI deliveries over time (the sparkline), how far the current batch has got
-(the phase strip) and one folio's lifecycle (the inspect screen). :class:`EventHistory` keeps
-those events as numpy columns. It is keyed by event sequence number, so after the engine steps
-back the app truncates it and every derived figure is exactly what it was before.
+The engine's :class:`~core.engine.EngineView` says where everything *is*, and every figure a
+widget draws comes from it. Two things on screen also need the past: IPI deliveries over time
+(the sparkline) and one folio's lifecycle (the inspect screen). :class:`EventHistory` keeps those
+events as numpy columns. It is keyed by event sequence number, so after the engine steps back the
+app truncates it and what it shows is exactly what it was before.
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 from core.engine import EngineView
-from core.events import Event, EventKind, Phase
-from core.folios import FolioState
-from core.scenario import Mode, Scenario
-from core.tlb import CpuRole
+from core.events import Event, EventKind, RoundKind
+from core.scenario import Scenario
 
 _COLUMNS: dict[str, type[np.generic]] = {
     "seq": np.int64,
@@ -33,6 +31,8 @@ _COLUMNS: dict[str, type[np.generic]] = {
     "pass_": np.int16,
     "batch": np.int32,
     "sync": np.bool_,
+    "serial": np.bool_,
+    "round_kind": np.int8,
     "move": np.int16,
     "phase_id": np.int32,
 }
@@ -53,31 +53,8 @@ class HistoryRow:
     batch: int
     sync: bool
     move: int
-
-
-@dataclass(frozen=True, slots=True)
-class PhaseProgress:
-    """How far the current unit (a batch; in serial mode, one folio) has got."""
-
-    unit: str  # "batch", "folio" or "" when no unit is in flight
-    index: int  # batch k (serial: folio k) ...
-    total: int  # ... of n
-    folios: int  # folios in the unit
-    pages: int
-    unmapped: int  # UNMAP events in the current pass
-    unmap_failed: int
-    flush_acked: int
-    flush_targets: int
-    flush_done: bool
-    flush_full: bool  # a full flush (batched) rather than one INVLPG per page
-    moved: int  # folios remapped on the destination
-    phase: Phase
-    pass_: int
-    sync: bool
-    fallback_folio: int = -1  # batched: the folio the one-by-one sync fallback works on
-
-
-NO_PROGRESS = PhaseProgress("", 0, 0, 0, 0, 0, 0, 0, 0, False, False, 0, Phase.IDLE, 0, False)
+    serial: bool = False  # made in serial mode: ``batch`` is then the folio's unit number
+    round_kind: RoundKind = RoundKind.NONE
 
 
 class EventHistory:
@@ -125,6 +102,8 @@ class EventHistory:
             cols["pass_"][n : n + m] = [e.pass_ for e in main]
             cols["batch"][n : n + m] = [e.batch for e in main]
             cols["sync"][n : n + m] = [e.sync for e in main]
+            cols["serial"][n : n + m] = [e.serial for e in main]
+            cols["round_kind"][n : n + m] = [int(e.round_kind) for e in main]
             cols["move"][n : n + m] = [e.move for e in main]
             cols["phase_id"][n : n + m] = [e.phase_id for e in main]
             self._n += m
@@ -174,11 +153,18 @@ class EventHistory:
         where = np.flatnonzero(self._col("folio") == folio)[-limit:]
         return [self._row(int(i)) for i in where]
 
-    def flush_rows_since(self, time_ns: int, limit: int = 20) -> list[HistoryRow]:
-        """Flush rounds (FLUSH_SEND) from ``time_ns`` on, for the inspect screen."""
+    def flush_rows_for(self, folio: int, since_ns: int, until_ns: int | None,
+                       limit: int = 20) -> list[HistoryRow]:
+        """The shootdown rounds that flushed a folio's entries between its unmap (``since_ns``)
+        and its remap or restore (``until_ns``; None: still unmapped): its own rounds (a PTE or
+        PMD flush) and full flushes. Rounds of other folios' pages leave its entries alone."""
         kinds = self._col("kind")
         times = self._col("time")
-        where = np.flatnonzero((kinds == EventKind.FLUSH_SEND) & (times >= time_ns))[:limit]
+        mine = (self._col("folio") == folio) | (self._col("pages") == -1)
+        inside = times >= since_ns
+        if until_ns is not None:
+            inside &= times <= until_ns
+        where = np.flatnonzero((kinds == EventKind.FLUSH_SEND) & mine & inside)[:limit]
         return [self._row(int(i)) for i in where]
 
     def _row(self, i: int) -> HistoryRow:
@@ -186,86 +172,9 @@ class EventHistory:
         return HistoryRow(
             int(c["seq"][i]), int(c["time"][i]), EventKind(int(c["kind"][i])), int(c["cpu"][i]),
             int(c["folio"][i]), int(c["pages"][i]), int(c["arg"][i]), int(c["pass_"][i]),
-            int(c["batch"][i]), bool(c["sync"][i]), int(c["move"][i]),
+            int(c["batch"][i]), bool(c["sync"][i]), int(c["move"][i]), bool(c["serial"][i]),
+            RoundKind(int(c["round_kind"][i])),
         )
-
-    def progress(self, view: EngineView) -> PhaseProgress:
-        """Progress of the unit in flight, from the events since it started."""
-        n = self._n
-        if n == 0 or view.done:
-            return NO_PROGRESS
-        kinds = self._col("kind")
-        starts = np.flatnonzero(kinds == EventKind.MIGRATE_START)
-        call_start = int(starts[-1]) if starts.size else 0
-        if view.mode is Mode.BATCHED:
-            batch_starts = np.flatnonzero(kinds[call_start:] == EventKind.BATCH_START)
-            if not batch_starts.size:
-                return NO_PROGRESS
-            first = call_start + int(batch_starts[-1])
-            unit, folios, pages = "batch", int(self._cols["arg"][first]), int(
-                self._cols["pages"][first])
-        else:
-            # Serial: a unit is one folio, and each folio is one phase (one phase_id).
-            phase_ids = self._col("phase_id")
-            first = int(np.searchsorted(phase_ids, phase_ids[-1], side="left"))
-            folio_col = self._col("folio")[first:]
-            if first < call_start or not (folio_col >= 0).any():
-                return NO_PROGRESS
-            unit, folios = "folio", 1
-            folio = int(folio_col[folio_col >= 0][0])
-            pages = 1 << int(view.folio_order[folio]) if folio < view.folio_order.size else 1
-        seg_kinds = kinds[first:]
-        seg_sync = self._col("sync")[first:]
-        # A batch's own steps are the asynchronous ones; a sync pass is the one-by-one
-        # fallback (migrate_pages_sync), shown apart.
-        counted = np.ones(seg_kinds.size, dtype=bool) if unit == "folio" else ~seg_sync
-        unmapped = int(np.count_nonzero((seg_kinds == EventKind.UNMAP) & counted))
-        busy = (seg_kinds == EventKind.UNMAP_FAIL) & counted
-        if not view.sync:
-            busy &= self._col("pass_")[first:] == view.pass_
-        unmap_failed = int(np.count_nonzero(busy)) if not (view.sync and unit == "batch") else 0
-        moved = int(np.count_nonzero(seg_kinds == EventKind.REMAP))
-        sends = np.flatnonzero((seg_kinds == EventKind.FLUSH_SEND) & counted)
-        flush_done = bool(sends.size) and bool(np.count_nonzero(
-            (seg_kinds[int(sends[-1]):] == EventKind.FLUSH_DONE)
-            & counted[int(sends[-1]):]))
-        flush_full = bool(sends.size) and int(self._cols["pages"][first + int(sends[-1])]) == -1
-        live = view.ipi_round is not None and (unit == "folio" or not view.sync)
-        if live and view.ipi_round is not None:
-            acked, targets = view.ipi_round.acked, len(view.ipi_round.targets)
-            flush_full = view.ipi_round.pages == -1
-            flush_done = acked >= targets and view.phase is not Phase.FLUSH
-        elif sends.size:
-            targets = int(self._cols["arg"][first + int(sends[-1])])
-            acked = targets if flush_done else 0
-        else:
-            # No round yet: the targets will be the non-lazy CPUs of mm_cpumask.
-            acked = 0
-            targets = sum(1 for role in view.cpu_role if role == CpuRole.WORKLOAD)
-        fallback = -1
-        if unit == "batch" and view.sync:
-            sync_folios = self._col("folio")[first:][seg_sync]
-            sync_folios = sync_folios[sync_folios >= 0]
-            fallback = int(sync_folios[-1]) if sync_folios.size else -1
-        return PhaseProgress(
-            unit=unit, index=view.batch, total=view.batches, folios=folios, pages=pages,
-            unmapped=unmapped, unmap_failed=unmap_failed, flush_acked=acked,
-            flush_targets=targets, flush_done=flush_done, flush_full=flush_full, moved=moved,
-            phase=view.phase, pass_=view.pass_, sync=view.sync, fallback_folio=fallback,
-        )
-
-
-def pages_migrated(view: EngineView) -> int:
-    """Base pages migrated so far, including the current migrate_pages() call."""
-    done = view.counters.pgmigrate_success
-    last = view.last_event
-    if view.done or last is None or last.kind in (EventKind.MIGRATE_END,
-                                                  EventKind.MIGRATE_START):
-        return done
-    remapped = view.folio_state == FolioState.REMAPPED
-    if not remapped.any():
-        return done
-    return done + int(np.left_shift(1, view.folio_order[remapped].astype(np.int64)).sum())
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,14 +189,11 @@ class Frame:
     flash: frozenset[int]  # CPUs to draw as handling a shootdown IPI right now
     sparkline: tuple[int, ...]
     spark_bucket_ns: int
-    progress: PhaseProgress
-    pages_done: int
-    pages_total: int
     selected: int
-    src: int  # the node folios leave in the current move
-    dst: int
     fast_forward: bool = False  # playing through a long wait for the next event, faster
     clock_ns: int = 0  # simulated time to show: runs on while playing, the view's when paused
+    achieved_ns: float | None = None  # simulated ns per wall second actually played (None: n/a)
+    behind: bool = False  # the engine cannot keep up with the asked speed
 
     @property
     def done(self) -> bool:

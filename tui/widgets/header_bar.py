@@ -81,18 +81,36 @@ class SplitHeader:
     playing: bool
     done: bool
     fast_forward: bool = False
+    achieved_ns: float | None = None
+    behind: bool = False
+
+
+def rate_piece(speed: float, rate_ns: float, achieved_ns: float | None, behind: bool,
+               priority: int) -> Piece:
+    """Simulated time per wall second: while playing the rate achieved (and whether the engine
+    falls behind the speed asked), while paused the rate the speed asks for."""
+    asked = format_ns(rate_ns * speed)
+    if achieved_ns is None:
+        return (priority, Content.assemble((f"({asked}/s)", "$text-muted")), Content(""))
+    achieved = format_ns(achieved_ns)
+    if behind:
+        # Falling behind must stay visible when space is short: it explains a slow clock.
+        return (1, Content.assemble((f"{achieved}/s of {asked}/s", "bold $warning"),
+                                    (" · behind", "bold $warning")),
+                Content.assemble((f"{achieved}/s behind", "bold $warning")))
+    return (priority, Content.assemble((f"{achieved}/s", "$text-muted")), Content(""))
 
 
 def timing_pieces(clock_ns: int, speed: float, fast_forward: bool, rate_ns: float,
-                  rate_priority: int) -> list[Piece]:
+                  rate_priority: int, achieved_ns: float | None = None,
+                  behind: bool = False) -> list[Piece]:
     """The clock, the speed and the simulated rate, each in a long and a short form."""
     clock = format_ns(clock_ns)
     return [
         (0, Content.assemble(("t=", "$text-muted"), (clock, "bold")),
          Content.assemble((clock.replace(" ", ""), "bold"))),
         (0, speed_piece(speed, fast_forward, False), speed_piece(speed, fast_forward, True)),
-        (rate_priority, Content.assemble((f"({format_ns(rate_ns * speed)}/s)", "$text-muted")),
-         Content("")),
+        rate_piece(speed, rate_ns, achieved_ns, behind, rate_priority),
     ]
 
 
@@ -148,15 +166,15 @@ class HeaderBar(Static):
              Content.assemble((f" {view.scenario}", "bold"))),
             (0, mode_piece(view.mode, view.pending_mode),
              mode_piece(view.mode, view.pending_mode, short=True)),
-            (2, Content(f"move {view.move + 1}/{view.moves} node {frame.src}→{frame.dst}"),
-             Content(f"{frame.src}→{frame.dst}")),
+            (2, Content(f"move {view.move + 1}/{view.moves} node {view.src}→{view.dst}"),
+             Content(f"{view.src}→{view.dst}")),
             (1, Content(f"{unit} {view.batch}/{view.batches}"),
              Content(f"{unit[0]}{view.batch}/{view.batches}")),
             (3, Content(pass_text), Content(f"p{view.pass_}" + ("s" if fallback else ""))),
             (1, Content.assemble(("phase ", "$text-muted"), (phase, "bold")),
              Content.assemble((phase, "bold"))),
             *timing_pieces(max(frame.clock_ns, view.clock_ns), frame.speed, frame.fast_forward,
-                           frame.rate_ns, 4),
+                           frame.rate_ns, 4, frame.achieved_ns, frame.behind),
         ]
         return with_badge(pieces, badge(frame.playing, view.done), width, sep)
 
@@ -171,6 +189,6 @@ class HeaderBar(Static):
              Content.assemble((" SPLIT ", "bold $background on $accent"))),
             (2, Content("same seed, one clock"), Content("")),
             *timing_pieces(header.clock_ns, header.speed, header.fast_forward, header.rate_ns,
-                           3),
+                           3, header.achieved_ns, header.behind),
         ]
         return with_badge(pieces, badge(header.playing, header.done), width, sep)

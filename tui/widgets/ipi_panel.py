@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from textual.content import Content
 
+from core.events import ROUND_KIND_TEXT, RoundKind
 from core.scenario import Mode
 from tui.widgets.frame import Frame, format_ns
 from tui.widgets.lines import LinesView
@@ -56,59 +57,105 @@ class IpiPanel(LinesView):
         height = self.size.height
         if 0 < height < len(lines):
             # Drop the captions first: the sparkline's legend, then the per-page line.
-            for drop in (3, 4, 1):
-                if len(lines) > height and drop < len(lines):
-                    del lines[drop]
-        return lines[: height] if height > 0 else lines
+            keep = [(text, rank) for text, rank in lines]
+            for drop in (3, 2, 1):
+                while len(keep) > height and any(rank == drop for _, rank in keep):
+                    index = max(i for i, (_, rank) in enumerate(keep) if rank == drop)
+                    del keep[index]
+            lines = keep
+        contents = [text for text, _ in lines]
+        return contents[:height] if height > 0 else contents
 
-    def build(self, frame: Frame, width: int, scale: int | None = None) -> list[Content]:
+    def build(self, frame: Frame, width: int, scale: int | None = None
+              ) -> list[tuple[Content, int]]:
+        """The panel's lines, each with how readily it is dropped when the panel is short
+        (0: never, 3: first)."""
         view = frame.view
         counters = view.counters
         label_width = 8 if width >= 40 else 6
-        lines: list[Content] = []
+        lines: list[tuple[Content, int]] = []
 
         def label(text: str) -> tuple[str, str]:
             return (text.ljust(label_width), "$text-muted")
 
         round_ = view.ipi_round
         if round_ is not None and round_.targets:
-            parts: list[tuple[str, str] | str] = [label("round"),
+            title = "last" if round_.done else "round"
+            parts: list[tuple[str, str] | str] = [label(title),
                                                   (f"cpu{round_.initiator} ⇒ ", "bold $accent")]
             tight = label_width + 7 + 3 * len(round_.targets) > width
             for index, cpu in enumerate(round_.targets):
                 mark = "✓" if index < round_.acked else "·"
                 text = mark if tight else f"{mark}{cpu} "
                 parts.append((text, "bold $ipi" if index < round_.acked else "$text-muted"))
-            lines.append(Content.assemble(*parts))
+            lines.append((Content.assemble(*parts), 0))
             scope = "full flush" if round_.pages == -1 else f"INVLPG {round_.pages} page" + (
                 "s" if round_.pages > 1 else "")
-            lines.append(Content.assemble(
-                label("acks"), (f"{round_.acked} of {len(round_.targets)}", "bold $ipi"),
-                f" · {scope}"))
+            acks = [label("acks"), (f"{round_.acked} of {len(round_.targets)}", "bold $ipi"),
+                    (f" · {scope}", "")]
+            lines.append((fitted(width, *[
+                Content.assemble(*acks, (f" · {why}" if why else "", "$text-muted"))
+                for why in (ROUND_KIND_TEXT.get(round_.kind, ""),
+                            KIND_WORDS.get(round_.kind, ("", ""))[0], "")]), 1))
         else:
-            lines.append(Content.assemble(label("round"), ("none in flight", "$text-muted")))
-            last = "full flush" if view.mode is Mode.BATCHED else "INVLPG"
-            per = ("1 round per batch, " if view.mode is Mode.BATCHED
-                   else "1 round per folio, ") + last
-            if frame.scenario.migration.skip_flush:
-                per, style = "no rounds at all: this kernel never flushes (teaching)", "$error"
-            else:
-                style = "$text-muted"
-            lines.append(Content.assemble(label("per"), (per, style)))
+            lines.append((Content.assemble(label("round"), ("none in flight", "$text-muted")), 0))
+        lines.append((fitted(width, *[Content.assemble(label("kinds"), *kinds_text(frame, short))
+                                      for short in (False, True)]), 1))
         spark_width = max(4, width - label_width - 1)
         values = frame.sparkline[-spark_width:]
-        lines.append(Content.assemble(
-            label("IPIs"), (sparkline(values, scale).rjust(len(values)), "$ipi on $panel")))
-        lines.append(Content.assemble(
+        lines.append((Content.assemble(
+            label("IPIs"), (sparkline(values, scale).rjust(len(values)), "$ipi on $panel")), 0))
+        lines.append((Content.assemble(
             label(""), ((f"deliveries per {format_ns(frame.spark_bucket_ns)}, now at right"
                          if width >= 46 else f"per {format_ns(frame.spark_bucket_ns)}, now →"),
-                        "$text-muted")))
-        pages = max(frame.pages_done, 1)
-        per_page = counters.nr_tlb_remote_flush_received / pages if frame.pages_done else 0.0
-        lines.append(Content.assemble(
+                        "$text-muted")), 3))
+        lines.append((Content.assemble(
             label("total"), (f"{counters.nr_tlb_remote_flush}", "bold"),
             " round · " if counters.nr_tlb_remote_flush == 1 else " rounds · ",
-            (f"{counters.nr_tlb_remote_flush_received}", "bold $ipi"), " IPIs"))
-        lines.append(Content.assemble(
-            label(""), (f"{per_page:.3g}", "bold"), " IPIs per migrated page"))
+            (f"{counters.nr_tlb_remote_flush_received}", "bold $ipi"), " IPIs"), 0))
+        lines.append((Content.assemble(
+            label(""), (f"{view.ipis_per_page:.3g}", "bold"), " IPIs per migrated page"), 2))
         return lines
+
+
+KIND_WORDS: dict[RoundKind, tuple[str, str, str]] = {
+    # kind: (one round, several, short) as the kinds line counts them
+    RoundKind.PTE: ("per-PTE flush", "per-PTE flushes", "PTE"),
+    RoundKind.PMD: ("THP PMD flush", "THP PMD flushes", "PMD"),
+    RoundKind.BATCH: ("batch flush", "batch flushes", "batch"),
+    RoundKind.FALLBACK: ("sync-fallback flush", "sync-fallback flushes", "fallback"),
+}
+
+
+def fitted(width: int, *variants: Content) -> Content:
+    """The first variant that fits ``width`` (the last one, cropped, if none does)."""
+    for variant in variants:
+        if width <= 0 or variant.cell_length <= width:
+            return variant
+    return variants[-1]
+
+
+def kinds_text(frame: Frame, short: bool = False) -> list[tuple[str, str]]:
+    """The rounds sent so far by the code path that sent them (they add up to the total), or
+    before the first one what each mode sends."""
+    view = frame.view
+    counts = view.counters.rounds_by_kind
+    parts: list[tuple[str, str]] = []
+    for kind, (one, several, brief) in KIND_WORDS.items():
+        count = int(counts[kind])
+        if count:
+            if parts:
+                parts.append((" · ", "$text-muted"))
+            parts += [(f"{count} ", "bold"),
+                      (brief if short else (one if count == 1 else several), "")]
+    if parts:
+        return parts
+    if frame.scenario.migration.skip_flush:
+        return [("none: this kernel never flushes" if short else
+                 "none: this kernel never flushes (teaching)", "$error")]
+    if view.mode is Mode.BATCHED:
+        return [("1 per batch, + THP PMDs, + sync fallback" if short else
+                 "1 full flush per batch; a THP's PMD and the sync fallback flush at once",
+                 "$text-muted")]
+    return [("1 per PTE (THP: its PMD)" if short else
+             "1 INVLPG round per PTE (a THP: one for its PMD)", "$text-muted")]

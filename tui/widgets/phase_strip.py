@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from textual.content import Content
 
+from core.engine import UnitProgress
 from core.events import Phase
-from tui.widgets.frame import Frame, PhaseProgress
+from tui.widgets.frame import Frame
 from tui.widgets.lines import FrameLine
 
 STEPS = (
@@ -43,8 +44,8 @@ def strip_content(frame: Frame, width: int) -> Content:
 
 def _strip(frame: Frame, width: int, variant: int) -> Content:
     """variant 2: with kernel function names; 1: normal; 0: compact; -1: no bars."""
-    progress: PhaseProgress = frame.progress
     view = frame.view
+    progress: UnitProgress = view.unit
     if view.done:
         return Content.assemble(("all moves done · ", "bold $success"),
                                 ("r resets, s races serial against batched", "$text-muted"))
@@ -58,19 +59,16 @@ def _strip(frame: Frame, width: int, variant: int) -> Content:
         head = f"folio {progress.index}/{progress.total} ({progress.pages} p) "
     else:
         head = f"batch {progress.index}/{progress.total} ({progress.folios} folios) "
-    if progress.pass_ > 1 and not progress.sync:
-        head += f"pass {progress.pass_} "
+    if view.pass_ > 1 and not view.sync:
+        head += f"pass {view.pass_} "
     steps = SERIAL_STEPS if serial else STEPS
     total = max(progress.folios, 1)
-    flush_total = max(progress.flush_targets, 1)
     figures = {
         Phase.UNMAP: (progress.unmapped, total),
-        Phase.FLUSH: (progress.flush_acked if progress.flush_targets else
-                      (1 if progress.flush_done else 0), flush_total),
+        Phase.FLUSH: (progress.round_acked, max(progress.round_targets, 1)),
         Phase.MOVE: (progress.moved, total),
     }
-    numbers = sum(len(f" {d}/{o}") for d, o in figures.values()) + (
-        5 if progress.flush_targets else 0)
+    numbers = sum(len(f" {d}/{o}") for d, o in figures.values()) + 5
     fixed = len(head) + 2 + numbers + 3 * 8 + 4
     if variant == 2:
         fixed += sum(len(fn) + 3 for _, _, fn, _ in steps)
@@ -81,7 +79,7 @@ def _strip(frame: Frame, width: int, variant: int) -> Content:
         bar_width = 3 if variant else 2
     parts: list[tuple[str, str] | str] = [(head, "bold"), ("│ ", "$text-muted")]
     order = [Phase.UNMAP, Phase.FLUSH, Phase.MOVE]
-    current = progress.phase if progress.phase in order else None
+    current = view.phase if view.phase in order else None
     in_fallback = progress.fallback_folio >= 0
     if in_fallback:
         current = None  # the batch's own phases are over; the fallback runs below
@@ -95,15 +93,15 @@ def _strip(frame: Frame, width: int, variant: int) -> Content:
         if bar_width:
             parts.append((bar(done, of, bar_width) + " ",
                            colour if (active or done) else "$text-muted"))
-        acks = " acks" if phase is Phase.FLUSH and progress.flush_targets and variant else ""
+        acks = " acks" if phase is Phase.FLUSH and variant else ""
         parts.append((f"{done}/{of}{acks}", style))
         if index < 2:
             parts.append((" →" if variant else "→", "$text-muted"))
-    if progress.unmap_failed:
-        parts.append((f"  {progress.unmap_failed} busy, retried" if variant > 0 else
-                       f"  {progress.unmap_failed}↻", "bold $state-retrying"))
+    if progress.retries:
+        parts.append((f"  {progress.retries} retried in this {progress.unit}" if variant > 0
+                      else f"  {progress.retries}↻", "bold $state-retrying"))
     if in_fallback:
-        name = PHASE_WORD.get(progress.phase, "")
+        name = PHASE_WORD.get(view.phase, "")
         parts.append(("  │ " if variant > 0 else "│", "$text-muted"))
         parts.append(((f"sync fallback (migrate_pages_sync): folio {progress.fallback_folio} "
                        if variant > 0 else f"sync f{progress.fallback_folio} ") + name,

@@ -24,12 +24,22 @@ from tui.widgets.stats_line import StatsLine
 
 @dataclass(frozen=True, slots=True)
 class RaceResult:
-    """Where the race stands; finish times are None until a side is done."""
+    """Where the race stands."""
 
     serial: Frame
     batched: Frame
-    serial_end_ns: int | None
-    batched_end_ns: int | None
+
+    @property
+    def serial_end_ns(self) -> int | None:
+        """When serial finished (its run's end, as `migviz run` reports it), or None."""
+        view = self.serial.view
+        return view.clock_ns if view.done else None
+
+    @property
+    def batched_end_ns(self) -> int | None:
+        """When batched finished, or None."""
+        view = self.batched.view
+        return view.clock_ns if view.done else None
 
 
 def _rounds(count: int) -> str:
@@ -50,9 +60,8 @@ def race_content(race: RaceResult, width: int = 200) -> Content:
             (f"{fewer:.0f}% fewer IPIs", "bold $ipi"),
             (f"   (done in {format_ns(race.batched_end_ns)} vs {format_ns(race.serial_end_ns)};"
              f" {b_ipis} vs {s_ipis} IPIs)" if wide else "", "$text-muted"))
-    s_pages, b_pages = s.pages_done, b.pages_done
-    per_s = s_ipis / s_pages if s_pages else 0.0
-    per_b = b_ipis / b_pages if b_pages else 0.0
+    s_pages, b_pages = s.view.pages_done, b.view.pages_done
+    per_s, per_b = s.view.ipis_per_page, b.view.ipis_per_page
     fewer_text = ""
     if per_s > 0:
         fewer_text = f"{100.0 * (1 - per_b / per_s):.0f}% fewer IPIs per page"

@@ -57,38 +57,48 @@ def time_content(frame: Frame, width: int) -> Content:
 
 
 def stats_content(frame: Frame, width: int) -> Content:
-    """As many figures as fit ``width``, most important first."""
+    """As many figures as fit ``width``: the least important drop first, the rest keep their
+    order. The copy-after-flush check is never dropped while anything else is shown."""
     view = frame.view
     c = view.counters
-    seconds = view.clock_ns / 1e9
-    rate = frame.pages_done / seconds if seconds > 0 else 0.0
-    per_page = c.nr_tlb_remote_flush_received / frame.pages_done if frame.pages_done else 0.0
     p99 = view.workload.percentile(99)
-    ok = c.ordering_violations == 0
-    items: list[tuple[str, str, str]] = [
-        ("pages ", f"{frame.pages_done}/{frame.pages_total}", "bold"),
-        ("rounds ", f"{c.nr_tlb_remote_flush}", "bold"),
-        ("IPIs ", f"{c.nr_tlb_remote_flush_received}", "bold $ipi"),
-        ("IPI/page ", f"{per_page:.3g}", "bold"),
-        ("pages/s ", format_count(rate), "bold"),
-        ("stall p99 ", format_ns(p99) if p99 else "—", "bold"),
-        ("retries ", f"{c.retries}", "bold"),
-        ("failed ", f"{c.pgmigrate_fail}", "bold $state-failed" if c.pgmigrate_fail else "bold"),
-        ("copy-after-flush ", "✓ held", "bold $success"),
+    # (priority: higher drops first, label, value, style)
+    items: list[tuple[int, str, str, str]] = [
+        (0, "pages ", f"{view.pages_done}/{view.pages_total}", "bold"),
+        (1, "rounds ", f"{c.nr_tlb_remote_flush}", "bold"),
+        (0, "IPIs ", f"{c.nr_tlb_remote_flush_received}", "bold $ipi"),
+        (3, "IPI/page ", f"{view.ipis_per_page:.3g}", "bold"),
+        (1, "pages/s ", format_count(view.pages_per_sec), "bold"),
+        (4, "stall p99 ", format_ns(p99) if p99 else "—", "bold"),
+        (2, "retries ", f"{c.retries}", "bold"),
+        (2, "failed ", f"{c.pgmigrate_fail}",
+         "bold $state-failed" if c.pgmigrate_fail else "bold"),
     ]
-    if not ok:
+    if c.ordering_violations:
         # The teaching scenario without flushes: lead with what went wrong.
-        items.insert(0, ("copy-after-flush ", f"✗ broken {c.ordering_violations}× · "
+        items.insert(0, (0, "copy-after-flush ", f"✗ broken {c.ordering_violations}× · "
                          f"{view.workload.lost_writes} writes lost", "bold $error"))
-        items.pop()
+    else:
+        items.append((0, "copy-after-flush ", "✓ held", "bold $success"))
+    alive = [True] * len(items)
+
+    def size() -> int:
+        return sum(len(label) + len(value) + 2
+                   for keep, (_, label, value, _) in zip(alive, items, strict=True) if keep)
+
+    for drop in sorted(range(len(items)), key=lambda i: (-items[i][0], -i)):
+        if size() <= width or items[drop][0] == 0:
+            break
+        alive[drop] = False
     parts: list[tuple[str, str]] = []
     used = 0
-    for label, value, style in items:
-        size = len(label) + len(value) + 2
-        if used + size > width:
+    for keep, (_, label, value, style) in zip(alive, items, strict=True):
+        if not keep:
+            continue
+        if used + len(label) + len(value) > width:
             break
         parts += [(label, "$text-muted"), (value, style), ("  ", "")]
-        used += size
+        used += len(label) + len(value) + 2
     return Content.assemble(*parts)
 
 

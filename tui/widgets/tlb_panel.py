@@ -17,14 +17,14 @@ from tui.widgets.lines import LinesView
 
 ROLE: dict[int, tuple[str, str, str]] = {
     # role: (glyph, short, long)
-    CpuRole.INITIATOR: ("◆", "migr", "migratepages"),
+    CpuRole.INITIATOR: ("⇄", "migr", "migratepages"),
     CpuRole.WORKLOAD: ("●", "work", "pmbench"),
     CpuRole.LAZY: ("◐", "lazy", "pmbench, lazy TLB"),
     CpuRole.IDLE: ("○", "idle", "idle"),
 }
 
 ROLE_MEANING = (
-    ("◆", "initiator: runs the migrating task (migratepages); sends the shootdown IPIs"),
+    ("⇄", "initiator: runs the migrating task (migratepages); sends the shootdown IPIs"),
     ("●", "workload thread (pmbench): in mm_cpumask, receives shootdown IPIs"),
     ("◐", "lazy-TLB CPU: in mm_cpumask but skipped by IPIs; flushes when it switches back"),
     ("○", "idle: runs nothing of this process, never interrupted"),
@@ -130,10 +130,19 @@ class TlbPanel(LinesView):
     def build(self, frame: Frame, width: int) -> list[Content]:
         if 0 < width < 40:
             return self.build_tight(frame)
+        # The widest layout whose columns (the "now" text in full included) fit the width.
+        for wide, medium in ((True, True), (False, True), (False, False)):
+            lines = self._build(frame, width, wide, medium)
+            if lines is not None:
+                return lines
+        return self.build_tight(frame)
+
+    def _build(self, frame: Frame, width: int, wide: bool, medium: bool
+               ) -> list[Content] | None:
+        """The rows at one layout, or None when even a 5-cell TLB bar leaves no room for
+        every row's "now" text (width 0: not laid out yet, anything goes)."""
         view = frame.view
         cpus = len(view.cpu_role)
-        wide = width >= 74
-        medium = width >= 52
         scale = max(8, max((v + s for v, s in zip(view.tlb_valid, view.tlb_stale,
                                                    strict=True)), default=0))
         role_width = 18 if wide else 7
@@ -141,13 +150,18 @@ class TlbPanel(LinesView):
         pairs_width = 1 + max((len(f"{v}/{s}") for v, s in zip(view.tlb_valid, view.tlb_stale,
                                                                  strict=True)), default=3)
         pairs_width = max(5, pairs_width)
-        fixed = (4 + len(str(cpus - 1)) + (5 if medium else 3) + role_width
-                 + (3 if medium else 2) + 1 + (12 if wide else pairs_width) + (5 if medium else 0)
-                 + (24 if wide else 15))
+        digits = len(str(cpus - 1))
+        rows, idle = shown_cpus(frame)
+        texts = {cpu: activity_text(frame, cpu, wide) for cpu in rows}
+        now_width = max((len(text) for text, _ in texts.values()), default=3)
+        fixed = (4 + digits + (5 if medium else 3) + role_width + (3 if medium else 2) + 1
+                 + (12 if wide else pairs_width) + (5 if medium else 0) + now_width)
+        if width and width - fixed < 5:
+            return None
         bar_width = max(5, min(32, width - fixed))
         ipis = view.counters.tlb_shootdowns
         header = Content.assemble(
-            ("cpu ".ljust(4 + len(str(cpus - 1))), "$text-muted"),
+            ("cpu ".ljust(4 + digits), "$text-muted"),
             ("node role".ljust(5 + role_width) if medium else "n  role".ljust(3 + role_width),
              "$text-muted"),
             ("mm " if medium else "m ", "$text-muted"),
@@ -156,15 +170,13 @@ class TlbPanel(LinesView):
             ("IPIs " if medium else "", "$text-muted"),
             ("now", "$text-muted"),
         )
-        digits = len(str(cpus - 1))
         lines = [header]
-        rows, idle = shown_cpus(frame)
         for cpu in rows:
             role = view.cpu_role[cpu]
             glyph, short, long = ROLE[role]
             node = view.cpu_node[cpu]
             flashing = cpu in frame.flash
-            text, style = activity_text(frame, cpu, wide)
+            text, style = texts[cpu]
             valid, stale = view.tlb_valid[cpu], view.tlb_stale[cpu]
             if role in (CpuRole.IDLE, CpuRole.INITIATOR):
                 bar: list[tuple[str, str]] = [(" " * bar_width, "")]
