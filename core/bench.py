@@ -1,6 +1,6 @@
 """The seed's measurement, reproduced: both modes on one scenario, set beside the cover letter.
 
-Huang Ying's cover letter (reference §5): on a 2-socket Intel server running pmbench while
+Huang Ying's cover letter (docs/kernel.md §8): on a 2-socket Intel server running pmbench while
 `migratepages` moved its pages between node 0 and node 1, TLB-flushing IPIs fell 99.1% and pages
 migrated per second rose 291.7%; his profile put TLB flushing at 83.3% of migrate_pages() cycles
 before the series, and copying at 43.7% (unmap plus flush 8.3%) after it.

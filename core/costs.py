@@ -1,7 +1,7 @@
 """The cost model: what every simulated action takes, in nanoseconds, and where each number comes from.
 
-Every default lives here, next to its source (``docs`` = ``shared/reference/kernel-migrate-pages.md``,
-the section is given). A scenario's ``[costs]`` table overrides any of them.
+Every default lives here, next to its source (``docs §N`` = section N of ``docs/kernel.md``; the
+derivations are in ``docs/calibration.md``). A scenario's ``[costs]`` table overrides any of them.
 """
 
 from __future__ import annotations
@@ -26,18 +26,18 @@ class Costs(BaseModel):
         description="get_new_folio(): allocate the destination folio from the target node's free "
         "lists (~0.1-0.2 us, [I]). With move_ns and remap_pte_ns it makes the non-copy work ~0.45 "
         "us per page, which the post-series profile implies (copy = 43.7% of migrate_pages cycles "
-        "at ~0.38 us per copy, docs §5).",
+        "at ~0.38 us per copy, docs §8.3, §9).",
     )
     lock_ns: int = Field(
         20, ge=0,
-        description="folio_trylock() of src and dst plus the anon_vma reference (part of the "
-        "same ~0.2-0.3 us, docs §7, [I]).",
+        description="folio_trylock() of src and dst plus the anon_vma reference, uncontended (part "
+        "of the ~0.45 us of non-copy work, docs §9, [I]).",
     )
     unmap_pte_ns: int = Field(
         70, ge=0,
         description="try_to_migrate_one() per PTE: rmap walk, clear PTE, set migration entry, "
-        "without the flush. After the series try_to_migrate_one was 8.3% of migrate cycles "
-        "including the batched flush (docs §5, §7: ~0.05-0.1 us).",
+        "without the flush. After the series try_to_migrate_one, which then defers the flush, was "
+        "8.3% of migrate_pages cycles (docs §8.1, §9: ~0.05-0.1 us).",
     )
     move_ns: int = Field(
         150, ge=0,
@@ -47,54 +47,55 @@ class Costs(BaseModel):
     )
     remap_pte_ns: int = Field(
         60, ge=0,
-        description="remove_migration_pte() per PTE plus unlocking src/dst (docs §1.7, [I]).",
+        description="remove_migration_pte() per PTE plus unlocking src/dst (docs §4.5, [I]).",
     )
     copy_page_ns: int = Field(
         380, ge=0,
         description="folio_copy() per 4 KiB base page, cross-socket, one CPU: 0.35-0.4 us for 4 KiB "
-        "and 180-200 us for 2 MiB, i.e. ~10.7 GB/s (Shivank Garg's RFC v3 tables, docs §6.1, §7).",
+        "and 180-200 us for 2 MiB, i.e. ~10.7 GB/s (Shivank Garg's RFC v3 tables, docs §9.1).",
     )
     invlpg_ns: int = Field(
         100, ge=0,
         description="INVLPG of one page on a CPU: 'Each single flush is about 100 ns' "
-        "(arch/x86/mm/tlb.c comment, docs §2.3).",
+        "(arch/x86/mm/tlb.c comment, docs §5.5, §9).",
     )
     full_flush_ns: int = Field(
         300, ge=0,
         description="Full flush of the process's TLB entries on a CPU (CR3 write / INVPCID); "
-        "'a few hundred ns plus refills' (Documentation/x86/tlb.txt, qualitative; docs §7 [I]).",
+        "a few hundred ns plus refills later (Documentation/x86/tlb.txt says so only qualitatively; "
+        "docs §9, [I]).",
     )
     tlb_refill_ns: int = Field(
         150, ge=0,
         description="Page walk paid by the first access after an entry was flushed (10 ns warm to "
-        "~250 ns cold; docs §7, low confidence). Counted as workload time lost, not migration time.",
+        "~250 ns cold; docs §9, low confidence). Counted as workload time lost, not migration time.",
     )
     ipi_base_ns: int = Field(
         1200, ge=0,
         description="Fixed part a of one synchronous TLB-shootdown round (a + b*n): send setup, "
-        "interrupt latency, acknowledgement spin. ~1 us on modern Xeons (docs §7, low confidence).",
+        "interrupt latency, acknowledgement spin. ~1 us on modern Xeons (docs §9, low confidence).",
     )
     ipi_target_ns: int = Field(
         100, ge=0,
         description="Per-target part b of a round for a target on the initiator's socket "
-        "(0.1-0.2 us per receiver, docs §7).",
+        "(0.1-0.2 us per receiver, docs §9).",
     )
     ipi_remote_target_ns: int = Field(
         250, ge=0,
         description="Per-target part b for a target on another socket: cross-socket IPIs and acks "
-        "are dearer (docs §7 'use a larger a for cross-socket targets'; the seed's ~2.9 us per "
-        "serial round on a 2-socket box, docs §5).",
+        "are dearer (docs §9); fixed with the other round costs by the seed's ~2.9-4.2 us per serial "
+        "round on a 2-socket box (docs §8.3, docs/calibration.md).",
     )
     ipi_handler_ns: int = Field(
         500, ge=0,
         description="Time a target CPU spends in the shootdown interrupt besides the flush itself "
-        "(entry, flush_tlb_func bookkeeping, exit); the workload thread there is paused (docs §7 "
-        "'remote ack >= 1000 cycles', [I]).",
+        "(entry, flush_tlb_func bookkeeping, exit); the workload thread there is paused (a remote "
+        "acknowledgement takes >= 1000 cycles, docs §9, [I]).",
     )
     fault_ns: int = Field(
         1000, ge=0,
         description="Minor fault that finds a migration entry and enters migration_entry_wait() "
-        "(0.6-1 us median, docs §7).",
+        "(0.6-1 us median, docs §9).",
     )
     lock_wait_ns: int = Field(
         2000, ge=0,

@@ -1,6 +1,6 @@
 """How migrate_pages() (6.3) cuts the `from` list into batches.
 
-Kernel rule (reference §1.2, §1.3): walk the list adding folio_nr_pages() to a running total and
+Kernel rule (docs/kernel.md §4.1, §4.2): walk the list adding folio_nr_pages() to a running total and
 stop at the first folio where the total reaches NR_MAX_BATCHED_MIGRATION; the batch is cut just
 BEFORE the next folio, so the folio that crossed the limit is included (a 512-page THP is a batch
 of its own). The engine reports each cut as a BATCH_START event with `pages` = base pages in the

@@ -1,6 +1,6 @@
 """Exact counters that follow from the kernel rules, worked out from the scenario parameters.
 
-The rules (shared/reference/kernel-migrate-pages.md §1.2, §1.9, §1.12, §2.3):
+The rules (docs/kernel.md §3, §4.1, §4.6, §5.3, §6):
 
 * 6.2 (serial): every PTE is cleared with ptep_clear_flush(), one shootdown round per PTE; a
   PMD-mapped THP has one PMD and pmdp_invalidate() flushes it at once: one round.
@@ -311,7 +311,7 @@ def test_rounds_for_mixed_folio_lists(orders: list[int], limit: int, threads: in
 @pytest.mark.parametrize(("threads", "lazy", "initiator"), [(6, (), 7), (7, (3,), 1)])
 def test_batch_of_one_page_behaves_like_serial(orders: list[int], threads: int,
                                                lazy: tuple[int, ...], initiator: int) -> None:
-    # DESIGN §7: the batched engine with a batch limit of one page behaves like serial: every
+    # The batched engine with a batch limit of one page behaves like serial: every
     # batch holds one folio, so one round per folio, to the same targets.
     results = {}
     for mode in ("serial", "batched"):

@@ -1,4 +1,5 @@
-"""Property tests of the invariants of DESIGN §7 over random small scenarios.
+"""Property tests of the engine's invariants over random small scenarios: final placement, counters
+that add up, the flush-before-copy rule (docs/kernel.md §5.6), time order, determinism.
 
 Every scenario here is small (2 nodes, 2-8 CPUs, at most 40 folios with at most two THPs) so the
 whole file runs in seconds. Hypothesis' example database is disabled so that running the suite

@@ -1,4 +1,4 @@
-"""DESIGN §2: `core` never imports textual, rich or tui (data flows one way: tui -> core)."""
+"""`core` never imports textual, rich or tui (README "Layout"; data flows one way: tui -> core)."""
 
 from __future__ import annotations
 

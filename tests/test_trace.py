@@ -9,9 +9,12 @@ import pytest
 
 from core.engine import Engine
 from core.scenario import Mode, Scenario, load_scenario
-from core.trace import TraceFormatter, header, write_trace
+from core.trace import TLB_REASON, TraceFormatter, header, write_trace
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "compaction-6.18.perf.txt"
+# A real `perf script` trace of Linux 6.18 (tests/data/README.md says how it was recorded).
+SAMPLE = Path(__file__).resolve().parent / "data" / "compaction-6.18.perf.txt"
+# perf script's layout: comm pid [cpu] seconds.micros: subsystem:event: payload (no flags column).
+REAL = re.compile(r"^\s*(\S+)\s+(\d+) \[(\d{3})\]\s+(\d+)\.(\d{6}):\s+(\w+):(\w+): (.*)$")
 
 # comm-pid [cpu] flags seconds.micros: event: payload   (ftrace's `trace` file layout)
 LINE = re.compile(
@@ -123,26 +126,63 @@ def test_header_is_commented() -> None:
     assert all(line.startswith("#") for line in header(8))
 
 
+def real_events() -> list[tuple[str, str, str]]:
+    """(comm, event, payload) of every line of the real trace; every line must parse."""
+    events = []
+    for line in SAMPLE.read_text().splitlines():
+        match = REAL.match(line)
+        assert match, line
+        events.append((match[1], match[7], match[8]))
+    return events
+
+
 def test_line_layout_matches_a_real_kernel_trace() -> None:
-    """The prefix layout parses real `perf script` lines from shared/samples too (perf adds a
+    """The prefix layout parses real `perf script` lines from tests/data too (perf adds a
     subsystem to the event name and prints no flags, so compare the common part)."""
-    if not SAMPLE.exists():
-        pytest.fail(f"sample trace missing: {SAMPLE}")
-    real = re.compile(r"^\s*(\S+)\s+(\d+) \[(\d{3})\]\s+(\d+)\.(\d{6}):\s+(\w+):(\w+): (.*)$")
     ours = {"mm_migrate_pages_start", "mm_migrate_pages", "set_migration_pte",
             "remove_migration_pte", "tlb_flush"}
     seen = set()
-    for line in SAMPLE.read_text().splitlines():
-        match = real.match(line)
-        assert match, line
-        event, payload = match[7], match[8]
+    for _, event, payload in real_events():
         if event in ours and event != "tlb_flush":
             seen.add(event)
             # Same payload grammar as ours (6.18 adds nr_split= and uses reason=compaction).
             generic = FORMATS[event].replace("mode=MIGRATE_SYNC reason=syscall_or_cpuset",
                                              r"(nr_split=\d+ )?mode=MIGRATE_\w+ reason=\w+")
-            assert re.fullmatch(generic, payload), line
+            assert re.fullmatch(generic, payload), payload
     assert seen == ours - {"tlb_flush"}
+
+
+def test_tlb_flush_reasons_match_a_real_kernel_trace() -> None:
+    """Our reason table is the kernel's enum: the same number with the same words (6.18 only
+    capitalises "MM" and "IPI"), and pages: is printed signed, so a full flush shows -1."""
+    flushes = [p for _, e, p in real_events() if e == "tlb_flush"]
+    assert flushes
+    for payload in flushes:
+        match = re.fullmatch(r"pages:(-?\d+) reason:(.+) \((\d)\)", payload)
+        assert match, payload
+        assert match[2].lower() == TLB_REASON[int(match[3])], payload
+
+
+def test_batched_flush_shape_matches_a_real_kernel_trace() -> None:
+    """In the real 6.18 trace, as in our batched trace, a migrate_pages() call that unmaps PTEs
+    sets all of them, sends ONE full-flush round, then removes all of them."""
+    calls: list[list[tuple[str, str, str]]] = []
+    for comm, event, payload in real_events():
+        if event == "mm_migrate_pages_start":
+            calls.append([])
+        elif calls and event != "mm_migrate_pages":
+            calls[-1].append((comm, event, payload))
+    unmapping = [call for call in calls if any(e == "set_migration_pte" for _, e, _ in call)]
+    assert len(unmapping) == 2
+    for call in unmapping:
+        # The migrating task's own lines; other CPUs' shootdowns interleave.
+        mine = [(e, p) for c, e, p in call if c == call[0][0]]
+        sets = sum(e == "set_migration_pte" for e, _ in mine)
+        sends = [i for i, (e, p) in enumerate(mine) if e == "tlb_flush" and "IPI send" in p]
+        assert len(sends) == 1 and mine[sends[0]][1].startswith("pages:-1 ")
+        assert [e for e, _ in mine[:sends[0]]] == ["set_migration_pte"] * sets
+        removes = [e for e, _ in mine[sends[0] + 1:] if e != "tlb_flush"]
+        assert removes == ["remove_migration_pte"] * sets
 
 
 def test_printk_lines_name_the_kernel_function() -> None:

@@ -1,6 +1,6 @@
 """The workload: pmbench-like threads touching the folios while they migrate.
 
-The rules checked here come from DESIGN §3.1 and reference §1.11: a thread accesses one page
+The rules checked here come from docs/kernel.md §4.7: a thread accesses one page
 every access_interval_ns; through a TLB entry it reaches the page (a stale entry still reaches the
 old page until the flush); without one, a migration entry makes it fault and sleep in
 migration_entry_wait() until the folio is remapped and unlocked. A fault costs at least fault_ns.
@@ -238,7 +238,7 @@ def test_write_ratio_decides_stale_writes(write_ratio: float, all_writes: bool) 
 def test_batched_waits_can_be_longer_than_serial_ones() -> None:
     # Not a benchmark: a shape check of the model. In serial mode a folio is unmapped only for
     # its own unmap+flush+copy; in batched mode it stays unmapped for about a whole batch
-    # (reference §1.11 "Per-folio blocked window"), so the longest wait is longer batched.
+    # (docs/kernel.md §4.7), so the longest wait is longer batched.
     serial, _ = headless(make_scenario(count=64, batch_pages=64, mode="serial"))
     batched, _ = headless(make_scenario(count=64, batch_pages=64, mode="batched"))
     assert batched.workload.stats().stall_ns.max() > serial.workload.stats().stall_ns.max()
