@@ -496,7 +496,7 @@ def summarize(engine: Engine) -> dict[str, Any]:
     """Counters and derived figures of an engine's run so far."""
     # The workload is simulated lazily and only run_to_end() used to bring it up to date, so a
     # stepped run (step()/run_until() until done) reported no or fewer accesses and stalls than
-    # a headless run of the same scenario (DESIGN §4: identical counters). Catch it up to the
+    # a headless run of the same scenario (which must give identical counters). Catch it up to the
     # clock first and, after the last move, let stalled threads finish, as run_to_end() does.
     # finish_workload() is idempotent: a headless run's figures do not change.
     engine.finish_workload()
