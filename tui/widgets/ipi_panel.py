@@ -150,6 +150,8 @@ def kinds_text(frame: Frame, short: bool = False) -> list[tuple[str, str]]:
                       (brief if short else (one if count == 1 else several), "")]
     if parts:
         return parts
+    if not any(view.cpu_in_mask):
+        return [("none: no other CPU runs the process", "$text-muted")]
     if frame.scenario.migration.skip_flush:
         return [("none: this kernel never flushes" if short else
                  "none: this kernel never flushes (teaching)", "$error")]

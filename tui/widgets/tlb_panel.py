@@ -19,7 +19,7 @@ ROLE: dict[int, tuple[str, str, str]] = {
     # role: (glyph, short, long)
     CpuRole.INITIATOR: ("⇄", "migr", "migratepages"),
     CpuRole.WORKLOAD: ("●", "work", "pmbench"),
-    CpuRole.LAZY: ("◐", "lazy", "pmbench, lazy TLB"),
+    CpuRole.LAZY: ("◐", "lazy", "pmbench (lazy)"),
     CpuRole.IDLE: ("○", "idle", "idle"),
 }
 
