@@ -58,6 +58,11 @@ FAST_FORWARD = 8  # ... this many times faster, shown as ⏩ in the header
 SPARK_SPAN = 48  # buckets the whole run should fit in (the sparkline rescales in doublings)
 
 
+# Keys the footer shows together under one label, so that every key fits 80 columns.
+FOOTER_GROUPS = {"step": Binding.Group("step"),
+                 "speed": Binding.Group("speed")}
+
+
 def nearest_speed(speed: float) -> int:
     """Index of the doubling closest to ``speed``."""
     return min(range(len(SPEEDS)), key=lambda i: abs(SPEEDS[i] - speed) / SPEEDS[i])
@@ -77,7 +82,8 @@ class MigvizApp(App[int]):
                 tooltip="pause: no timer runs"),
         *[
             Binding(key.keys, key.action, key.label, show=key.show, key_display=key.key_display,
-                    tooltip=key.help, id=binding_id(key.action))
+                    tooltip=key.help, id=binding_id(key.action),
+                    group=FOOTER_GROUPS.get(key.group or ""))
             for key in KEYS if key.action != "toggle_play"
         ],
     ]
@@ -399,12 +405,12 @@ class MigvizApp(App[int]):
                         for k in remapped.split(",") if k.strip())
 
     def key_text(self, key: Key) -> str:
-        """The keys of one entry of the key table, as remapped."""
+        """Every key of one entry of the key table, as remapped (the footer shows fewer)."""
         if key.action == "toggle_play":
-            play = self.bound_keys("migviz.play", key.keys, key.key_display)
-            pause = self.bound_keys("migviz.pause", key.keys, key.key_display)
+            play = self.bound_keys("migviz.play", key.keys)
+            pause = self.bound_keys("migviz.pause", key.keys)
             return play if play == pause else f"{play} (play) {pause} (pause)"
-        return self.bound_keys(binding_id(key.action), key.keys, key.key_display)
+        return self.bound_keys(binding_id(key.action), key.keys)
 
     def action_play(self) -> None:
         if not self._lanes_done():

@@ -13,25 +13,27 @@ class Key:
     action: str
     label: str
     help: str
-    key_display: str | None = None
+    key_display: str | None = None  # the footer's (short) form; help and palette list every key
     show: bool = True
+    group: str | None = None  # the footer shows a group's keys together, with one label
 
 
 KEYS: tuple[Key, ...] = (
     Key("space", "toggle_play", "Play/Pause", "play / pause (paused means idle: no timer runs)",
         "space"),
-    Key("n,right", "step_event", "Step", "step one event", "n/→"),
-    Key("p", "step_phase", "Phase", "step one phase (unmap → flush → move; serial: one folio)"),
-    Key("B", "step_batch", "Batch", "step one batch (serial: one folio)", "B"),
-    Key("u,left", "step_back", "Back", "step back one event, exactly", "u/←"),
+    Key("n,right", "step_event", "Step", "step one event", "n", group="step"),
+    Key("p", "step_phase", "Phase", "step one phase (unmap → flush → move; serial: one folio)",
+        group="step"),
+    Key("B", "step_batch", "Batch", "step one batch (serial: one folio)", "B", group="step"),
+    Key("u,left", "step_back", "Back", "step back one event, exactly", "u", group="step"),
     Key("b", "toggle_mode", "Mode",
         "toggle serial/batched (applies at the next batch boundary)"),
     Key("s", "split", "Split", "split view: serial and batched race on one clock"),
-    Key("k", "breakpoints", "Breaks", "breakpoints: stop at a flush, a retry, a failure, a folio"),
+    Key("k", "breakpoints", "Break", "breakpoints: stop at a flush, a retry, a failure, a folio"),
     Key("question_mark", "help", "Help", "help: every key and glyph", "?"),
     Key("q", "quit", "Quit", "quit"),
-    Key("plus,equals_sign", "faster", "Faster", "double the speed", "+"),
-    Key("minus", "slower", "Slower", "halve the speed", "-"),
+    Key("plus,equals_sign", "faster", "Faster", "double the speed", "+", group="speed"),
+    Key("minus", "slower", "Slower", "halve the speed", "-", group="speed"),
     Key("r", "reset", "Reset", "reset to the start"),
     Key("enter", "inspect", "Inspect", "inspect the selected folio (click one to select)",
         "enter", show=False),

@@ -138,6 +138,24 @@ class EventLog(LinesView):
             lines.extend(wrapped)
         room = max(height - len(lines), 0)
         texts = log_lines(frame, self.formatter(frame.scenario), room)
-        for index, text in enumerate(texts):
-            lines.append(style_line(text, index == len(texts) - 1, width))
-        return lines
+        # Long lines (mm_migrate_pages has seven fields) wrap under their payload instead of
+        # being cut; the newest lines are kept whole, older ones give way.
+        rows: list[Content] = []
+        for index in range(len(texts) - 1, -1, -1):
+            styled = style_line(texts[index], index == len(texts) - 1, width)
+            wrapped = wrap_line(styled, width)
+            if len(rows) + len(wrapped) > room:
+                break
+            rows[:0] = wrapped
+        return lines + rows
+
+
+def wrap_line(line: Content, width: int, indent: int = 4) -> list[Content]:
+    """A log line cut into rows of ``width`` cells, continuation rows indented."""
+    if width <= indent + 10 or line.cell_length <= width:
+        return [line]
+    first, *rest = line.wrap(width)
+    if not rest:
+        return [first]
+    tail = Content(" ").join(rest).wrap(width - indent)
+    return [first, *(Content(" " * indent) + part for part in tail)]

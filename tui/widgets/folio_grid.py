@@ -172,6 +172,31 @@ def cell_codes(frame: Frame, node: int) -> npt.NDArray[np.uint8]:
     return codes
 
 
+def grid_title(frame: Frame, codes: npt.NDArray[np.uint8], node: int, width: int) -> str:
+    """The grid's title: its node, its role in the move and what it holds, in the longest form
+    that fits the border (``width`` 0: not laid out yet, the longest)."""
+    view = frame.view
+    here = (view.folio_node == node) & view.folio_alive
+    folios = int(np.count_nonzero(here))
+    pages = int(np.left_shift(1, view.folio_order[here].astype(np.int64)).sum())
+    arriving = int(np.count_nonzero((codes == RESERVED) | (codes == ARRIVING)))
+    role = short = ""
+    if not view.done:
+        role, short = (" · source", " src") if node == view.src else (" · destination", " dst")
+    extra = f" +{arriving} arriving" if arriving else ""
+    plus = f"+{arriving}" if arriving else ""
+    forms = (
+        f"node {node}{role} · {folios} folios{extra} · {pages} pages",
+        f"node {node}{role} · {folios}{plus} folios",
+        f"node {node}{short} · {folios}{plus} folios",
+        f"node {node}{short} · {folios}{plus}",
+        f"n{node}{short} {folios}{plus}",
+        f"n{node}",
+    )
+    room = width - 4  # the border's corners and the spaces around the title
+    return next((form for form in forms if width <= 0 or len(form) <= room), forms[-1])
+
+
 class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
     """The folios of one NUMA node."""
 
@@ -235,6 +260,7 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
         self._order: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self._rank: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self._step = 1  # 2 = a blank line between rows when there is room
+        self._title_source: tuple[Frame, npt.NDArray[np.uint8]] | None = None
 
     # ------------------------------------------------------------------------------------------
     # Data in
@@ -276,21 +302,8 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
         self._refresh_rows(rows)
 
     def _update_title(self, frame: Frame, codes: npt.NDArray[np.uint8]) -> None:
-        view = frame.view
-        here = (view.folio_node == self.node) & view.folio_alive
-        folios = int(np.count_nonzero(here))
-        pages = int(np.left_shift(1, view.folio_order[here].astype(np.int64)).sum())
-        role = ""
-        if not view.done:
-            role = " · source" if self.node == view.src else " · destination"
-        arriving = int(np.count_nonzero((codes == RESERVED) | (codes == ARRIVING)))
-        width = self.size.width
-        if width >= 56 or width == 0:
-            extra = f" +{arriving} arriving" if arriving else ""
-            self.border_title = f"node {self.node}{role} · {folios} folios{extra} · {pages} pages"
-        else:
-            extra = f"+{arriving}" if arriving else ""
-            self.border_title = f"node {self.node}{role} · {folios}{extra} folios"
+        self._title_source = (frame, codes)
+        self.border_title = grid_title(frame, codes, self.node, self.size.width)
 
     def _refresh_rows(self, rows: set[int]) -> None:
         if not rows:
@@ -307,6 +320,8 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
     # Layout
 
     def on_resize(self, event: events.Resize) -> None:
+        if self._title_source is not None:
+            self._update_title(*self._title_source)
         self._relayout()
 
     def on_mount(self) -> None:

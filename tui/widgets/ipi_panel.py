@@ -100,7 +100,7 @@ class IpiPanel(LinesView):
         else:
             lines.append((Content.assemble(label("round"), ("none in flight", "$text-muted")), 0))
         lines.append((fitted(width, *[Content.assemble(label("kinds"), *kinds_text(frame, short))
-                                      for short in (False, True)]), 1))
+                                      for short in (0, 1, 2)]), 1))
         spark_width = max(4, width - label_width - 1)
         values = frame.sparkline[-spark_width:]
         lines.append((Content.assemble(
@@ -135,9 +135,9 @@ def fitted(width: int, *variants: Content) -> Content:
     return variants[-1]
 
 
-def kinds_text(frame: Frame, short: bool = False) -> list[tuple[str, str]]:
+def kinds_text(frame: Frame, short: int = 0) -> list[tuple[str, str]]:
     """The rounds sent so far by the code path that sent them (they add up to the total), or
-    before the first one what each mode sends."""
+    before the first one what each mode sends; ``short`` 1 and 2 are ever briefer."""
     view = frame.view
     counts = view.counters.rounds_by_kind
     parts: list[tuple[str, str]] = []
@@ -156,8 +156,8 @@ def kinds_text(frame: Frame, short: bool = False) -> list[tuple[str, str]]:
         return [("none: this kernel never flushes" if short else
                  "none: this kernel never flushes (teaching)", "$error")]
     if view.mode is Mode.BATCHED:
-        return [("1 per batch, + THP PMDs, + sync fallback" if short else
-                 "1 full flush per batch; a THP's PMD and the sync fallback flush at once",
-                 "$text-muted")]
-    return [("1 per PTE (THP: its PMD)" if short else
-             "1 INVLPG round per PTE (a THP: one for its PMD)", "$text-muted")]
+        return [(("1 full flush per batch; a THP's PMD and the sync fallback flush at once",
+                  "1 per batch, + THP PMDs, + sync fallback", "1 per batch (+THP, +fallback)")
+                 [short], "$text-muted")]
+    return [(("1 INVLPG round per PTE (a THP: one for its PMD)", "1 per PTE (THP: its PMD)",
+              "1 per PTE")[short], "$text-muted")]

@@ -35,7 +35,7 @@ def bar(done: int, total: int, width: int) -> str:
 
 def strip_content(frame: Frame, width: int) -> Content:
     """The strip for a frame at a given width (the widest variant that fits)."""
-    for variant in (2, 1, 0, -1):
+    for variant in (2, 1, 0, -1, -2):
         content = _strip(frame, width, variant)
         if content.cell_length <= width:
             return content
@@ -43,7 +43,8 @@ def strip_content(frame: Frame, width: int) -> Content:
 
 
 def _strip(frame: Frame, width: int, variant: int) -> Content:
-    """variant 2: with kernel function names; 1: normal; 0: compact; -1: no bars."""
+    """variant 2: with kernel function names; 1: normal; 0: compact; -1: no bars; -2: no bars
+    and no spaces around the arrows (split view on 80 columns)."""
     view = frame.view
     progress: UnitProgress = view.unit
     if view.done:
@@ -77,7 +78,9 @@ def _strip(frame: Frame, width: int, variant: int) -> Content:
         bar_width = 0
     elif bar_width < (3 if variant else 2):
         bar_width = 3 if variant else 2
-    parts: list[tuple[str, str] | str] = [(head, "bold"), ("│ ", "$text-muted")]
+    parts: list[tuple[str, str] | str] = [(head, "bold")]
+    if variant > -2:
+        parts.append(("│ ", "$text-muted"))
     order = [Phase.UNMAP, Phase.FLUSH, Phase.MOVE]
     current = view.phase if view.phase in order else None
     in_fallback = progress.fallback_folio >= 0
@@ -89,14 +92,15 @@ def _strip(frame: Frame, width: int, variant: int) -> Content:
         finished = current is not None and order.index(phase) < order.index(current)
         style = f"bold {colour}" if active else (colour if finished or done else "$text-muted")
         label = f"{name} ({function})" if variant == 2 else name
-        parts.append((("▶" if active else " ") + label + " ", style))
+        mark = "▶" if active else ("" if variant < -1 else " ")
+        parts.append((mark + label + " ", style))
         if bar_width:
             parts.append((bar(done, of, bar_width) + " ",
                            colour if (active or done) else "$text-muted"))
-        acks = " acks" if phase is Phase.FLUSH and variant else ""
+        acks = " acks" if phase is Phase.FLUSH and variant > -2 and variant else ""
         parts.append((f"{done}/{of}{acks}", style))
         if index < 2:
-            parts.append((" →" if variant else "→", "$text-muted"))
+            parts.append((" →" if variant > 0 else "→", "$text-muted"))
     if progress.retries:
         parts.append((f"  {progress.retries} retried in this {progress.unit}" if variant > 0
                       else f"  {progress.retries}↻", "bold $state-retrying"))
