@@ -22,7 +22,7 @@ SPARK_BUCKETS = 256
 class Lane:
     """One engine and the history derived from its events."""
 
-    def __init__(self, scenario: Scenario, mode: Mode | None) -> None:
+    def __init__(self, scenario: Scenario, mode: Mode | None, *, split: bool = False) -> None:
         self.scenario = scenario
         self.engine = Engine(scenario, mode)
         self.history = EventHistory()

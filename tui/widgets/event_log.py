@@ -144,7 +144,12 @@ class EventLog(LinesView):
         for index in range(len(texts) - 1, -1, -1):
             styled = style_line(texts[index], index == len(texts) - 1, width)
             wrapped = wrap_line(styled, width)
-            if len(rows) + len(wrapped) > room:
+            left = room - len(rows)
+            if len(wrapped) > left:
+                if left > 0:  # an older line's first rows, marked as cut, rather than a gap
+                    head = wrapped[:left]
+                    head[-1] = head[-1].truncate(max(width - 1, 1)) + Content("…")
+                    rows[:0] = head
                 break
             rows[:0] = wrapped
         return lines + rows
