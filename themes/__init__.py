@@ -4,6 +4,12 @@ Each file gives Textual's base colours plus migviz's own variables (per-node and
 colours, the IPI flash, TLB bars, phases). :func:`load_builtin_themes` returns them as Textual
 ``Theme`` objects for ``App.register_theme``, so the command palette's theme picker lists them.
 Glyphs always carry meaning as well, so no theme (and ``NO_COLOR``) relies on hue alone.
+
+Textual's own themes (nord, solarized-light, …) know nothing of migviz's variables: the app fills
+them in from one of two fallback palettes, ``fallback/dark.toml`` or ``fallback/light.toml``, by
+the kind of background the theme has (:func:`fallback_palette`); :func:`offered` says whether a
+theme's state colours can be shown to reach WCAG's 3:1 against its grid, so the picker can leave
+out those where they cannot.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
+
+from themes.contrast import GLYPH, css_variables, pair_ratio
 
 DEFAULT_THEME = "migviz-dark"
 
@@ -51,6 +59,18 @@ def _check_colour(value: str) -> str:
     return value
 
 
+def _check_variables(value: dict[str, str]) -> dict[str, str]:
+    missing = [name for name in VARIABLES if name not in value]
+    if missing:
+        raise ValueError(f"missing variables: {', '.join(missing)}")
+    for name, colour in value.items():
+        try:
+            _check_colour(colour)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from None
+    return value
+
+
 class ThemeFile(BaseModel):
     """The contents of one theme file."""
 
@@ -83,15 +103,7 @@ class ThemeFile(BaseModel):
     @field_validator("variables")
     @classmethod
     def _variables(cls, value: dict[str, str]) -> dict[str, str]:
-        missing = [name for name in VARIABLES if name not in value]
-        if missing:
-            raise ValueError(f"missing variables: {', '.join(missing)}")
-        for name, colour in value.items():
-            try:
-                _check_colour(colour)
-            except ValueError as err:
-                raise ValueError(f"{name}: {err}") from None
-        return value
+        return _check_variables(value)
 
     def to_textual_theme(self) -> Theme:
         """The Textual theme for ``App.register_theme``."""
@@ -138,3 +150,60 @@ def builtin_theme_files() -> list[ThemeFile]:
 def load_builtin_themes() -> list[Theme]:
     """The shipped themes as Textual themes."""
     return [theme.to_textual_theme() for theme in builtin_theme_files()]
+
+
+class Palette(BaseModel):
+    """A fallback palette: migviz's variables for themes that do not define them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    variables: dict[str, str]
+
+    @field_validator("variables")
+    @classmethod
+    def _variables(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_variables(value)
+
+
+_PALETTES: dict[bool, dict[str, str]] = {}
+
+
+def fallback_palette(dark: bool) -> dict[str, str]:
+    """migviz's variables for a theme without them, made for a dark or a light background."""
+    if dark not in _PALETTES:
+        name = "dark.toml" if dark else "light.toml"
+        text = resources.files(__package__).joinpath("fallback", name).read_text("utf-8")
+        label = f"themes/fallback/{name}"
+        try:
+            palette = Palette.model_validate(tomllib.loads(text))
+        except (tomllib.TOMLDecodeError, ValidationError) as err:
+            raise ThemeError(f"{label}: {err}") from None
+        _PALETTES[dark] = dict(palette.variables)
+    return dict(_PALETTES[dark])
+
+
+# The state colours: every migviz variable but the empty-slot dot, which is decoration.
+STATE_COLOURS = tuple(name for name in VARIABLES if name != "state-absent")
+
+_OFFERED: dict[int, tuple[Theme, bool]] = {}  # id → (the theme, kept alive; the verdict)
+
+
+def offered(theme: Theme) -> bool:
+    """Whether the theme picker offers ``theme``: it defines migviz's variables itself (the
+    user chose those colours), or with its fallback palette every state colour reaches 3:1
+    against its grid (``$surface``). Themes painting on the terminal's own background (the
+    ANSI ones) cannot be measured, so they are not offered."""
+    cached = _OFFERED.get(id(theme))
+    if cached is not None and cached[0] is theme:
+        return cached[1]
+    if all(name in theme.variables for name in VARIABLES):
+        verdict = True
+    else:
+        variables = css_variables(theme, fallback_palette(theme.dark))
+        try:
+            verdict = all(pair_ratio(f"${name}", ("$surface",), variables) >= GLYPH
+                          for name in STATE_COLOURS)
+        except ValueError:  # no opaque $surface: the terminal's background
+            verdict = False
+    _OFFERED[id(theme)] = (theme, verdict)
+    return verdict

@@ -29,7 +29,7 @@ from core.breakpoints import Breakpoint, stopper
 from core.events import Event, explain
 from core.scenario import Mode, Scenario
 from core.tlb import Machine
-from themes import DEFAULT_THEME, load_builtin_themes
+from themes import DEFAULT_THEME, fallback_palette, load_builtin_themes, offered
 from tui.keys import COMMANDS, KEYS, SPLIT_DISABLED, Key, binding_id
 from tui.lane import Lane
 from tui.pace import Pace
@@ -141,14 +141,16 @@ class MigvizApp(App[int]):
         yield Footer(compact=True)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
-        # Fallbacks so that Textual's own themes (nord, gruvbox, …) work too.
-        return {
-            "node-0": "#4f9fef", "node-1": "#c38bf0", "state-unmapped": "#f0505f",
-            "state-flushed": "#e8c547", "state-copying": "#f2913d", "state-remapped": "#5fcf7a",
-            "state-retrying": "#e86ad0", "state-failed": "#8a93a3", "state-absent": "#5a6270",
-            "ipi": "#f0459a", "tlb-valid": "#5fcf7a", "tlb-stale": "#f0505f",
-            "phase-unmap": "#f0505f", "phase-flush": "#f0459a", "phase-move": "#5fcf7a",
-        }
+        # Textual's own themes (nord, solarized-light, …) lack migviz's variables: fill them in
+        # from the palette made for the theme's kind of background (themes/fallback/). Textual
+        # asks again on every theme change, so a switch from dark to light switches palettes.
+        return fallback_palette(self.current_theme.dark)
+
+    @property
+    def available_themes(self) -> dict[str, Theme]:
+        # The picker offers only themes whose state colours reach 3:1 against the grid, which
+        # leaves out the ANSI ones: they paint on the terminal's background, of unknown colour.
+        return {name: theme for name, theme in super().available_themes.items() if offered(theme)}
 
     def on_mount(self) -> None:
         if self._keymap:

@@ -210,7 +210,7 @@ def _check_theme(name: str) -> tuple[str, Theme | None]:
     name or a bad file is bad input like any other: say so before the screen takes over."""
     from textual.theme import BUILTIN_THEMES
 
-    from themes import ThemeError, load_builtin_themes, load_theme_file
+    from themes import ThemeError, load_builtin_themes, load_theme_file, offered
 
     if name.endswith(".toml") or "/" in name:
         try:
@@ -219,8 +219,12 @@ def _check_theme(name: str) -> tuple[str, Theme | None]:
             raise UsageError(str(err)) from None
         return theme.name, theme
     ours = [theme.name for theme in load_builtin_themes()]
-    if name in ours or name in BUILTIN_THEMES:
+    if name in ours or name in BUILTIN_THEMES and offered(BUILTIN_THEMES[name]):
         return name, None
+    if name in BUILTIN_THEMES:  # as the palette's picker: no contrast can be promised there
+        raise UsageError(f"--theme {name}: not offered: it paints on the terminal's own "
+                         "background, of unknown colour, so migviz's state colours cannot be "
+                         "shown to stay legible on it")
     close = difflib.get_close_matches(name, ours + list(BUILTIN_THEMES), n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise UsageError(f"--theme {name}: unknown theme (migviz themes: {', '.join(ours)}; "

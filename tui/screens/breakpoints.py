@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
+from rich.segment import Segment
+from rich.style import Style
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import SelectionList, Static
+from textual.strip import Strip
+from textual.widgets import OptionList, SelectionList, Static
+from textual.widgets.option_list import OptionDoesNotExist
 from textual.widgets.selection_list import Selection
 
 from core.breakpoints import DESCRIPTIONS, Breakpoint
@@ -24,6 +29,40 @@ class BreakpointChoice:
     folio: int | None  # None: not watching a folio
 
 
+class CheckList(SelectionList[str]):
+    """A SelectionList whose boxes read ``[x]`` (on) or ``[ ]`` (off): SelectionList's own box
+    is the same glyph either way, told apart by colour alone, so it reads nothing under
+    NO_COLOR or on a monochrome terminal."""
+
+    ON = "[x] "
+    OFF = "[ ] "  # as wide as SelectionList's button, so the prompts keep their width
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"checklist--on"}
+
+    DEFAULT_CSS = """
+    CheckList > .checklist--on { color: $success; text-style: bold; }
+    """
+
+    def render_line(self, y: int) -> Strip:
+        # The prompt as OptionList draws it (with room for the box), then our box in front.
+        line = OptionList.render_line(self, y)
+        index = self.scroll_offset.y + y
+        try:
+            selection = self.get_option_at_index(index)
+        except OptionDoesNotExist:
+            return line
+        on = selection.value in self.selected
+        row = next(iter(line)).style or self.rich_style
+        style = row
+        if on and self.highlighted != index:
+            # The cursor row keeps the cursor's colours; elsewhere "on" is coloured as well.
+            style = row + self.get_component_rich_style("checklist--on", partial=True)
+        elif on:
+            style = row + Style(bold=True)
+        style += Style(meta={"option": index})  # a click on the box toggles it, as before
+        return Strip([Segment(self.ON if on else self.OFF, style), *line])
+
+
 class BreakpointScreen(ModalScreen[BreakpointChoice]):
     """A checklist of breakpoints (space or enter toggles one); escape or k applies it."""
 
@@ -34,7 +73,7 @@ class BreakpointScreen(ModalScreen[BreakpointChoice]):
     DEFAULT_CSS = """
     BreakpointScreen { align: center middle; }
     BreakpointScreen > Vertical {
-        width: 76; max-width: 100%; height: auto; max-height: 90%;
+        width: 80; max-width: 100%; height: auto; max-height: 90%;
         border: round $primary; background: $surface; padding: 0 1;
     }
     BreakpointScreen SelectionList { height: auto; max-height: 12; border: none; }
@@ -58,7 +97,7 @@ class BreakpointScreen(ModalScreen[BreakpointChoice]):
             options.append(Selection(
                 f"{'folio':<8} any event of folio {self.selected_folio} (the selected one)",
                 FOLIO, watching and self.current.folio == self.selected_folio))
-            yield SelectionList[str](*options, id="breakpoint-list")
+            yield CheckList(*options, id="breakpoint-list")
             yield Static("A playing run (or p / B) stops right after such an event; "
                          "n steps on, u steps back.")
 

@@ -10,7 +10,7 @@ from tui.widgets.lines import FrameLine
 
 # Where the migrating task's time goes (Counters.time_ns, indexed by core.stats.Spend).
 SPEND = (
-    ("isolate", "$foreground 25%"), ("prepare", "$foreground 50%"), ("unmap", "$phase-unmap"),
+    ("isolate", "$foreground 25%"), ("prepare", "$foreground 70%"), ("unmap", "$phase-unmap"),
     ("flush", "$ipi"), ("copy", "$state-copying"), ("move", "$phase-move"),
     ("wait", "$state-retrying"),
 )

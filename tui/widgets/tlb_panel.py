@@ -199,7 +199,7 @@ class TlbPanel(LinesView):
                 (text, style),
             )
             if flashing:
-                row = row.stylize("on $ipi 35%")
+                row = row.stylize("$foreground on $ipi 35%")
             lines.append(row)
         if idle:
             lines.append(idle_line(idle))
@@ -230,7 +230,7 @@ class TlbPanel(LinesView):
                 ("✓ " if view.cpu_in_mask[cpu] else "  ", "$text-muted"), *bar, " ",
                 (text, style))
             if cpu in frame.flash:
-                row = row.stylize("on $ipi 35%")
+                row = row.stylize("$foreground on $ipi 35%")
             lines.append(row)
         if idle:
             lines.append(idle_line(idle))
