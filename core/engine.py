@@ -135,11 +135,14 @@ class Engine:
     """One simulated run: a scenario, a mode, a clock."""
 
     def __init__(self, scenario: Scenario, mode: Mode | None = None, *, checkpoints: bool = True,
-                 history: int = 256) -> None:
+                 history: int = 256, max_checkpoints: int = MAX_CHECKPOINTS) -> None:
+        """``checkpoints``: keep checkpoints to step back to (at most ``max_checkpoints``: the
+        recent ones dense, older ones ever sparser; 2 are enough for stepping back a little)."""
         self.scenario = scenario
         self.machine = Machine(scenario)
         self.initial_mode = Mode(mode or scenario.migration.mode)
         self._use_checkpoints = checkpoints
+        self._max_checkpoints = max(max_checkpoints, 2)
         self._history = history
         self._toggles: list[tuple[int, Mode]] = []
         self._checkpoints: list[_Checkpoint] = []
@@ -337,10 +340,12 @@ class Engine:
             timeline_mark=self.timeline.mark(), workload=self.workload.copy(),
             last_event=self.last_event, recent=tuple(self.recent),
         ))
-        if len(self._checkpoints) > MAX_CHECKPOINTS:
+        if len(self._checkpoints) > self._max_checkpoints:
             # Keep recent ones dense and old ones sparse: drop every other of the older half.
             half = len(self._checkpoints) // 2
             self._checkpoints = self._checkpoints[:half:2] + self._checkpoints[half:]
+            if len(self._checkpoints) > self._max_checkpoints:
+                self._checkpoints = self._checkpoints[-self._max_checkpoints:]
 
     def back(self, count: int = 1) -> None:
         """Step back ``count`` events, exactly (restore a checkpoint and replay)."""

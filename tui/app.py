@@ -31,7 +31,7 @@ from core.scenario import Mode, Scenario
 from core.tlb import Machine
 from themes import DEFAULT_THEME, fallback_palette, load_builtin_themes, offered
 from tui.keys import COMMANDS, KEYS, SPLIT_DISABLED, Key, binding_id
-from tui.lane import Lane
+from tui.lane import Lane, spark_base_ns
 from tui.pace import Pace
 from tui.screens.breakpoints import BreakpointChoice, BreakpointScreen
 from tui.screens.help import HelpScreen
@@ -102,7 +102,7 @@ class MigvizApp(App[int]):
         self._speed_index = nearest_speed(speed if speed > 0 else 1.0)
         self._theme_name = theme
         machine = Machine(scenario)
-        self.round_ns = max(machine.full_round.total_ns, 200)
+        self.round_ns = spark_base_ns(machine)
         self.rate_ns = self.round_ns / ROUND_ON_SCREEN_S
         self.lane = Lane(scenario, self.start_mode)
         self.race: tuple[Lane, Lane] | None = None
@@ -497,7 +497,8 @@ class MigvizApp(App[int]):
     async def action_split(self) -> None:
         if not self.split:
             if self.race is None:
-                self.race = (Lane(self.scenario, Mode.SERIAL), Lane(self.scenario, Mode.BATCHED))
+                self.race = (Lane(self.scenario, Mode.SERIAL, split=True),
+                         Lane(self.scenario, Mode.BATCHED, split=True))
                 self._race_target = 0.0
             if not self.query(SplitView):
                 await self.mount(SplitView(id="split"), before=self.query_one("#too-small"))
@@ -524,7 +525,8 @@ class MigvizApp(App[int]):
 
     def action_reset(self) -> None:
         if self.split:
-            self.race = (Lane(self.scenario, Mode.SERIAL), Lane(self.scenario, Mode.BATCHED))
+            self.race = (Lane(self.scenario, Mode.SERIAL, split=True),
+                         Lane(self.scenario, Mode.BATCHED, split=True))
             self._race_target = 0.0
         else:
             engine = self.lane.engine

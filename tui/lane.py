@@ -12,6 +12,7 @@ from collections.abc import Callable
 from core.engine import Engine, EngineView
 from core.events import Event, EventKind
 from core.scenario import Mode, Scenario
+from core.tlb import Machine
 from tui.screens.inspect import FolioReport
 from tui.widgets.frame import EventHistory, Frame
 
@@ -19,13 +20,21 @@ FLASH_FRAMES = 6  # while playing, a CPU that took an IPI stays lit at least thi
 SPARK_BUCKETS = 256
 
 
+def spark_base_ns(machine: Machine) -> int:
+    """The sparkline's narrowest bucket: one full shootdown round (it doubles as a run grows)."""
+    return max(machine.full_round.total_ns, 200)
+
+
 class Lane:
     """One engine and the history derived from its events."""
 
     def __init__(self, scenario: Scenario, mode: Mode | None, *, split: bool = False) -> None:
+        """``split``: a side of the race, which is never stepped back or inspected: it keeps
+        two checkpoints (enough to hold back an event that lies ahead) and no event rows."""
         self.scenario = scenario
-        self.engine = Engine(scenario, mode)
-        self.history = EventHistory()
+        self.engine = Engine(scenario, mode, max_checkpoints=2) if split else Engine(scenario,
+                                                                                      mode)
+        self.history = EventHistory(rows=not split, base_ns=spark_base_ns(self.engine.machine))
         self.flash_until: dict[int, int] = {}
         self.next_at: int | None = None  # a long event lies ahead at this time (not shown yet)
         self.lagging = False

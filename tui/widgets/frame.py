@@ -57,10 +57,52 @@ class HistoryRow:
     round_kind: RoundKind = RoundKind.NONE
 
 
-class EventHistory:
-    """The events applied so far, as growable numpy columns, truncatable by sequence number."""
+class IpiHistogram:
+    """IPI deliveries counted per bucket of simulated time, in bounded memory: the buckets start
+    ``base_ns`` wide and double (merging pairs) whenever the run outgrows ``limit`` of them."""
 
-    def __init__(self) -> None:
+    def __init__(self, base_ns: int, limit: int = 4096) -> None:
+        self.width = max(int(base_ns), 1)
+        self.limit = limit
+        self.counts = np.zeros(limit, dtype=np.int64)
+        self.total = 0
+
+    def add(self, times: npt.NDArray[np.int64]) -> None:
+        """Count deliveries at these times."""
+        if not times.size:
+            return
+        while int(times.max()) // self.width >= self.limit:
+            merged = self.counts.reshape(-1, 2).sum(axis=1)
+            self.counts[: merged.size] = merged
+            self.counts[merged.size :] = 0
+            self.width *= 2
+        np.add.at(self.counts, times // self.width, 1)
+        self.total += int(times.size)
+
+    def buckets(self, now_ns: int, bucket_ns: int, count: int) -> tuple[int, ...]:
+        """Deliveries per ``bucket_ns`` (a multiple of the current width) for the last ``count``
+        buckets up to now."""
+        factor = max(bucket_ns // self.width, 1)
+        last = now_ns // (self.width * factor)
+        first = last - count + 1
+        out = []
+        for bucket in range(first, last + 1):
+            lo, hi = bucket * factor, (bucket + 1) * factor
+            out.append(int(self.counts[max(lo, 0): max(min(hi, self.limit), 0)].sum())
+                       if hi > 0 else 0)
+        return tuple(out)
+
+
+class EventHistory:
+    """The events applied so far, as growable numpy columns, truncatable by sequence number.
+
+    ``rows=False`` (split view, where nothing is inspected or stepped back) keeps only a
+    bounded histogram of IPI deliveries for the sparkline, so a long race holds no history.
+    """
+
+    def __init__(self, rows: bool = True, base_ns: int = 1000) -> None:
+        self.rows = rows
+        self.base_ns = base_ns
         self.clear()
 
     def clear(self) -> None:
@@ -72,6 +114,7 @@ class EventHistory:
         self._ipi_n = 0
         self._ipi_seq = np.zeros(1024, dtype=np.int64)
         self._ipi_time = np.zeros(1024, dtype=np.int64)
+        self._histogram = None if self.rows else IpiHistogram(self.base_ns)
 
     def __len__(self) -> int:
         return self._n
@@ -81,6 +124,10 @@ class EventHistory:
 
     def extend(self, events: Iterable[Event]) -> None:
         """Remember newly applied events (in order)."""
+        if self._histogram is not None:
+            self._histogram.add(np.fromiter(
+                (e.time_ns for e in events if e.kind is EventKind.IPI_RECV), dtype=np.int64))
+            return
         main = []
         ipis = []
         for event in events:
@@ -128,6 +175,8 @@ class EventHistory:
 
     def truncate(self, events: int) -> None:
         """Keep only events with ``seq < events`` (after the engine stepped back)."""
+        if self._histogram is not None:
+            raise ValueError("a history without rows cannot step back")
         self._n = int(np.searchsorted(self._col("seq"), events, side="left"))
         self._ipi_n = int(np.searchsorted(self._ipi_seq[: self._ipi_n], events, side="left"))
 
@@ -137,6 +186,8 @@ class EventHistory:
         """IPI deliveries per ``bucket_ns`` of simulated time, the last ``count`` buckets to now."""
         if count <= 0 or bucket_ns <= 0:
             return ()
+        if self._histogram is not None:
+            return self._histogram.buckets(now_ns, bucket_ns, count)
         last = now_ns // bucket_ns
         first = last - count + 1
         times = self._ipi_time[: self._ipi_n]
@@ -146,7 +197,7 @@ class EventHistory:
         return tuple(int(v) for v in np.bincount(recent, minlength=count)[:count])
 
     def ipi_total(self) -> int:
-        return self._ipi_n
+        return self._histogram.total if self._histogram is not None else self._ipi_n
 
     def folio_rows(self, folio: int, limit: int = 200) -> list[HistoryRow]:
         """The remembered events of one folio, oldest first (at most the last ``limit``)."""
