@@ -349,3 +349,12 @@ def test_costs_footer_cites_the_shipped_document(capsys: pytest.CaptureFixture[s
     assert code == 0
     assert "docs/kernel.md" in out and "§N" in out
     assert "shared/" not in out
+
+
+@pytest.mark.parametrize("option", ["--keymap", "--theme"])
+def test_a_device_is_not_a_keymap_or_theme_file(option: str, app_args: dict[str, object],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    for device in ("/dev/null", "/dev/zero"):
+        code, out, err = call(capsys, "tui", "tiny", option, device)
+        assert code == 2 and out == "" and "paused" not in app_args
+        assert_one_line(err, f"{device}: not a regular file")

@@ -14,6 +14,7 @@ import difflib
 import json
 import math
 import shutil
+import stat
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -210,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             drop(sys.stdout)
         code = EXIT_FAILURE
     except MemoryError:
-        say("migviz: error: out of memory: this scenario needs more memory than this machine has")
+        say("migviz: error: out of memory: this run needs more memory than this machine has")
         code = EXIT_FAILURE
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
@@ -312,6 +313,7 @@ def _check_theme(name: str) -> tuple[str, Theme | None]:
     from themes import ThemeError, load_builtin_themes, load_theme_file
 
     if name.endswith(".toml") or "/" in name:
+        _not_a_device(Path(name))
         try:
             theme = load_theme_file(Path(name))
         except ThemeError as err:
@@ -331,10 +333,21 @@ def _keymap(given: str | None) -> dict[str, str]:
     path = Path(given) if given else default_keymap_path()
     if given is None and not path.exists():
         return {}
+    _not_a_device(path)
     try:
         return load_keymap(path)
     except KeymapError as err:
         raise UsageError(str(err)) from None
+
+
+def _not_a_device(path: Path) -> None:
+    """Refuse a device before a loader reads it: /dev/zero would never end."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # missing or unreadable: the loader names the problem
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
+        raise UsageError(f"{path}: not a regular file (a device?)")
 
 
 def _open_app(scenario: Scenario, mode: Mode | None, *, paused: bool, speed: float,
