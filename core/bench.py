@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import time
 import tomllib
+from collections.abc import Callable
 from typing import Any
 
 from core.engine import Engine
-from core.scenario import Mode, Scenario, ScenarioError, apply_overrides, scenario_from_dict
+from core.events import Event
+from core.scenario import Mode, Scenario, ScenarioError, apply_overrides, user_scenario
+
+# Called with each new engine before it runs; returns what to call with each of its events, or
+# None (the command line's progress display watches runs this way).
+Watch = Callable[[Engine], Callable[[Event], None] | None]
 
 SEED: dict[str, float] = {
     "ipi_reduction_pct": 99.1,
@@ -32,10 +38,10 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 
 
-def run_once(scenario: Scenario, mode: Mode | None) -> dict[str, Any]:
+def run_once(scenario: Scenario, mode: Mode | None, watch: Watch | None = None) -> dict[str, Any]:
     """One headless run; its `migviz run --json` figures."""
     engine = Engine(scenario, mode, checkpoints=False, history=1)
-    engine.run_to_end()
+    engine.run_to_end(watch(engine) if watch else None)
     return engine.summary()
 
 
@@ -43,11 +49,11 @@ def _pct_change(before: float, after: float) -> float:
     return (after - before) / before * 100.0 if before else 0.0
 
 
-def run_bench(scenario: Scenario) -> dict[str, Any]:
+def run_bench(scenario: Scenario, watch: Watch | None = None) -> dict[str, Any]:
     """Both modes on the same scenario and seed, the headline figures and the seed's."""
     start = time.perf_counter()
-    serial = run_once(scenario, Mode.SERIAL)
-    batched = run_once(scenario, Mode.BATCHED)
+    serial = run_once(scenario, Mode.SERIAL, watch)
+    batched = run_once(scenario, Mode.BATCHED, watch)
     wall = time.perf_counter() - start
     figures = {
         "ipi_reduction_pct": -_pct_change(serial["nr_tlb_remote_flush_received"],
@@ -92,18 +98,17 @@ def parse_sweep(spec: str) -> tuple[str, list[Any]]:
 
 
 def sweep(scenario: Scenario, spec: str, mode: Mode = Mode.BATCHED,
-          label: str = "scenario") -> list[dict[str, Any]]:
+          label: str = "scenario", watch: Watch | None = None) -> list[dict[str, Any]]:
     """Run one mode once per value of one field; each row is `value` plus the run's figures."""
     field, values = parse_sweep(spec)
     base = scenario.model_dump(mode="json")
     variants: list[Scenario] = []
     for value in values:
         data = apply_overrides(base, [f"{field}={_toml(value)}"])
-        variants.append(scenario_from_dict(data, f"{label} with --sweep {field}={value}",
-                                           {field}))
+        variants.append(user_scenario(data, f"{label} with --sweep {field}={value}"))
     rows = []
     for value, variant in zip(values, variants, strict=True):
-        rows.append({"field": field, "value": value, **run_once(variant, mode)})
+        rows.append({"field": field, "value": value, **run_once(variant, mode, watch)})
     return rows
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import stat
 import tomllib
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
@@ -22,6 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from core.costs import Costs
 
 BUILTIN_DIR = "scenarios"
+
+# Simulated time is kept in 64-bit nanoseconds: bounds that keep every sum of times far from
+# overflowing, yet far above anything migrate_pages() does (its dearest default cost is 20 us).
+MAX_COST_NS = 10**9  # one second for one action
+MAX_INTERVAL_NS = 10**15  # 11.6 days between two accesses: "never again" in any run
+MAX_PAGES = 1 << 24  # 64 GiB of base pages in all; the engine keeps a few arrays per page
 
 
 class ScenarioError(Exception):
@@ -80,7 +87,8 @@ class Workload(_Section):
         (), description="the CPUs the threads run on, one per thread (default 0..threads-1)"
     )
     lazy_cpus: tuple[int, ...] = Field((), description="workload CPUs in lazy-TLB mode")
-    access_interval_ns: int = Field(200, ge=1, description="time between two accesses of a thread")
+    access_interval_ns: int = Field(200, ge=1, le=MAX_INTERVAL_NS,
+                                    description="time between two accesses of a thread")
     write_ratio: float = Field(0.5, ge=0.0, le=1.0, description="fraction of accesses that write")
 
     @property
@@ -132,7 +140,7 @@ class Scenario(_Section):
 
     name: str = Field(min_length=1)
     description: str = ""
-    seed: int = 1
+    seed: int = Field(1, ge=0, lt=1 << 64, description="seeds every random choice (64 bits)")
     topology: Topology = Topology()
     memory: Memory = Memory(folios=(FolioGroup(order=0, count=96),))
     workload: Workload = Workload()
@@ -178,6 +186,15 @@ class Scenario(_Section):
                 f"topology.nodes: {self.topology.nodes} nodes need at least as many CPUs "
                 f"(topology.cpus = {cpus})"
             )
+        if self.memory.total_pages > MAX_PAGES:
+            raise ValueError(
+                f"memory.folios: {self.memory.total_pages:,} pages in all; migviz simulates at "
+                f"most {MAX_PAGES:,} (64 GiB of 4 KiB pages)"
+            )
+        for name, value in self.costs:
+            if value > MAX_COST_NS:
+                raise ValueError(f"costs.{name}: {value:,} ns is more than a second; every cost "
+                                 f"is at most {MAX_COST_NS:,} ns")
         return self
 
 
@@ -217,14 +234,7 @@ def scenario_source(spec: str) -> tuple[str, str]:
     looks_like_path = spec.endswith(".toml") or "/" in spec or "\\" in spec
     path = Path(spec)
     if looks_like_path or path.exists():
-        if not path.exists():
-            raise ScenarioError(f"{spec}: no such file")
-        if path.is_dir():
-            raise ScenarioError(f"{spec}: is a directory, not a scenario file")
-        try:
-            return spec, path.read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            raise ScenarioError(f"{spec}: cannot read: {err}") from None
+        return spec, _read_text(path, spec)
     close = difflib.get_close_matches(spec, builtin_names(), n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise ScenarioError(
@@ -233,17 +243,43 @@ def scenario_source(spec: str) -> tuple[str, str]:
     )
 
 
+def _read_text(path: Path, spec: str) -> str:
+    """A scenario file's text. Pipes are welcome (`migviz run <(sed ... default.toml)`) and read
+    once; devices are not (/dev/zero would never end)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ScenarioError(f"{spec}: no such file") from None
+    except OSError as err:
+        raise ScenarioError(f"{spec}: cannot read: {err.strerror or err}") from None
+    if stat.S_ISDIR(mode):
+        raise ScenarioError(f"{spec}: is a directory, not a scenario file")
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        raise ScenarioError(f"{spec}: not a regular file (a device?), not a scenario file")
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read()
+    except OSError as err:
+        raise ScenarioError(f"{spec}: cannot read: {err.strerror or err}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ScenarioError(f"{spec}: not UTF-8 text (byte {raw[err.start]:#04x} at offset "
+                            f"{err.start}); a scenario is a TOML text file") from None
+
+
 def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
     """Parse one ``--set section.key=value``; the value is TOML, or a bare string."""
     key, sep, raw = text.partition("=")
     key = key.strip()
-    if not sep or not key:
+    path = tuple(part.strip() for part in key.split("."))
+    if not sep or not all(path):
         raise ScenarioError(f"--set {text}: expected section.key=value, e.g. migration.mode=serial")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
-    return tuple(part.strip() for part in key.split(".")), value
+    return path, value
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -264,13 +300,51 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
 def load_scenario(spec: str, overrides: Sequence[str] = ()) -> Scenario:
     """Load a scenario by built-in name or path, apply ``--set`` overrides, and validate it."""
     label, text = scenario_source(spec)
+    return parse_scenario(text, label, overrides)
+
+
+def parse_scenario(text: str, label: str, overrides: Sequence[str] = ()) -> Scenario:
+    """Parse a scenario's TOML text, apply ``--set`` overrides, and validate it as user input."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ScenarioError(f"{label}: TOML syntax error: {err}") from None
     data = apply_overrides(data, overrides)
     overridden = {".".join(parse_override(text)[0]) for text in overrides}
-    return scenario_from_dict(data, label, overridden)
+    return user_scenario(data, label, overridden)
+
+
+def user_scenario(data: dict[str, Any], label: str = "scenario",
+                  overridden: set[str] | None = None) -> Scenario:
+    """Validate a scenario someone wrote (a file, --set, --sweep): the model's rules and the
+    ones of :func:`check_own_cpu`."""
+    scenario = scenario_from_dict(data, label, overridden)
+    check_own_cpu(scenario, label, overridden or set())
+    return scenario
+
+
+def check_own_cpu(scenario: Scenario, label: str = "scenario",
+                  overridden: set[str] | None = None) -> None:
+    """Refuse a migrating task on a CPU that runs a workload thread. migviz models it, like
+    `migratepages`, as a task of its own on a CPU of its own: that CPU is never in the
+    workload's mm_cpumask, so a thread there would be neither interrupted nor flushed. (The
+    engine's tests still build such scenarios with scenario_from_dict, to check that rule.)"""
+    cpu = scenario.migration.initiator_cpu
+    threads = scenario.workload.thread_cpus
+    if cpu not in threads:
+        return
+    text = (f"migration.initiator_cpu: CPU {cpu} runs a workload thread (threads run on CPUs "
+            f"{_cpu_list(threads)}); migviz runs the migrating task on a CPU of its own, like "
+            "migratepages, never in the workload's mm_cpumask: pick a CPU with no thread")
+    fields = ("migration.initiator_cpu", "workload.threads", "workload.cpus")
+    if any(_from_set(field, overridden or set()) for field in fields):
+        text += " [from --set]"
+    raise ScenarioError(f"{label}: {text}")
+
+
+def _from_set(field: str, overridden: set[str]) -> bool:
+    """Did a --set give this field, or the table it is in?"""
+    return any(field == key or field.startswith(key + ".") for key in overridden)
 
 
 def scenario_from_dict(data: dict[str, Any], label: str = "scenario",
@@ -308,7 +382,10 @@ def _describe(err: ValidationError, overridden: set[str]) -> str:
         if "input" in item and item["type"] not in ("extra_forbidden", "missing") and loc:
             message += f" (got {item['input']!r})"
         text = f"{loc}: {message}" if loc else message
-        if text.split(":")[0] in overridden:
+        field = text.split(":")[0]
+        unknown = item["type"] == "extra_forbidden"
+        if _from_set(field, overridden) or (unknown and any(
+                key.startswith(field + ".") for key in overridden)):
             text += " [from --set]"
         lines.append(text)
     return "; ".join(lines)

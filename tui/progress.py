@@ -1,0 +1,131 @@
+"""The progress line of long headless runs (`run`, `compare`, `trace`, `bench`).
+
+One line on standard error, redrawn in place with a carriage return, e.g.::
+
+    migviz: pmbench-2s batched 2/2  ███████░░░  move 1/2 · 401.2 ms simulated · 12 s
+
+It appears only when standard error is a terminal and a run has gone on for DELAY_S seconds,
+and it is blanked when the runs end (or are interrupted), so pipes, files and quick runs never
+see it. The wall clock is read once every EVERY events, so watching costs a counter per event.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from time import monotonic as _system_monotonic
+from types import TracebackType
+from typing import TextIO
+
+from core.engine import Engine
+from core.events import Event
+from tui.report import duration
+
+DELAY_S = 2.0  # runs shorter than this show nothing
+EVERY = 4096  # events between two looks at the wall clock (a few ms to ~0.1 s of work)
+REDRAW_S = 0.2  # at most five redraws a second
+BAR_CELLS = 10
+
+# Looked up at each call, so that tests can put a fake clock here.
+monotonic: Callable[[], float] = _system_monotonic
+
+
+class Progress:
+    """Watches the runs of one command and draws their progress on ``stream``."""
+
+    def __init__(self, stream: TextIO, *, runs: int = 1, enabled: bool = True) -> None:
+        self._stream = stream
+        self._on = enabled and _is_terminal(stream)
+        self._runs = max(runs, 1)
+        self._run = -1
+        self._start = monotonic() if self._on else 0.0
+        self._last_draw = float("-inf")
+        self._columns = _columns(stream) if self._on else 80
+        self._shown = 0  # characters of the line now on the terminal
+        self._done = 0.0  # fraction of all runs shown by the bar: it never goes back
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
+
+    def watch(self, engine: Engine) -> Callable[[Event], None] | None:
+        """What to call with each event of the next run, on ``engine`` (None when nothing is
+        ever shown: a run without a callback costs nothing)."""
+        if not self._on:
+            return None
+        self._run += 1
+        run, every = self._run, EVERY
+        scenario = engine.scenario
+        label = f"{scenario.name} {engine.mode.value}"
+        if self._runs > 1:
+            label += f" {run + 1}/{self._runs}"
+        moves, folios = scenario.migration.moves, scenario.memory.total_folios
+        count = 0
+
+        def on_event(event: Event) -> None:
+            nonlocal count
+            count += 1
+            if count % every == 0:
+                self._tick(label, run, moves, folios, engine.clock, event)
+
+        return on_event
+
+    def follow(self, engine: Engine, events: Iterable[Event]) -> Iterator[Event]:
+        """The events of a run on ``engine``, watched on their way to the caller."""
+        on_event = self.watch(engine)
+        if on_event is None:
+            yield from events
+            return
+        for event in events:
+            on_event(event)
+            yield event
+
+    def close(self) -> None:
+        """Blank the line, leaving the cursor where the line began."""
+        if self._shown:
+            self._write("\r" + " " * self._shown + "\r")
+            self._shown = 0
+
+    def _tick(self, label: str, run: int, moves: int, folios: int, clock_ns: int,
+              event: Event) -> None:
+        now = monotonic()
+        elapsed = now - self._start
+        if not self._on or elapsed < DELAY_S or now - self._last_draw < REDRAW_S:
+            return
+        self._last_draw = now
+        move = min(max(event.move, 0), moves - 1)
+        # Folios are handled in list order within a move: the folio in hand says how far the
+        # move has got (retries go back, hence the max; pieces of a split THP are past the end).
+        within = event.folio / folios if 0 <= event.folio < folios else 0.0
+        self._done = max(self._done, (run + (move + within) / moves) / self._runs)
+        cells = min(int(self._done * BAR_CELLS), BAR_CELLS)
+        bar = "█" * cells + "░" * (BAR_CELLS - cells)
+        line = (f"migviz: {label}  {bar}  move {move + 1}/{moves} · {duration(clock_ns)} "
+                f"simulated · {elapsed:.0f} s")[: self._columns - 1]
+        self._write("\r" + line + " " * max(self._shown - len(line), 0))
+        self._shown = len(line)
+
+    def _write(self, text: str) -> None:
+        try:
+            self._stream.write(text)
+            self._stream.flush()
+        except (OSError, ValueError):  # standard error went away: carry on without it
+            self._on = False
+            self._shown = 0
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (OSError, ValueError):  # closed
+        return False
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (OSError, ValueError):  # not a real terminal (io.UnsupportedOperation is both)
+        return 80

@@ -1,0 +1,200 @@
+"""The human-readable reports of headless runs: `migviz run`, `compare`, `bench`, and the
+cost table of `scenarios costs`."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from typing import Any
+
+from core.costs import cost_sources
+from core.scenario import Mode, Scenario
+
+
+def duration(ns: float) -> str:
+    """A time in ns, in the unit that reads best."""
+    if ns >= 1e9:
+        return f"{ns / 1e9:.3f} s"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.1f} µs"
+    return f"{ns:.0f} ns"
+
+
+def _rate(value: float) -> str:
+    if value >= 1e6:
+        return f"{value / 1e6:.2f} M"
+    if value >= 1e3:
+        return f"{value / 1e3:.1f} k"
+    return f"{value:.0f}"
+
+
+def _describe(scenario: Scenario) -> str:
+    memory = scenario.memory
+    migration = scenario.migration
+    moves = "one move" if migration.moves == 1 else f"{migration.moves} moves"
+    return (f"{moves} of {memory.total_folios:,} folios ({memory.total_pages:,} pages) between "
+            f"node 0 and node 1; {scenario.workload.threads} workload threads; "
+            f"initiator CPU {migration.initiator_cpu}")
+
+
+def format_run(result: dict[str, Any], scenario: Scenario) -> str:
+    """The human summary of one run."""
+    kernel = "Linux 6.2" if result["mode"] == Mode.SERIAL else "Linux 6.3"
+    rows = [
+        ("simulated time", duration(result["sim_time_ns"]), ""),
+        ("pages migrated", f"{result['pgmigrate_success']:,}",
+         f"pgmigrate_success; {result['pgmigrate_fail']:,} failed (pgmigrate_fail)"),
+        ("pages per second", _rate(result["pages_per_sec"]), "simulated"),
+        ("shootdown rounds", f"{result['nr_tlb_remote_flush']:,}", "nr_tlb_remote_flush"),
+        ("IPIs delivered", f"{result['nr_tlb_remote_flush_received']:,}",
+         "nr_tlb_remote_flush_received = sum of the /proc/interrupts TLB row"),
+        ("IPIs per page", f"{result['ipis_per_page']:.3f}", ""),
+        ("batches / passes", f"{result['batches']:,} / {result['passes']:,}", ""),
+        ("retries", f"{result['retries']:,}",
+         f"-EAGAIN: {result['eagain_unmap']} at unmap, {result['eagain_move']} at move; "
+         f"-EBUSY {result['ebusy']}, -ENOMEM {result['enomem']}"),
+        ("sync fallback", f"{result['sync_fallback_folios']:,} folios",
+         f"{result['fallback_flush_rounds']:,} rounds flushed one PTE at a time"),
+        ("THPs", f"{result['thp_migration_success']:,} migrated",
+         f"{result['thp_migration_fail']} failed, {result['thp_migration_split']} split"),
+        ("workload stalls", f"{result['stalls']:,}",
+         f"p50 {duration(result['stall_p50_ns'])}, p99 {duration(result['stall_p99_ns'])}, "
+         f"max {duration(result['stall_max_ns'])}"),
+        ("workload accesses", f"{result['accesses']:,}",
+         f"{result['tlb_misses']:,} TLB refills, {result['stale_hits']:,} through stale entries"),
+        ("events", f"{result['events']:,}", ""),
+    ]
+    if result["ordering_violations"] or result["lost_writes"]:
+        rows.insert(0, ("ORDERING RULE BROKEN", f"{result['ordering_violations']:,} copies",
+                        f"started while a TLB flush was pending; {result['lost_writes']:,} "
+                        "writes through stale entries lost (at least)"))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"migviz run {result['scenario']} · {result['mode']} ({kernel})", _describe(scenario),
+             ""]
+    lines += [f"  {name:<{width}}  {value:>12}  {note}".rstrip() for name, value, note in rows]
+    return "\n".join(lines)
+
+
+def _change(before: float, after: float) -> str:
+    if before == 0:
+        return "—" if after == 0 else "new"
+    return f"{(after - before) / before * 100:+.1f}%"
+
+
+def format_compare(results: dict[str, dict[str, Any]], scenario: Scenario) -> str:
+    """Serial and batched side by side, with the change in percent."""
+    serial, batched = results["serial"], results["batched"]
+    rows: list[tuple[str, str, Callable[[float], str]]] = [
+        ("IPIs delivered (TLB row)", "nr_tlb_remote_flush_received", lambda v: f"{v:,.0f}"),
+        ("shootdown rounds", "nr_tlb_remote_flush", lambda v: f"{v:,.0f}"),
+        ("pages per second", "pages_per_sec", _rate),
+        ("simulated time", "sim_time_ns", duration),
+        ("pages migrated", "pgmigrate_success", lambda v: f"{v:,.0f}"),
+        ("pages failed", "pgmigrate_fail", lambda v: f"{v:,.0f}"),
+        ("IPIs per page", "ipis_per_page", lambda v: f"{v:.3f}"),
+        ("retries", "retries", lambda v: f"{v:,.0f}"),
+        ("workload stall p50", "stall_p50_ns", duration),
+        ("workload stall p99", "stall_p99_ns", duration),
+        ("workload stalls", "stalls", lambda v: f"{v:,.0f}"),
+    ]
+    lines = [f"migviz compare {scenario.name}: serial (Linux 6.2) vs batched (Linux 6.3)",
+             _describe(scenario), "",
+             f"  {'metric':<26}{'serial':>14}{'batched':>14}{'change':>10}"]
+    for label, key, fmt in rows:
+        lines.append(f"  {label:<26}{fmt(serial[key]):>14}{fmt(batched[key]):>14}"
+                     f"{_change(serial[key], batched[key]):>10}")
+    speedup = batched["pages_per_sec"] / serial["pages_per_sec"] if serial["pages_per_sec"] else 0
+    fewer = -float(_change(serial["nr_tlb_remote_flush_received"],
+                           batched["nr_tlb_remote_flush_received"]).rstrip("%")) \
+        if serial["nr_tlb_remote_flush_received"] else 0.0
+    lines += ["", f"  batched migrates {speedup:.2f}× as many pages per second with "
+                  f"{fewer:.1f}% fewer TLB-shootdown IPIs"]
+    return "\n".join(lines)
+
+
+
+def format_bench(result: dict[str, Any], scenario: Scenario) -> str:
+    """Model against the seed, metric by metric."""
+    serial, batched = result["serial"], result["batched"]
+    seed, ranges, within = result["seed"], result["ranges"], result["within_range"]
+
+    signs = {"ipi_reduction_pct": "-", "throughput_gain_pct": "+"}
+
+    def judged(key: str) -> tuple[str, str, str]:
+        sign = signs.get(key, "")
+        low, high = ranges.get(key, (None, None))
+        bounds = f"{sign}{low:g}..{sign}{high:g}" if low is not None else ""
+        verdict = ("yes" if within[key] else "NO") if key in within else ""
+        return f"{sign}{seed[key]:g}%" if key in seed else "", bounds, verdict
+
+    header_row = (f"  {'metric':<40}{'serial':>12}{'batched':>12}{'change':>10}{'seed':>9}"
+                  f"{'range':>13}{'in range?':>11}")
+    rows = []
+
+    def row(label: str, s: str, b: str, change: str, key: str | None = None) -> None:
+        seed_text, bounds, verdict = judged(key) if key else ("", "", "")
+        rows.append(f"  {label:<40}{s:>12}{b:>12}{change:>10}{seed_text:>9}{bounds:>13}"
+                    f"{verdict:>11}".rstrip())
+
+    row("IPIs delivered (/proc/interrupts TLB)", f"{serial['nr_tlb_remote_flush_received']:,}",
+        f"{batched['nr_tlb_remote_flush_received']:,}", f"-{result['ipi_reduction_pct']:.2f}%",
+        "ipi_reduction_pct")
+    row("IPI rounds (nr_tlb_remote_flush)", f"{serial['nr_tlb_remote_flush']:,}",
+        f"{batched['nr_tlb_remote_flush']:,}", f"-{result['rounds_reduction_pct']:.2f}%")
+    row("pages migrated per second", _rate(serial["pages_per_sec"]),
+        _rate(batched["pages_per_sec"]), f"+{result['throughput_gain_pct']:.1f}%",
+        "throughput_gain_pct")
+    row("flush share of migrate_pages cycles", f"{serial['flush_share_pct']:.1f}%",
+        f"{batched['flush_share_pct']:.1f}%", "", "serial_flush_share_pct")
+    row("copy share of migrate_pages cycles", f"{serial['copy_share_pct']:.1f}%",
+        f"{batched['copy_share_pct']:.1f}%", "", "batched_copy_share_pct")
+    row("unmap+flush share of migrate_pages", f"{serial['unmap_flush_share_pct']:.1f}%",
+        f"{batched['unmap_flush_share_pct']:.1f}%", "", "batched_unmap_flush_share_pct")
+    for label, key in (("workload stall p50", "stall_p50_ns"), ("workload stall p99", "stall_p99_ns"),
+                       ("workload stall max", "stall_max_ns")):
+        row(label, duration(serial[key]), duration(batched[key]), "")
+    row("workload stalls", f"{serial['stalls']:,}", f"{batched['stalls']:,}", "")
+    row("sync fallback folios / their rounds", "",
+        f"{batched['sync_fallback_folios']:,} / {batched['fallback_flush_rounds']:,}", "")
+    lines = [f"migviz bench {scenario.name}: serial (Linux 6.2) vs batched (Linux 6.3) beside "
+             "the seed's figures", _describe(scenario), "", header_row, *rows, ""]
+    lines.append("  seed: Huang Ying's cover letter and profile (kernel reference §5). Shares are of "
+                 "migrate_pages() CPU time\n  (isolation and sleeping excluded); change = batched "
+                 "against serial. Calibration: docs/calibration.md")
+    verdict = ("all headline figures in range" if result["all_within_range"]
+               else "SOME FIGURES OUT OF RANGE")
+    lines.append(f"  {verdict}; wall time {result['wall_s']:.1f} s for "
+                 f"{duration(result['sim_time_ns'])} of simulated time (both modes)")
+    return "\n".join(lines)
+
+
+def format_sweep(rows: list[dict[str, Any]], scenario: Scenario, wall: float) -> str:
+    """One line per value of the swept field."""
+    field = rows[0]["field"] if rows else "?"
+    mode = rows[0]["mode"] if rows else "?"
+    lines = [f"migviz bench {scenario.name} --sweep {field} ({mode})", _describe(scenario), "",
+             f"  {'value':>8}{'IPIs':>12}{'rounds':>10}{'pages/s':>11}{'stall p50':>12}"
+             f"{'stall p99':>12}{'stall max':>12}{'stalls':>9}"]
+    for row in rows:
+        lines.append(f"  {row['value']!s:>8}{row['nr_tlb_remote_flush_received']:>12,}"
+                     f"{row['nr_tlb_remote_flush']:>10,}{_rate(row['pages_per_sec']):>11}"
+                     f"{duration(row['stall_p50_ns']):>12}{duration(row['stall_p99_ns']):>12}"
+                     f"{duration(row['stall_max_ns']):>12}{row['stalls']:>9,}")
+    lines += ["", f"  wall time {wall:.1f} s. Larger batches mean fewer IPIs but folios stay "
+              "unmapped longer: threads that touch them wait (stall p99)."]
+    return "\n".join(lines)
+
+
+def format_costs(width: int) -> str:
+    """Every cost parameter with its default and its source, wrapped to ``width`` columns."""
+    lines = []
+    for name, (default, source) in cost_sources().items():
+        wrapped = textwrap.wrap(source, width - 35)
+        lines.append(f"{name:<22}{default:>8} ns  {wrapped[0] if wrapped else ''}")
+        lines.extend(f"{'':<35}{line}" for line in wrapped[1:])
+    lines += ["", "docs §N = docs/kernel.md, section N; [I] = inferred. Derivations and "
+              "confidence: docs/calibration.md. Override any of them in a scenario's [costs] "
+              "table or with --set costs.NAME=VALUE."]
+    return "\n".join(lines)
