@@ -181,6 +181,20 @@ class Scenario(_Section):
                     f"workload.lazy_cpus: CPU {cpu} runs no workload thread "
                     f"(threads run on CPUs {_cpu_list(work.thread_cpus)})"
                 )
+        initiator = self.migration.initiator_cpu
+        if initiator in work.thread_cpus:
+            # The migrating task is modelled like `migratepages`: a task of its own on a CPU of
+            # its own, never in the workload's mm_cpumask (a thread there would be neither
+            # interrupted nor flushed). NUMA balancing, where a thread migrates what it faulted
+            # on, is another model.
+            raise ValueError(
+                f"migration.initiator_cpu: CPU {initiator} runs a workload thread "
+                f"(workload.threads and workload.cpus put threads on CPUs "
+                f"{_cpu_list(work.thread_cpus)}); "
+                "migviz runs the migrating task on a "
+                "CPU of its own, like migratepages, never in the workload's mm_cpumask: pick a "
+                "CPU with no thread"
+            )
         if self.topology.nodes > cpus:
             raise ValueError(
                 f"topology.nodes: {self.topology.nodes} nodes need at least as many CPUs "
@@ -316,30 +330,8 @@ def parse_scenario(text: str, label: str, overrides: Sequence[str] = ()) -> Scen
 
 def user_scenario(data: dict[str, Any], label: str = "scenario",
                   overridden: set[str] | None = None) -> Scenario:
-    """Validate a scenario someone wrote (a file, --set, --sweep): the model's rules and the
-    ones of :func:`check_own_cpu`."""
-    scenario = scenario_from_dict(data, label, overridden)
-    check_own_cpu(scenario, label, overridden or set())
-    return scenario
-
-
-def check_own_cpu(scenario: Scenario, label: str = "scenario",
-                  overridden: set[str] | None = None) -> None:
-    """Refuse a migrating task on a CPU that runs a workload thread. migviz models it, like
-    `migratepages`, as a task of its own on a CPU of its own: that CPU is never in the
-    workload's mm_cpumask, so a thread there would be neither interrupted nor flushed. (The
-    engine's tests still build such scenarios with scenario_from_dict, to check that rule.)"""
-    cpu = scenario.migration.initiator_cpu
-    threads = scenario.workload.thread_cpus
-    if cpu not in threads:
-        return
-    text = (f"migration.initiator_cpu: CPU {cpu} runs a workload thread (threads run on CPUs "
-            f"{_cpu_list(threads)}); migviz runs the migrating task on a CPU of its own, like "
-            "migratepages, never in the workload's mm_cpumask: pick a CPU with no thread")
-    fields = ("migration.initiator_cpu", "workload.threads", "workload.cpus")
-    if any(_from_set(field, overridden or set()) for field in fields):
-        text += " [from --set]"
-    raise ScenarioError(f"{label}: {text}")
+    """Validate a scenario someone wrote (a file, --set, --sweep)."""
+    return scenario_from_dict(data, label, overridden)
 
 
 def _from_set(field: str, overridden: set[str]) -> bool:
@@ -384,7 +376,9 @@ def _describe(err: ValidationError, overridden: set[str]) -> str:
         text = f"{loc}: {message}" if loc else message
         field = text.split(":")[0]
         unknown = item["type"] == "extra_forbidden"
-        if _from_set(field, overridden) or (unknown and any(
+        # A rule between fields names the others it involves: any of them may come from --set.
+        named = any(key in text for key in overridden if "." in key)
+        if _from_set(field, overridden) or named or (unknown and any(
                 key.startswith(field + ".") for key in overridden)):
             text += " [from --set]"
         lines.append(text)

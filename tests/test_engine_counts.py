@@ -25,7 +25,7 @@ from helpers import folio_groups
 
 from core.engine import Engine
 from core.events import Event, EventKind
-from core.scenario import Mode, Scenario, load_scenario, scenario_from_dict
+from core.scenario import Mode, Scenario, ScenarioError, load_scenario, scenario_from_dict
 
 PMD_ORDER = 9
 
@@ -122,8 +122,14 @@ def test_serial_base_pages_hand_worked() -> None:
 
 def test_batched_base_pages_hand_worked() -> None:
     # 10 base pages, batch limit 4: batches of 4, 4, 2 -> 3 rounds per move, 2 moves -> 6 rounds.
-    # Initiator CPU 2 is one of the thread CPUs 0..5, so the mask is {0,1,3,4,5}: 5 targets.
-    engine, _ = run(make_scenario([0] * 10, moves=2, batch_pages=4, initiator=2), "batched")
+    # Threads on CPUs 0,1,3,4,5 (CPU 2 idle), the initiator on CPU 2: 5 targets.
+    scenario = scenario_from_dict({
+        "name": "counts", "topology": {"nodes": 2, "cpus": 8},
+        "memory": {"folios": [{"order": 0, "count": 10}]},
+        "workload": {"threads": 5, "cpus": [0, 1, 3, 4, 5]},
+        "migration": {"initiator_cpu": 2, "moves": 2, "batch_pages": 4},
+    })
+    engine, _ = run(scenario, "batched")
     c = engine.counters
     assert c.batches == 6
     assert c.nr_tlb_remote_flush == 6
@@ -131,6 +137,13 @@ def test_batched_base_pages_hand_worked() -> None:
     assert c.nr_tlb_remote_flush_received == 6 * 5
     assert c.pgmigrate_success == 20
     assert c.tlb_shootdowns.tolist() == [6, 6, 0, 6, 6, 6, 0, 0]
+
+
+def test_the_migrating_task_never_shares_a_cpu_with_a_thread() -> None:
+    # The model runs it like migratepages, on a CPU of its own outside mm_cpumask: a scenario
+    # that puts it on a thread's CPU is refused, not silently treated as something else.
+    with pytest.raises(ScenarioError, match=r"migration.initiator_cpu: CPU 2 runs a workload "):
+        make_scenario([0] * 10, initiator=2)
 
 
 def test_thp_between_base_pages_hand_worked() -> None:
@@ -159,11 +172,11 @@ def test_thp_between_base_pages_hand_worked() -> None:
 TOPOLOGIES = [
     # cpus, threads, lazy, initiator
     pytest.param(8, 6, (), 7, id="6-threads-initiator-outside"),
-    pytest.param(8, 6, (), 3, id="initiator-runs-a-thread-cpu"),
-    pytest.param(8, 8, (1, 4), 0, id="two-lazy"),
-    pytest.param(4, 4, (0, 1, 2, 3), 2, id="all-lazy"),
+    pytest.param(8, 6, (), 6, id="initiator-beside-the-threads"),
+    pytest.param(9, 8, (1, 4), 8, id="two-lazy"),
+    pytest.param(5, 4, (0, 1, 2, 3), 4, id="all-lazy"),
     pytest.param(6, 1, (), 5, id="one-thread"),
-    pytest.param(2, 2, (), 1, id="two-cpus"),
+    pytest.param(3, 2, (), 2, id="two-threads-three-cpus"),
 ]
 
 
@@ -223,11 +236,10 @@ def test_lazy_cpus_get_no_ipi_but_the_round_counts(mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", ["serial", "batched"])
-@pytest.mark.parametrize(("threads", "initiator"), [(0, 3), (1, 0)])
+@pytest.mark.parametrize(("threads", "initiator"), [(0, 3), (0, 0)])
 def test_no_other_cpu_in_the_mask_means_no_rounds(mode: str, threads: int,
                                                   initiator: int) -> None:
-    # threads=0: the mm runs nowhere. threads=1 on CPU 0 with the initiator on CPU 0: the
-    # workload thread's CPU runs the migrating task, so no other CPU is in mm_cpumask either.
+    # threads=0: the mm runs nowhere, so no CPU is in mm_cpumask, wherever the task runs.
     orders = [0, 0, 1, 2, PMD_ORDER, 0]
     scenario = make_scenario(orders, cpus=4, threads=threads, initiator=initiator, moves=2,
                              batch_pages=3)
@@ -280,7 +292,7 @@ def test_a_thp_costs_one_immediate_round(mode: str) -> None:
     ],
 )
 @pytest.mark.parametrize(("threads", "lazy", "initiator"),
-                         [(6, (), 7), (8, (2, 5), 6), (5, (4,), 0)])
+                         [(6, (), 7), (7, (2, 5), 7), (5, (4,), 6)])
 def test_rounds_for_mixed_folio_lists(orders: list[int], limit: int, threads: int,
                                       lazy: tuple[int, ...], initiator: int) -> None:
     moves = 2
@@ -308,7 +320,7 @@ def test_rounds_for_mixed_folio_lists(orders: list[int], limit: int, threads: in
         pytest.param([0] * 5 + [PMD_ORDER] + [0] * 6 + [PMD_ORDER], id="base-and-thps"),
     ],
 )
-@pytest.mark.parametrize(("threads", "lazy", "initiator"), [(6, (), 7), (7, (3,), 1)])
+@pytest.mark.parametrize(("threads", "lazy", "initiator"), [(6, (), 7), (7, (3,), 7)])
 def test_batch_of_one_page_behaves_like_serial(orders: list[int], threads: int,
                                                lazy: tuple[int, ...], initiator: int) -> None:
     # The batched engine with a batch limit of one page behaves like serial: every

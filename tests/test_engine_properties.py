@@ -30,7 +30,7 @@ probability = st.one_of(st.just(0.0), st.floats(0.0, 0.5))
 @st.composite
 def scenarios(draw: st.DrawFn, *, failures: bool = True) -> Scenario:
     cpus = draw(st.integers(2, 8))
-    threads = draw(st.integers(0, cpus))
+    threads = draw(st.integers(0, cpus - 1))  # the migrating task has a CPU of its own
     lazy = draw(st.lists(st.integers(0, threads - 1), unique=True, max_size=threads)) \
         if threads else []
     size = draw(st.integers(0, 38))  # drawn first: hypothesis' lists stay short otherwise
@@ -42,7 +42,7 @@ def scenarios(draw: st.DrawFn, *, failures: bool = True) -> Scenario:
     groups = folio_groups(orders)
     migration: dict[str, Any] = {
         "mode": draw(st.sampled_from(["serial", "batched"])),
-        "initiator_cpu": draw(st.integers(0, cpus - 1)),
+        "initiator_cpu": draw(st.integers(threads, cpus - 1)),
         "moves": draw(st.integers(1, 3)),
         "batch_pages": draw(st.integers(1, 64)),
     }

@@ -26,10 +26,6 @@ SECTION_LIST = r"((?:§\d+(?:\.\d+)?(?:,\s*)?)+)"
 DOC_CITE = re.compile(r"([\w-]+)\.md`?\s+" + SECTION_LIST)  # "kernel.md §4.1, §9"
 COSTS_CITE = re.compile(r"docs\s+" + SECTION_LIST)  # core/costs.py's "docs §5.5"
 HEADING = re.compile(r"^#{2,3} (\d+(?:\.\d+)?)\.? ", re.M)
-# The one citation fixed on another branch at the same time (tui/cli.py's `scenarios costs`
-# legend is rewritten to cite docs/kernel.md). Delete this entry once that change is merged.
-FIXED_ELSEWHERE = {("tui/cli.py", f'print("\\ndocs §N = {SHARED}/reference/kernel-migrate-pages.md, '
-                                  'section N; [I] = inferred. "')}
 SKIP_DIRS = {".git", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",
              ".hypothesis", "build", "dist"}
 
@@ -91,8 +87,6 @@ def test_nothing_cites_files_outside_the_repository(texts: dict[str, str]) -> No
     offences = []
     for name, text in texts.items():
         for number, line in enumerate(text.splitlines(), 1):
-            if (name, line.strip()) in FIXED_ELSEWHERE:
-                continue
             if SHARED_PATH.search(line) or any(note in line for note in NOTES):
                 offences.append(f"{name}:{number}: {line.strip()}")
     assert not offences, "\n".join(offences)

@@ -160,7 +160,7 @@ def format_bench(result: dict[str, Any], scenario: Scenario) -> str:
         f"{batched['sync_fallback_folios']:,} / {batched['fallback_flush_rounds']:,}", "")
     lines = [f"migviz bench {scenario.name}: serial (Linux 6.2) vs batched (Linux 6.3) beside "
              "the seed's figures", _describe(scenario), "", header_row, *rows, ""]
-    lines.append("  seed: Huang Ying's cover letter and profile (kernel reference §5). Shares are of "
+    lines.append("  seed: Huang Ying's cover letter and profile (docs/kernel.md §8). Shares are of "
                  "migrate_pages() CPU time\n  (isolation and sleeping excluded); change = batched "
                  "against serial. Calibration: docs/calibration.md")
     verdict = ("all headline figures in range" if result["all_within_range"]
