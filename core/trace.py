@@ -22,7 +22,7 @@ import heapq
 from collections.abc import Iterable, Iterator
 
 from core.events import Errno, Event, EventKind, WaitReason
-from core.folios import PMD_ORDER, FolioTable
+from core.folios import PMD_ORDER
 from core.scenario import Scenario
 from core.tlb import CpuRole, Machine
 
@@ -72,9 +72,7 @@ class TraceFormatter:
     """Turns events into ftrace lines. It keeps no state: an event carries its folio's node,
     order, address and PTE index, so a line printed live is the line ``migviz trace`` prints."""
 
-    def __init__(self, scenario: Scenario, folios: FolioTable | None = None, *,
-                 printk: bool = False) -> None:
-        # ``folios`` is accepted for older callers and not used: lines come from events alone.
+    def __init__(self, scenario: Scenario, *, printk: bool = False) -> None:
         self.printk = printk
         self.machine = Machine(scenario)
         self.handler_ns = scenario.costs.ipi_handler_ns

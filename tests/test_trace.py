@@ -40,7 +40,7 @@ FORMATS = {
 
 def trace_of(scenario: Scenario, mode: Mode) -> tuple[list[str], dict[str, object]]:
     engine = Engine(scenario, mode, checkpoints=False, history=1)
-    lines = list(write_trace(engine.iter_events(), TraceFormatter(scenario, engine.folios)))
+    lines = list(write_trace(engine.iter_events(), TraceFormatter(scenario)))
     return lines, engine.summary()
 
 
@@ -188,7 +188,7 @@ def test_batched_flush_shape_matches_a_real_kernel_trace() -> None:
 def test_printk_lines_name_the_kernel_function() -> None:
     scenario = load_scenario("contended")
     engine = Engine(scenario, Mode.BATCHED, checkpoints=False, history=1)
-    formatter = TraceFormatter(scenario, engine.folios, printk=True)
+    formatter = TraceFormatter(scenario, printk=True)
     lines = list(write_trace(engine.iter_events(), formatter))
     events = [m["event"] for m in parse(lines)]
     summary = engine.summary()

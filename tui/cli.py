@@ -401,7 +401,7 @@ def _write_trace(scenario: Scenario, mode: Mode | None, stream: TextIO, printk: 
         for piece in write_perfetto(events, scenario):
             stream.write(piece)
         return
-    formatter = TraceFormatter(scenario, engine.folios, printk=printk)
+    formatter = TraceFormatter(scenario, printk=printk)
     stream.write("\n".join(header(scenario.topology.cpus)) + "\n")
     for line in write_trace(events, formatter):
         stream.write(line + "\n")
