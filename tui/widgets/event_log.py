@@ -100,7 +100,7 @@ class EventLog(LinesView):
         frame = self._frame
         if frame is None:
             return
-        width, height = self.size.width, self.size.height
+        width, height = self.text_width, self.size.height
         view = frame.view
         key = (view.events, view.clock_ns, width, height, view.scenario)
         if key == self._key:

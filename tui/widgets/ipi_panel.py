@@ -53,7 +53,7 @@ class IpiPanel(LinesView):
             self.set_lines(self._fitted(self._frame))
 
     def _fitted(self, frame: Frame) -> list[Content]:
-        lines = self.build(frame, self.size.width, self._scale)
+        lines = self.build(frame, self.text_width, self._scale)
         height = self.size.height
         if 0 < height < len(lines):
             # Drop the captions first: the sparkline's legend, then the per-page line.

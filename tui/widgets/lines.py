@@ -61,10 +61,16 @@ class LinesView(ScrollView, can_focus=False, inherit_bindings=False):
             if top <= index < top + height:
                 self.refresh_line(index)
 
+    @property
+    def text_width(self) -> int:
+        """Cells a line may take: the content width, less a scrollbar if one is shown (a
+        Resize event's size is the widget's outer size, borders included)."""
+        return self.scrollable_content_region.width
+
     def on_resize(self, event: events.Resize) -> None:
         self._cache.clear()
-        self.virtual_size = Size(event.size.width, len(self._lines))
-        self.on_width(event.size.width)
+        self.virtual_size = Size(self.text_width, len(self._lines))
+        self.on_width(self.text_width)
 
     def on_width(self, width: int) -> None:
         """Hook: the width changed (panels rebuild width-dependent lines here)."""

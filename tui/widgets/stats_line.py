@@ -63,7 +63,6 @@ def time_content(frame: Frame, width: int) -> Content:
 
 
 SHORT_LABEL = {"copy-after-flush ": "flush→copy "}
-SHORT_VALUE = {"✓ held": "✓"}
 
 
 def stats_content(frame: Frame, width: int) -> Content:
@@ -84,15 +83,17 @@ def stats_content(frame: Frame, width: int) -> Content:
         (2, "failed ", f"{c.pgmigrate_fail}",
          "bold $state-failed" if c.pgmigrate_fail else "bold"),
     ]
-    if c.ordering_violations:
+    broken, lost = c.ordering_violations, view.workload.lost_writes
+    if broken:
         # The teaching scenario without flushes: lead with what went wrong.
-        items.insert(0, (0, "copy-after-flush ", f"✗ broken {c.ordering_violations}× · "
-                         f"{view.workload.lost_writes} writes lost", "bold $error"))
+        items.insert(0, (0, "copy-after-flush ", f"✗ broken {broken}× · {lost} writes lost",
+                         "bold $error"))
     else:
         items.append((0, "copy-after-flush ", "✓ held", "bold $success"))
     if sum(len(label) + len(value) + 2 for rank, label, value, _ in items if rank == 0) > width:
         # Narrow (a split-view column): the checks keep their place in a shorter form.
-        items = [(rank, SHORT_LABEL.get(label, label), SHORT_VALUE.get(value, value), style)
+        short = {"✓ held": "✓", f"✗ broken {broken}× · {lost} writes lost": f"✗{broken}× {lost} lost"}
+        items = [(rank, SHORT_LABEL.get(label, label), short.get(value, value), style)
                  for rank, label, value, style in items]
     alive = [True] * len(items)
 

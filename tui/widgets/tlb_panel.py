@@ -121,7 +121,7 @@ class TlbPanel(LinesView):
 
     def show(self, frame: Frame) -> None:
         self._frame = frame
-        self.set_lines(self.build(frame, self.size.width))
+        self.set_lines(self.build(frame, self.text_width))
 
     def on_width(self, width: int) -> None:
         if self._frame is not None:
