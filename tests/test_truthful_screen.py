@@ -359,3 +359,23 @@ def test_help_and_palette_show_the_keys_as_remapped() -> None:
         assert "n/→" not in help_text
 
     drive(app, script)
+
+
+def test_reset_keeps_a_pending_mode_switch_and_says_so() -> None:
+    # Seen: r after b dropped the switch silently (the run restarted in the old mode).
+    app = make("tiny")
+
+    async def script(pilot: Pilot[int]) -> None:
+        for _ in range(4):
+            app.action_step_event()
+        await pilot.press("b")
+        assert app.lane.engine.pending_mode is not None
+        await pilot.press("r")
+        await pilot.pause()
+        engine = app.lane.engine
+        assert engine.events == 0
+        assert engine.mode.value == "serial" and engine.pending_mode is None
+        assert "SERIAL" in text(app, HeaderBar)
+        assert any("SERIAL" in str(n.message) for n in app._notifications)
+
+    drive(app, script)
