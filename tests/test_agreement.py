@@ -36,9 +36,10 @@ from core.scenario import Mode, Scenario, scenario_from_dict
 from core.tlb import CpuRole
 from core.trace import TraceFormatter, lines_until
 from tui.lane import Lane
+from tui.units import format_count, format_ns
 from tui.widgets.event_log import EventLog
 from tui.widgets.folio_grid import ABSENT, ARRIVING, RESERVED, cell_codes
-from tui.widgets.frame import Frame, format_count, format_ns
+from tui.widgets.frame import Frame
 from tui.widgets.header_bar import PHASE_NAMES, HeaderBar
 from tui.widgets.ipi_panel import IpiPanel
 from tui.widgets.phase_strip import strip_content

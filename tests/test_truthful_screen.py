@@ -23,8 +23,8 @@ from tui import lane as lane_module
 from tui.app import MigvizApp
 from tui.screens.help import HelpScreen
 from tui.screens.inspect import InspectScreen
+from tui.units import format_count, format_ns
 from tui.widgets.event_log import EventLog
-from tui.widgets.frame import format_count, format_ns
 from tui.widgets.header_bar import HeaderBar
 from tui.widgets.ipi_panel import IpiPanel
 from tui.widgets.phase_strip import PhaseStrip

@@ -36,9 +36,10 @@ from tui.pace import Pace
 from tui.screens.breakpoints import BreakpointChoice, BreakpointScreen
 from tui.screens.help import HelpScreen
 from tui.screens.inspect import InspectScreen
+from tui.units import format_ns, format_speed
 from tui.widgets.event_log import EventLog
 from tui.widgets.folio_grid import FolioGrid
-from tui.widgets.frame import Frame, format_ns, format_speed
+from tui.widgets.frame import Frame
 from tui.widgets.header_bar import HeaderBar, SplitHeader
 from tui.widgets.ipi_panel import IpiPanel
 from tui.widgets.legend import FolioLegend

@@ -19,7 +19,7 @@ from typing import TextIO
 
 from core.engine import Engine
 from core.events import Event
-from tui.report import duration
+from tui.units import format_ns
 
 DELAY_S = 2.0  # runs shorter than this show nothing
 EVERY = 4096  # events between two looks at the wall clock (a few ms to ~0.1 s of work)
@@ -103,7 +103,7 @@ class Progress:
         self._done = max(self._done, (run + (move + within) / moves) / self._runs)
         cells = min(int(self._done * BAR_CELLS), BAR_CELLS)
         bar = "█" * cells + "░" * (BAR_CELLS - cells)
-        line = (f"migviz: {label}  {bar}  move {move + 1}/{moves} · {duration(clock_ns)} "
+        line = (f"migviz: {label}  {bar}  move {move + 1}/{moves} · {format_ns(clock_ns)} "
                 f"simulated · {elapsed:.0f} s")[: self._columns - 1]
         self._write("\r" + line + " " * max(self._shown - len(line), 0))
         self._shown = len(line)

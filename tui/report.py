@@ -9,25 +9,7 @@ from typing import Any
 
 from core.costs import cost_sources
 from core.scenario import Mode, Scenario
-
-
-def duration(ns: float) -> str:
-    """A time in ns, in the unit that reads best."""
-    if ns >= 1e9:
-        return f"{ns / 1e9:.3f} s"
-    if ns >= 1e6:
-        return f"{ns / 1e6:.2f} ms"
-    if ns >= 1e3:
-        return f"{ns / 1e3:.1f} µs"
-    return f"{ns:.0f} ns"
-
-
-def _rate(value: float) -> str:
-    if value >= 1e6:
-        return f"{value / 1e6:.2f} M"
-    if value >= 1e3:
-        return f"{value / 1e3:.1f} k"
-    return f"{value:.0f}"
+from tui.units import format_count, format_ns
 
 
 def _describe(scenario: Scenario) -> str:
@@ -43,10 +25,10 @@ def format_run(result: dict[str, Any], scenario: Scenario) -> str:
     """The human summary of one run."""
     kernel = "Linux 6.2" if result["mode"] == Mode.SERIAL else "Linux 6.3"
     rows = [
-        ("simulated time", duration(result["sim_time_ns"]), ""),
+        ("simulated time", format_ns(result["sim_time_ns"]), ""),
         ("pages migrated", f"{result['pgmigrate_success']:,}",
          f"pgmigrate_success; {result['pgmigrate_fail']:,} failed (pgmigrate_fail)"),
-        ("pages per second", _rate(result["pages_per_sec"]), "simulated"),
+        ("pages per second", format_count(result["pages_per_sec"]), "simulated"),
         ("shootdown rounds", f"{result['nr_tlb_remote_flush']:,}", "nr_tlb_remote_flush"),
         ("IPIs delivered", f"{result['nr_tlb_remote_flush_received']:,}",
          "nr_tlb_remote_flush_received = sum of the /proc/interrupts TLB row"),
@@ -60,8 +42,8 @@ def format_run(result: dict[str, Any], scenario: Scenario) -> str:
         ("THPs", f"{result['thp_migration_success']:,} migrated",
          f"{result['thp_migration_fail']} failed, {result['thp_migration_split']} split"),
         ("workload stalls", f"{result['stalls']:,}",
-         f"p50 {duration(result['stall_p50_ns'])}, p99 {duration(result['stall_p99_ns'])}, "
-         f"max {duration(result['stall_max_ns'])}"),
+         f"p50 {format_ns(result['stall_p50_ns'])}, p99 {format_ns(result['stall_p99_ns'])}, "
+         f"max {format_ns(result['stall_max_ns'])}"),
         ("workload accesses", f"{result['accesses']:,}",
          f"{result['tlb_misses']:,} TLB refills, {result['stale_hits']:,} through stale entries"),
         ("events", f"{result['events']:,}", ""),
@@ -89,14 +71,14 @@ def format_compare(results: dict[str, dict[str, Any]], scenario: Scenario) -> st
     rows: list[tuple[str, str, Callable[[float], str]]] = [
         ("IPIs delivered (TLB row)", "nr_tlb_remote_flush_received", lambda v: f"{v:,.0f}"),
         ("shootdown rounds", "nr_tlb_remote_flush", lambda v: f"{v:,.0f}"),
-        ("pages per second", "pages_per_sec", _rate),
-        ("simulated time", "sim_time_ns", duration),
+        ("pages per second", "pages_per_sec", format_count),
+        ("simulated time", "sim_time_ns", format_ns),
         ("pages migrated", "pgmigrate_success", lambda v: f"{v:,.0f}"),
         ("pages failed", "pgmigrate_fail", lambda v: f"{v:,.0f}"),
         ("IPIs per page", "ipis_per_page", lambda v: f"{v:.3f}"),
         ("retries", "retries", lambda v: f"{v:,.0f}"),
-        ("workload stall p50", "stall_p50_ns", duration),
-        ("workload stall p99", "stall_p99_ns", duration),
+        ("workload stall p50", "stall_p50_ns", format_ns),
+        ("workload stall p99", "stall_p99_ns", format_ns),
         ("workload stalls", "stalls", lambda v: f"{v:,.0f}"),
     ]
     lines = [f"migviz compare {scenario.name}: serial (Linux 6.2) vs batched (Linux 6.3)",
@@ -143,8 +125,8 @@ def format_bench(result: dict[str, Any], scenario: Scenario) -> str:
         "ipi_reduction_pct")
     row("IPI rounds (nr_tlb_remote_flush)", f"{serial['nr_tlb_remote_flush']:,}",
         f"{batched['nr_tlb_remote_flush']:,}", f"-{result['rounds_reduction_pct']:.2f}%")
-    row("pages migrated per second", _rate(serial["pages_per_sec"]),
-        _rate(batched["pages_per_sec"]), f"+{result['throughput_gain_pct']:.1f}%",
+    row("pages migrated per second", format_count(serial["pages_per_sec"]),
+        format_count(batched["pages_per_sec"]), f"+{result['throughput_gain_pct']:.1f}%",
         "throughput_gain_pct")
     row("flush share of migrate_pages cycles", f"{serial['flush_share_pct']:.1f}%",
         f"{batched['flush_share_pct']:.1f}%", "", "serial_flush_share_pct")
@@ -154,7 +136,7 @@ def format_bench(result: dict[str, Any], scenario: Scenario) -> str:
         f"{batched['unmap_flush_share_pct']:.1f}%", "", "batched_unmap_flush_share_pct")
     for label, key in (("workload stall p50", "stall_p50_ns"), ("workload stall p99", "stall_p99_ns"),
                        ("workload stall max", "stall_max_ns")):
-        row(label, duration(serial[key]), duration(batched[key]), "")
+        row(label, format_ns(serial[key]), format_ns(batched[key]), "")
     row("workload stalls", f"{serial['stalls']:,}", f"{batched['stalls']:,}", "")
     row("sync fallback folios / their rounds", "",
         f"{batched['sync_fallback_folios']:,} / {batched['fallback_flush_rounds']:,}", "")
@@ -166,7 +148,7 @@ def format_bench(result: dict[str, Any], scenario: Scenario) -> str:
     verdict = ("all headline figures in range" if result["all_within_range"]
                else "SOME FIGURES OUT OF RANGE")
     lines.append(f"  {verdict}; wall time {result['wall_s']:.1f} s for "
-                 f"{duration(result['sim_time_ns'])} of simulated time (both modes)")
+                 f"{format_ns(result['sim_time_ns'])} of simulated time (both modes)")
     return "\n".join(lines)
 
 
@@ -179,9 +161,9 @@ def format_sweep(rows: list[dict[str, Any]], scenario: Scenario, wall: float) ->
              f"{'stall p99':>12}{'stall max':>12}{'stalls':>9}"]
     for row in rows:
         lines.append(f"  {row['value']!s:>8}{row['nr_tlb_remote_flush_received']:>12,}"
-                     f"{row['nr_tlb_remote_flush']:>10,}{_rate(row['pages_per_sec']):>11}"
-                     f"{duration(row['stall_p50_ns']):>12}{duration(row['stall_p99_ns']):>12}"
-                     f"{duration(row['stall_max_ns']):>12}{row['stalls']:>9,}")
+                     f"{row['nr_tlb_remote_flush']:>10,}{format_count(row['pages_per_sec']):>11}"
+                     f"{format_ns(row['stall_p50_ns']):>12}{format_ns(row['stall_p99_ns']):>12}"
+                     f"{format_ns(row['stall_max_ns']):>12}{row['stalls']:>9,}")
     lines += ["", f"  wall time {wall:.1f} s. Larger batches mean fewer IPIs but folios stay "
               "unmapped longer: threads that touch them wait (stall p99)."]
     return "\n".join(lines)

@@ -14,8 +14,9 @@ from textual.widgets import Static
 
 from core.events import KERNEL_FUNCTION, ROUND_KIND_TEXT, EventKind
 from core.folios import FolioState
+from tui.units import format_ns
 from tui.widgets.folio_grid import GLYPHS, LEGEND
-from tui.widgets.frame import HistoryRow, format_ns
+from tui.widgets.frame import HistoryRow
 from tui.widgets.legend import GLYPH_STYLE
 
 

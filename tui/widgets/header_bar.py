@@ -10,7 +10,8 @@ from textual.widgets import Static
 
 from core.events import Phase
 from core.scenario import Mode
-from tui.widgets.frame import Frame, format_ns, format_speed
+from tui.units import format_ns, format_speed
+from tui.widgets.frame import Frame
 
 PHASE_NAMES = {Phase.IDLE: "—", Phase.UNMAP: "UNMAP", Phase.FLUSH: "FLUSH", Phase.MOVE: "MOVE",
                Phase.UNDO: "UNDO", Phase.DONE: "DONE"}

@@ -10,7 +10,8 @@ from textual.content import Content
 
 from core.events import ROUND_KIND_TEXT, RoundKind
 from core.scenario import Mode
-from tui.widgets.frame import Frame, format_ns
+from tui.units import format_ns
+from tui.widgets.frame import Frame
 from tui.widgets.lines import LinesView
 
 SPARKS = " ▁▂▃▄▅▆▇█"

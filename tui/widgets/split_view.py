@@ -14,8 +14,9 @@ from textual.content import Content
 from textual.widgets import Static
 
 from core.scenario import Mode
+from tui.units import format_ns
 from tui.widgets.folio_grid import FolioGrid
-from tui.widgets.frame import Frame, format_ns
+from tui.widgets.frame import Frame
 from tui.widgets.header_bar import mode_piece
 from tui.widgets.ipi_panel import IpiPanel
 from tui.widgets.phase_strip import PhaseStrip

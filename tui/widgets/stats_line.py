@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from textual.content import Content
 
-from tui.widgets.frame import Frame, format_count, format_ns
+from tui.units import format_count, format_ns
+from tui.widgets.frame import Frame
 from tui.widgets.lines import FrameLine
 
 # Where the migrating task's time goes (Counters.time_ns, indexed by core.stats.Spend).
