@@ -360,3 +360,63 @@ def test_every_panel_agrees_with_the_engine_at_every_step(scenario: Scenario,
         if engine.done:
             break
     assert session.lane.engine.done
+
+
+def replay(scenario: Scenario, toggles: list[tuple[int, Mode]], count: int) -> list[Event]:
+    """The first ``count`` events of a run with mode switches asked for at these positions."""
+    engine = Engine(scenario, checkpoints=False)
+    events: list[Event] = []
+    for position, mode in [*toggles, (count, None)]:
+        while engine.events < position and (step := engine.step()):
+            events.extend(step)
+        if mode is not None:
+            engine.set_mode(mode)
+    return events
+
+
+def test_the_real_app_draws_what_the_checks_read() -> None:
+    """The checks above read widgets' content builders; here the running app is stepped with
+    keys and each widget on screen must show exactly what its builder makes of the app's last
+    frame, whose view is the engine's at that instant (so the checks hold on screen too)."""
+    import asyncio
+    import random
+
+    from core.scenario import load_scenario
+    from tui.app import MigvizApp
+    from tui.widgets.stats_line import StatsLine
+
+    keys = random.Random(7).choices(["n", "n", "n", "p", "B", "u", "b"], k=40)
+    for name in ("tiny", "contended", "thp"):
+        app = MigvizApp(load_scenario(name), paused=True)
+        applied: list[Event] = []
+
+        async def main(app: MigvizApp = app, applied: list[Event] = applied) -> None:
+            async with app.run_test(size=(160, 48)) as pilot:
+                await pilot.pause()
+                toggles: list[tuple[int, Mode]] = []
+                for key in keys:
+                    before = app.lane.engine.events
+                    await pilot.press(key)
+                    await pilot.pause()
+                    engine = app.lane.engine
+                    if key == "b":
+                        toggles.append((before, engine.pending_mode or engine.mode))
+                    toggles = [t for t in toggles if t[0] <= engine.events]
+                    applied[:] = replay(app.scenario, toggles, engine.events)
+                    frame = app.last_frame
+                    assert frame is not None and frame.view.events == engine.events
+                    tlb = app.query_one(TlbPanel)
+                    assert tlb.lines == tlb.build(frame, tlb.text_width)
+                    ipi = app.query_one(IpiPanel)
+                    assert [line.plain for line in ipi.lines] == [
+                        line.plain for line in ipi._fitted(frame)]
+                    assert app.query_one(HeaderBar).render() == HeaderBar.build(
+                        frame, app.query_one(HeaderBar).size.width)
+                    stats = app.query_one(StatsLine)
+                    assert stats.render().plain.splitlines()[0] == stats_content(  # type: ignore[union-attr]
+                        frame, stats.size.width).plain
+                    check_header(frame, applied)
+                    check_retries(frame, applied)
+                    check_rounds(frame, applied)
+
+        asyncio.run(main())
