@@ -53,6 +53,9 @@ class IpiRound:
     pages: int  # -1 = full flush
     kind: RoundKind = RoundKind.NONE  # which code path sent it
     done: bool = False  # every target acknowledged (the FLUSH_DONE event)
+    # What each target that has acknowledged did (flush_tlb_func by TLB generation), as traced:
+    # 1 one entry invalidated, -1 a full flush, 0 nothing (already current).
+    flushed: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,10 +436,11 @@ class Engine:
         ipi_round = None
         if s.round_targets:
             ipi_round = IpiRound(machine.initiator, s.round_targets, s.round_acked, s.round_pages,
-                                 s.round_kind)
+                                 s.round_kind, flushed=tuple(s.round_flushed))
         elif last is not None and last.kind is EventKind.FLUSH_DONE:
             ipi_round = IpiRound(machine.initiator, last.targets, len(last.targets),
-                                 last.pages, last.round_kind, done=True)
+                                 last.pages, last.round_kind, done=True,
+                                 flushed=tuple(s.round_flushed))
         mask = set(machine.mm_cpumask)
         # Where the run is: the labels of the last event (the log's last line), so the header
         # never runs ahead of the log (the task's own counters move on before its next event).

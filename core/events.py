@@ -145,8 +145,11 @@ def explain(event: Event) -> str:
             return (f"try_to_migrate_one() replaced the PTEs of {folio} with migration entries and "
                     "deferred the flush (TTU_BATCH_FLUSH): other CPUs may still use stale TLB "
                     "entries until try_to_unmap_flush().")
-        return (f"try_to_migrate_one() replaced the mapping of {folio} with a migration entry; "
-                "the TLB flush follows at once (ptep_clear_flush / pmdp_invalidate).")
+        if event.order >= 9:
+            return (f"pmdp_invalidate() cleared and flushed {folio}'s PMD; "
+                    "set_pmd_migration_entry() now installs the migration entry.")
+        return (f"ptep_clear_flush() cleared and flushed a PTE of {folio}; try_to_migrate_one() "
+                "now installs the migration entry (set_migration_pte).")
     if kind is EventKind.UNMAP_FAIL:
         reason = {
             Errno.EAGAIN: "the folio lock was busy (folio_trylock failed): -EAGAIN, retried next pass",
@@ -164,9 +167,17 @@ def explain(event: Event) -> str:
                 f"the other non-lazy CPUs of mm_cpumask for {scope}; the initiator spins until "
                 "all acknowledge.")
     if kind is EventKind.IPI_RECV:
+        cpu = f"flush_tlb_func() on CPU {event.cpu}"
+        if event.pages == 0:
+            return (f"{cpu} finds its TLB generation already the mm's (an earlier full flush "
+                    "caught it up): nothing to flush; it only acknowledges the IPI.")
+        if event.pages == -1 and event.round_kind is not RoundKind.BATCH:
+            return (f"{cpu} is more than one TLB generation behind (deferred unmaps bumped the "
+                    "mm's tlb_gen), so instead of one INVLPG it drops every TLB entry of the "
+                    "process, and acknowledges.")
         scope = "drops every TLB entry of the process" if event.pages == -1 else \
             "invalidates one entry (INVLPG)"
-        return f"flush_tlb_func() on CPU {event.cpu} {scope} and acknowledges the IPI."
+        return f"{cpu} {scope} and acknowledges the IPI."
     if kind is EventKind.FLUSH_DONE:
         return ("All targets acknowledged: no CPU can reach the old page through its TLB any more, "
                 "so copying is now safe.")

@@ -22,8 +22,8 @@ from core.events import Errno, Event, EventKind, Phase, RoundKind, WaitReason
 from core.folios import FolioState, FolioTable
 from core.scenario import Mode, Scenario
 from core.stats import Counters, MigrateStats, Spend
-from core.timeline import FULL, Timeline
-from core.tlb import Machine, RoundPlan
+from core.timeline import FULL, NOTHING, Timeline
+from core.tlb import Machine
 
 # mm/migrate.c retry limits
 NR_MAX_MIGRATE_PAGES_RETRY = 10  # passes of 6.2's migrate_pages() and of async callers
@@ -129,7 +129,12 @@ class TaskState:
     round_acked: int = 0
     round_pages: int = 0
     round_kind: RoundKind = RoundKind.NONE
+    round_flushed: list[int] = field(default_factory=list)  # per acked target: pages traced
     unit: UnitTally = field(default_factory=UnitTally)
+    # x86 TLB generations (arch/x86/mm/tlb.c): the mm's tlb_gen, bumped by every flush request
+    # (inc_mm_tlb_gen), and per CPU the generation its TLB has caught up to.
+    mm_tlb_gen: int = 0
+    cpu_tlb_gen: dict[int, int] = field(default_factory=dict)
 
 
 class TaskBase:
@@ -294,9 +299,11 @@ class TaskBase:
             self.timeline.unmap(folio, s.now)
             s.ubc_required = True  # set_tlb_ubc_flush_pending()
             s.ubc_folios.append(folio)
+            # arch_tlbbatch_add_mm() for every PTE cleared: inc_mm_tlb_gen(). The CPUs of the
+            # mask fall behind by one generation per deferred PTE.
+            s.mm_tlb_gen += ptes
             yield self._event(EventKind.UNMAP, folio=folio, pages=ptes, arg=1)
             return
-        plan = machine.page_round
         send_pages = table.nr_pages(folio) if pmd else 1
         if pmd:
             kind = RoundKind.PMD
@@ -305,50 +312,83 @@ class TaskBase:
         else:
             kind = RoundKind.PTE
         for pte in range(ptes):
+            # ptep_clear_flush() (pmdp_invalidate() for a PMD): the PTE is cleared and flushed
+            # first; only then does set_pte_at() install the migration entry, which the
+            # set_migration_pte tracepoint reports. A fault meanwhile waits on the PTE lock and
+            # then finds the migration entry, so for the workload the folio is unmapped from
+            # the clear on.
             self._spend(Spend.UNMAP, costs.unmap_pte_ns)
             table.state[folio] = FolioState.UNMAPPED
             table.flush_pending[folio] = machine.has_remote_cpus
             self.timeline.unmap(folio, s.now)
-            yield self._event(EventKind.UNMAP, folio=folio, pages=1, arg=0, pte=pte)
             if machine.has_remote_cpus and not self.policy.skip_flush:
                 if pmd:
                     self.counters.pmd_flush_rounds += 1
                 if s.sync and s.mode is Mode.BATCHED:
                     self.counters.fallback_flush_rounds += 1
-                yield from self.flush_round(plan, folio, send_pages, [folio], kind)
+                # flush_tlb_mm_range(): a one-page (one-PMD) range, the next generation.
+                s.mm_tlb_gen += 1
+                yield from self.flush_round(folio, send_pages, [folio], kind,
+                                            request_gen=s.mm_tlb_gen)
+            yield self._event(EventKind.UNMAP, folio=folio, pages=1, arg=0, pte=pte)
         if not (self.policy.skip_flush and machine.has_remote_cpus):
             table.state[folio] = FolioState.FLUSHED
 
-    def flush_round(self, plan: RoundPlan, folio: int, send_pages: int, covered: list[int],
-                    kind: RoundKind) -> Iterator[Event]:
+    def flush_tlb_func(self, cpu: int, request_gen: int | None) -> int:
+        """What arch/x86/mm/tlb.c's flush_tlb_func() does on a target, by TLB generation: the
+        pages it traces (1: a partial flush of the requested page or PMD, -1: a full flush,
+        0: nothing, the CPU is already current). ``request_gen`` is the request's
+        new_tlb_gen, or None for a full-flush request (arch_tlbbatch_flush)."""
+        s = self.s
+        local = s.cpu_tlb_gen.get(cpu, 0)
+        mm_gen = s.mm_tlb_gen
+        # (A request whose generation the CPU has already reached returns untraced; with one
+        # migrating task sending rounds one after another that cannot happen here.)
+        if local == mm_gen:
+            return 0
+        s.cpu_tlb_gen[cpu] = mm_gen  # both flushes below catch the CPU up to the mm
+        if request_gen is not None and request_gen == local + 1 and request_gen == mm_gen:
+            return 1  # partial: nr_invalidate = one page, or one PMD stride
+        return -1
+
+    def flush_round(self, folio: int, send_pages: int, covered: list[int], kind: RoundKind,
+                    *, request_gen: int | None) -> Iterator[Event]:
         """native_flush_tlb_multi(): IPI the non-lazy CPUs of mm_cpumask and wait for all acks.
 
-        ``folio`` is the one entry each target invalidates, or FULL for a full flush. Every
-        counter moves as the event that shows it is seen: the round when it is sent, each
-        target's count (the /proc/interrupts TLB row) when that target handles its IPI.
+        ``folio`` is the page (or PMD) the request names, or FULL for a full-flush request;
+        each target then invalidates that entry, flushes everything, or does nothing, as its
+        TLB generation decides (flush_tlb_func). Every counter moves as the event that shows
+        it is seen: the round when it is sent, each target's count (the /proc/interrupts TLB
+        row) when that target handles its IPI.
         """
         s = self.s
         counters = self.counters
+        machine = self.machine
         previous_phase = s.phase
         s.phase = Phase.FLUSH
         send_time = s.now
         counters.nr_tlb_remote_flush += 1
         counters.rounds_by_kind[kind] += 1
+        targets = machine.targets
+        traced = [self.flush_tlb_func(cpu, request_gen) for cpu in targets]
+        flushed = np.array([folio if pages == 1 else (FULL if pages == -1 else NOTHING)
+                            for pages in traced], dtype=np.int64)
+        plan = machine.round_plan(traced)
         s.round_targets, s.round_acked, s.round_pages = plan.targets, 0, send_pages
-        s.round_kind = kind
+        s.round_kind, s.round_flushed = kind, []
         # The timeline learns every delivery now: the lazy workload reads it window by window
         # and must never meet an IPI it has not been told of.
-        self.timeline.flush_round(plan, folio, send_time)
+        self.timeline.flush_round(plan, flushed, send_time)
         yield self._event(EventKind.FLUSH_SEND, pages=send_pages, folio=folio,
                           targets=plan.targets, arg=len(plan.targets), round_kind=kind)
-        recv_pages = -1 if folio == FULL else 1
         shootdowns = counters.tlb_shootdowns
-        for cpu, offset in zip(plan.targets, plan.offsets_ns, strict=True):
+        for cpu, offset, pages in zip(plan.targets, plan.offsets_ns, traced, strict=True):
             s.round_acked += 1
+            s.round_flushed.append(pages)
             counters.nr_tlb_remote_flush_received += 1
             shootdowns[cpu] += 1
             yield self._event(EventKind.IPI_RECV, cpu, time_ns=send_time + offset, folio=folio,
-                              pages=recv_pages, arg=len(plan.targets), round_kind=kind)
+                              pages=pages, arg=len(plan.targets), round_kind=kind)
         self._spend(Spend.FLUSH, send_time + plan.total_ns - s.now)
         table = self.folios
         for covered_folio in covered:
@@ -358,6 +398,7 @@ class TaskBase:
         s.round_targets, s.round_acked, s.round_kind = (), 0, RoundKind.NONE
         yield self._event(EventKind.FLUSH_DONE, folio=folio, pages=send_pages,
                           arg=len(plan.targets), targets=plan.targets, round_kind=kind)
+        s.round_flushed = []
         s.phase = previous_phase
 
     def _copy_and_remap(self, folio: int) -> Iterator[Event]:

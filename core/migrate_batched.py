@@ -253,5 +253,7 @@ class BatchedPath(TaskBase):
             return  # the teaching scenario's broken kernel: stale entries survive the copy
         self._new_phase(Phase.FLUSH)
         self.counters.batch_flush_rounds += 1
-        yield from self.flush_round(self.machine.full_round, FULL, -1, folios, RoundKind.BATCH)
+        # arch_tlbbatch_flush(): a full-flush request (new_tlb_gen invalid, end = TLB_FLUSH_ALL)
+        # to the CPUs the batch's PTEs were mapped on.
+        yield from self.flush_round(FULL, -1, folios, RoundKind.BATCH, request_gen=None)
 

@@ -17,6 +17,7 @@ from core.tlb import RoundPlan
 
 OPEN = np.iinfo(np.int64).max  # end time of an interval whose folio is still unmapped
 FULL = -1  # folio column of a full flush
+NOTHING = -2  # folio column of a delivery that flushed nothing (the CPU was already current)
 
 
 class GrowArray:
@@ -62,7 +63,7 @@ class Timeline:
         self.iv_moved = GrowArray()  # 1 if the interval ended with a remap to the new folio
         self.open_interval = np.full(folio_capacity, -1, dtype=np.int64)
         self.fl_cpu = GrowArray()
-        self.fl_folio = GrowArray()  # FULL for a full flush
+        self.fl_folio = GrowArray()  # the folio flushed, FULL, or NOTHING
         self.fl_time = GrowArray()
 
     def unmap(self, folio: int, time_ns: int) -> None:
@@ -99,12 +100,13 @@ class Timeline:
         np.maximum.at(started, self.iv_folio.view()[done], self.iv_start.view()[done])
         return started
 
-    def flush_round(self, plan: RoundPlan, folio: int, send_time: int) -> None:
-        """Every target of a shootdown round flushes when its IPI handler runs."""
+    def flush_round(self, plan: RoundPlan, flushed: npt.NDArray[np.int64], send_time: int) -> None:
+        """Every target of a shootdown round handles its IPI: ``flushed`` says, per target, the
+        folio whose entry it invalidated, FULL, or NOTHING (a delivery all the same)."""
         count = plan.target_array.size
         if count:
             self.fl_cpu.extend(plan.target_array)
-            self.fl_folio.extend(np.full(count, folio, dtype=np.int64))
+            self.fl_folio.extend(flushed)
             self.fl_time.extend(send_time + plan.offset_array)
 
     def mark(self) -> Mark:

@@ -63,8 +63,19 @@ class Machine:
         self.targets = tuple(c for c, r in enumerate(roles) if r is CpuRole.WORKLOAD)
         # CPUs whose workload thread runs and touches memory.
         self.running_threads = self.targets
+        self.costs = costs
         self.page_round = self._plan(costs.invlpg_ns, costs)
         self.full_round = self._plan(costs.full_flush_ns, costs)
+        self.idle_round = self._plan(0, costs)
+
+    def round_plan(self, traced: list[int]) -> RoundPlan:
+        """The timing of a round whose targets flush as ``traced`` says (pages per target: 1
+        partial, -1 full, 0 nothing): the initiator waits for the slowest flush."""
+        if -1 in traced:
+            return self.full_round
+        if 1 in traced:
+            return self.page_round
+        return self.idle_round
 
     def _plan(self, flush_work_ns: int, costs: Costs) -> RoundPlan:
         home = self.node_of_cpu[self.initiator]

@@ -139,7 +139,7 @@ class Workload:
                 if (mine == FULL).any():
                     tlb[thread] = False
                 else:
-                    tlb[thread, mine] = False
+                    tlb[thread, mine[mine >= 0]] = False
         old = np.broadcast_to(self.folios.unmapped, tlb.shape)
         if self.fill is not None:
             moved = timeline.last_move(self.folios.capacity, now)
@@ -234,7 +234,7 @@ class Workload:
         cpu = self.cpus[thread]
         mine = window.fl_cpu == cpu
         full_times = window.fl_time[mine & (window.fl_folio == FULL)]
-        singles = mine & (window.fl_folio != FULL)
+        singles = mine & (window.fl_folio >= 0)  # one entry invalidated (not FULL, not NOTHING)
         single_keys = np.sort((window.fl_folio[singles] << KEY_SHIFT) | window.fl_time[singles])
         tlb = self.tlb[thread]
         state_time = window.start - 1  # every flush at or before this is applied to `tlb`

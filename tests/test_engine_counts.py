@@ -265,16 +265,18 @@ def test_a_thp_costs_one_immediate_round(mode: str) -> None:
     c = engine.counters
     thps = orders.count(PMD_ORDER)
     assert c.pmd_flush_rounds == thps * moves
-    # Each THP's round is a single-folio round sent right after its (only) UNMAP, whose flush
-    # is not deferred (arg 0).
+    # Each THP's round is a single-folio round: pmdp_invalidate() clears and flushes the PMD,
+    # then the migration entry goes in (its UNMAP event, not deferred: arg 0) right after the
+    # round's FLUSH_DONE.
     for index, event in enumerate(events):
         if event.kind is EventKind.UNMAP and engine.folios.order[event.folio] == PMD_ORDER:
             assert event.arg == 0, "a PMD-mapped THP is never flushed in a batch"
             assert event.pages == 1  # one PMD
-            follow = events[index + 1]
-            assert follow.kind is EventKind.FLUSH_SEND
-            assert follow.folio == event.folio
-            assert follow.pages == 512
+            done = events[index - 1]
+            assert done.kind is EventKind.FLUSH_DONE and done.folio == event.folio
+            send = max(e for e in events[:index] if e.kind is EventKind.FLUSH_SEND)
+            assert send.folio == event.folio
+            assert send.pages == 512
     thp_sends = [e for e in events if e.kind is EventKind.FLUSH_SEND and e.folio >= 0
                  and engine.folios.order[e.folio] == PMD_ORDER]
     assert len(thp_sends) == thps * moves

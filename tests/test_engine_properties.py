@@ -111,12 +111,17 @@ def check_ordering_rule(events: list[Event], remote: bool) -> None:
     deferred: set[int] = set()  # unmapped with TTU_BATCH_FLUSH since the last full flush
     unflushed: set[int] = set()  # last UNMAP not yet covered by a FLUSH_DONE
     copies = 0
+    last_done: int | None = None  # the folio of the latest FLUSH_DONE
     for e in events:
         if e.kind is EventKind.UNMAP:
-            unflushed.add(e.folio)
-            if e.arg:
+            if e.arg:  # deferred: a later full flush covers it
+                unflushed.add(e.folio)
                 deferred.add(e.folio)
+            elif last_done != e.folio:
+                # ptep_clear_flush() flushes before the migration entry (this event) goes in.
+                unflushed.add(e.folio)
         elif e.kind is EventKind.FLUSH_DONE:
+            last_done = e.folio
             if e.folio == FULL:
                 assert e.pages == FULL
                 unflushed -= deferred
@@ -135,7 +140,8 @@ def check_ordering_rule(events: list[Event], remote: bool) -> None:
 
 def check_flush_rounds(events: list[Event], engine: Engine, batched: bool) -> None:
     """At most one full-flush round per async migrate_pages_batch() call; every other round is
-    one PTE's (or one PMD's) immediate flush, right after that unmap."""
+    one PTE's (or one PMD's) immediate flush, right before that PTE's migration entry goes in
+    (its UNMAP event follows the round's FLUSH_DONE)."""
     full_per_batch: Counter[tuple[int, int]] = Counter()
     split_batches: set[tuple[int, int]] = set()
     fallback = 0
@@ -150,7 +156,9 @@ def check_flush_rounds(events: list[Event], engine: Engine, batched: bool) -> No
             assert not e.sync, "the one-by-one sync fallback flushes each PTE at once"
             full_per_batch[(e.move, e.batch)] += 1
             continue
-        unmap = events[index - 1]
+        done = next(i for i in range(index + 1, len(events))
+                    if events[i].kind is EventKind.FLUSH_DONE)
+        unmap = events[done + 1]
         assert unmap.kind is EventKind.UNMAP and unmap.folio == e.folio and unmap.arg == 0
         if batched:
             assert e.sync or order[e.folio] == THP, "only THPs and the sync fallback flush at once"

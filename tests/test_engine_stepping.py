@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from core.engine import CHECKPOINT_EVERY, Engine, EngineView
-from core.events import Event, EventKind, Phase
+from core.events import Event, EventKind, Phase, RoundKind
 from core.scenario import Mode, Scenario, scenario_from_dict
 from core.stats import Counters, WorkloadStats
 
@@ -150,7 +150,9 @@ def test_step_phase_in_serial_mode_is_one_folio() -> None:
     folio_segments = [s for s in segments if any(e.folio >= 0 for e in s)]
     for segment in folio_segments:
         assert len({e.folio for e in segment if e.folio >= 0}) == 1, segment
-        assert segment[0].kind is EventKind.UNMAP
+        # A folio's phase starts with its first PTE: cleared and flushed (the round is sent),
+        # then its migration entry goes in.
+        assert segment[0].kind in (EventKind.FLUSH_SEND, EventKind.UNMAP)
     # One segment per folio per move: 6 folios, 2 moves.
     assert len(folio_segments) == 6 * 2
 
@@ -360,8 +362,9 @@ def test_toggle_mid_batch_completes_the_batch_batched_then_goes_serial() -> None
     assert len(full) == 1 and full[0].folio == FULL and full[0].pages == FULL
     assert sorted(e.folio for e in rest_of_batch if e.kind is EventKind.REMAP) == [0, 1, 2, 3]
     # Then 6.2 behaviour: folio 4 onwards one by one, one PTE round each, no batches.
-    assert first_serial.kind is EventKind.UNMAP and first_serial.folio == 4
-    assert first_serial.arg == 0
+    # The first serial folio starts with its PTE cleared and flushed (the round goes out first).
+    assert first_serial.kind is EventKind.FLUSH_SEND and first_serial.folio == 4
+    assert first_serial.round_kind is RoundKind.PTE and first_serial.pages == 1
     tail = [first_serial]
     while step := engine.step():
         tail.extend(step)

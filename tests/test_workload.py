@@ -55,7 +55,11 @@ def unmapped_intervals(events: list[Event]) -> list[tuple[int, int, int]]:
     opened: dict[int, int] = {}
     windows = []
     for e in events:
-        if e.kind is EventKind.UNMAP:
+        if e.kind is EventKind.FLUSH_SEND and e.folio >= 0:
+            # ptep_clear_flush(): the PTE is cleared when its round is sent; the migration entry
+            # (the UNMAP event) goes in after the round.
+            opened.setdefault(e.folio, e.time_ns)
+        elif e.kind is EventKind.UNMAP:
             opened.setdefault(e.folio, e.time_ns)  # a PTE-mapped large folio: the first PTE
         elif e.kind in (EventKind.REMAP, EventKind.RESTORE) and e.folio in opened:
             windows.append((e.folio, opened.pop(e.folio), e.time_ns))
@@ -150,7 +154,8 @@ def test_threads_stall_only_on_unmapped_folios(overrides: dict[str, Any]) -> Non
     stalled_views = 0
     while step := engine.step():
         (event,) = step
-        if event.kind is EventKind.UNMAP:
+        if event.kind is EventKind.UNMAP or (event.kind is EventKind.FLUSH_SEND
+                                             and event.folio >= 0):
             unmapped.setdefault(event.folio, event.time_ns)
         elif event.kind in (EventKind.REMAP, EventKind.RESTORE):
             unmapped.pop(event.folio, None)

@@ -86,18 +86,34 @@ class IpiPanel(LinesView):
                                                   (f"cpu{round_.initiator} ⇒ ", "bold $accent")]
             tight = label_width + 7 + 3 * len(round_.targets) > width
             for index, cpu in enumerate(round_.targets):
-                mark = "✓" if index < round_.acked else "·"
+                # ✓ acknowledged after flushing; = acknowledged, nothing to flush (its TLB
+                # generation was current); · not reached yet.
+                skipped = index < len(round_.flushed) and round_.flushed[index] == 0
+                mark = ("=" if skipped else "✓") if index < round_.acked else "·"
                 text = mark if tight else f"{mark}{cpu} "
                 parts.append((text, "bold $ipi" if index < round_.acked else "$text-muted"))
             lines.append((Content.assemble(*parts), 0))
-            scope = "full flush" if round_.pages == -1 else f"INVLPG {round_.pages} page" + (
+            asked = "full flush" if round_.pages == -1 else f"INVLPG {round_.pages} page" + (
                 "s" if round_.pages > 1 else "")
-            acks = [label("acks"), (f"{round_.acked} of {len(round_.targets)}", "bold $ipi"),
-                    (f" · {scope}", "")]
-            lines.append((fitted(width, *[
-                Content.assemble(*acks, (f" · {why}" if why else "", "$text-muted"))
-                for why in (ROUND_KIND_TEXT.get(round_.kind, ""),
-                            KIND_WORDS.get(round_.kind, ("", ""))[0], "")]), 1))
+            brief = "full" if round_.pages == -1 else f"INVLPG {round_.pages}"
+            current = round_.flushed.count(0)
+            upgraded = round_.pages != -1 and -1 in round_.flushed
+            if current:
+                scopes = [f"{asked} asked, {current} already current", f"{brief}, {current} current"]
+            elif upgraded:
+                scopes = [f"{asked} asked, full flush done (behind)", f"{brief} → full"]
+            else:
+                scopes = [asked, brief]
+            count = (f"{round_.acked} of {len(round_.targets)}", "bold $ipi")
+            why_long = ROUND_KIND_TEXT.get(round_.kind, "")
+            why_short = KIND_WORDS.get(round_.kind, ("", "", ""))[0]
+            variants = [
+                Content.assemble(label("acks"), count, (f" · {scope}", ""),
+                                 (f" · {why}" if why else "", "$text-muted"))
+                for scope in scopes for why in (why_long, why_short, "")
+            ]
+            variants.append(Content.assemble(label("acks"), count))
+            lines.append((fitted(width, *variants), 1))
         else:
             lines.append((Content.assemble(label("round"), ("none in flight", "$text-muted")), 0))
         lines.append((fitted(width, *[Content.assemble(label("kinds"), *kinds_text(frame, short))

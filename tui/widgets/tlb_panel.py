@@ -73,6 +73,18 @@ def activity_text(frame: Frame, cpu: int, wide: bool) -> tuple[str, str]:
     view = frame.view
     activity = view.cpu_activity[cpu]
     if cpu in frame.flash or activity == CpuActivity.IPI:
+        # What flush_tlb_func() did here, when the round says (by TLB generation).
+        round_ = view.ipi_round
+        done = -2
+        if round_ is not None and cpu in round_.targets:
+            index = round_.targets.index(cpu)
+            if index < len(round_.flushed):
+                done = round_.flushed[index]
+        if done == 0:
+            return ("↯ IPI: already current, no flush" if wide else "↯ IPI, no flush",
+                    "bold $ipi")
+        if done == -1:
+            return ("↯ IPI: full TLB flush" if wide else "↯ IPI full flush", "bold $ipi")
         return ("↯ IPI: flushing its TLB" if wide else "↯ IPI flush", "bold $ipi")
     if activity == CpuActivity.STALLED:
         folio = view.cpu_stalled_on[cpu]
