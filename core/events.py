@@ -29,6 +29,11 @@ class EventKind(IntEnum):
     RESTORE = 11  # undo: migration entries point back at the old folio, src unlocked
     SPLIT = 12  # a THP is split into base pages (try_split_folio)
     MIGRATE_END = 13  # trace: mm_migrate_pages with the stats
+    # The initiating CPU runs flush_tlb_func() itself because it is in the cpumask being flushed
+    # (NUMA balancing: a thread of the process migrates; or a CPU still lazily in mm_cpumask).
+    # ``pages`` as traced (1, -1, 0); ``arg`` the tlb_flush reason: 2 local shootdown (a batch
+    # flush, mm == NULL) or 3 local mm shootdown (flush_tlb_mm_range).
+    LOCAL_FLUSH = 14
 
 
 class Phase(IntEnum):
@@ -127,6 +132,7 @@ KERNEL_FUNCTION: dict[EventKind, str] = {
     EventKind.RESTORE: "migrate_folio_undo_src → remove_migration_ptes",
     EventKind.SPLIT: "try_split_folio",
     EventKind.MIGRATE_END: "migrate_pages",
+    EventKind.LOCAL_FLUSH: "flush_tlb_func",
 }
 
 
@@ -195,5 +201,11 @@ def explain(event: Event) -> str:
                 "mapping and the folio goes back to the LRU (putback_movable_pages).")
     if kind is EventKind.SPLIT:
         return f"try_split_folio(): THP {folio} is split into base pages, retried after the batch."
+    if kind is EventKind.LOCAL_FLUSH:
+        what = {0: "finds its own TLB current: nothing to flush",
+                1: "invalidates the page in its own TLB (INVLPG)",
+                -1: "flushes its own TLB for the process"}.get(event.pages, "flushes locally")
+        return (f"flush_tlb_func() runs on the initiating CPU {event.cpu}, which is in the "
+                f"cpumask being flushed: it {what}.")
     return ("migrate_pages() returns and reports its stats (mm_migrate_pages): pgmigrate_success, "
             "pgmigrate_fail and the THP counters.")
