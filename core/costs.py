@@ -70,27 +70,36 @@ class Costs(BaseModel):
         description="Page walk paid by the first access after an entry was flushed (10 ns warm to "
         "~250 ns cold; docs §9, low confidence). Counted as workload time lost, not migration time.",
     )
-    ipi_base_ns: int = Field(
-        1200, ge=0,
-        description="Fixed part a of one synchronous TLB-shootdown round (a + b*n): send setup, "
-        "interrupt latency, acknowledgement spin. ~1 us on modern Xeons (docs §9, low confidence).",
+    ipi_send_ns: int = Field(
+        400, ge=0,
+        description="Setting a shootdown round up on the initiator before the first IPI leaves: "
+        "flush_tlb_info, the cpumask scan of on_each_cpu_cond_mask(), the call-function queue "
+        "(a few hundred ns, [I]; docs §9.2).",
     )
     ipi_target_ns: int = Field(
-        100, ge=0,
-        description="Per-target part b of a round for a target on the initiator's socket "
-        "(0.1-0.2 us per receiver, docs §9).",
+        60, ge=0,
+        description="Per target, on the initiator: queueing its call-function entry and writing "
+        "the IPI to the APIC; the IPIs go out one after another, then the initiator waits for "
+        "all (smp_call_function_many_cond, docs §5.3, §9.2; tens of ns, [I]).",
     )
-    ipi_remote_target_ns: int = Field(
-        250, ge=0,
-        description="Per-target part b for a target on another socket: cross-socket IPIs and acks "
-        "are dearer (docs §9); fixed with the other round costs by the seed's ~2.9-4.2 us per serial "
-        "round on a 2-socket box (docs §8.3, docs/calibration.md).",
+    ipi_latency_ns: int = Field(
+        450, ge=0,
+        description="One way between the initiator and a CPU of its own socket: an IPI's delivery "
+        "and interrupt entry, or the acknowledgement's cache line coming back (an IPI round trip "
+        "is ~1 us on one socket, docs §9, low confidence).",
+    )
+    ipi_remote_latency_ns: int = Field(
+        900, ge=0,
+        description="The same across the socket interconnect: a cross-socket IPI round trip is "
+        "about twice a local one (docs §9, low confidence); with ipi_send_ns, ipi_target_ns and "
+        "ipi_handler_ns it makes pmbench-2s's serial round ~3.8 us, inside the seed's 2.9-4.2 us "
+        "(docs §8.3, docs/calibration.md).",
     )
     ipi_handler_ns: int = Field(
         500, ge=0,
         description="Time a target CPU spends in the shootdown interrupt besides the flush itself "
-        "(entry, flush_tlb_func bookkeeping, exit); the workload thread there is paused (a remote "
-        "acknowledgement takes >= 1000 cycles, docs §9, [I]).",
+        "(entry, flush_tlb_func bookkeeping, exit); the workload thread there is paused, and the "
+        "initiator waits for the slowest target's handler (>= 1000 cycles, docs §9, [I]).",
     )
     fault_ns: int = Field(
         1000, ge=0,
@@ -107,10 +116,6 @@ class Costs(BaseModel):
         description="folio_wait_writeback() in MIGRATE_SYNC when a folio is under writeback "
         "(I/O bound; tens of us, [I]).",
     )
-
-    def round_target_ns(self, same_socket: bool) -> int:
-        """Per-target cost b of one shootdown round."""
-        return self.ipi_target_ns if same_socket else self.ipi_remote_target_ns
 
     def copy_ns(self, order: int) -> int:
         """folio_copy() of a folio of this order (copy is linear in pages)."""

@@ -369,11 +369,11 @@ class TaskBase:
         send_time = s.now
         counters.nr_tlb_remote_flush += 1
         counters.rounds_by_kind[kind] += 1
-        targets = machine.targets
-        traced = [self.flush_tlb_func(cpu, request_gen) for cpu in targets]
+        decided = {cpu: self.flush_tlb_func(cpu, request_gen) for cpu in machine.targets}
+        plan = machine.round_plan(decided)
+        traced = [decided[cpu] for cpu in plan.targets]  # in the order they handle the IPI
         flushed = np.array([folio if pages == 1 else (FULL if pages == -1 else NOTHING)
                             for pages in traced], dtype=np.int64)
-        plan = machine.round_plan(traced)
         s.round_targets, s.round_acked, s.round_pages = plan.targets, 0, send_pages
         s.round_kind, s.round_flushed = kind, []
         # The timeline learns every delivery now: the lazy workload reads it window by window

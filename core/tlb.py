@@ -2,9 +2,9 @@
 
 Mirrors arch/x86/mm/tlb.c as of Linux 6.2/6.3: ``native_flush_tlb_multi()`` sends one round to
 the CPUs of ``mm_cpumask(mm)`` other than the sender, skipping lazy-TLB CPUs
-(``tlb_is_not_lazy``), and waits for every target to acknowledge. A PTE flush makes each target
-INVLPG one page; the batched flush (``arch_tlbbatch_flush``) makes each target flush the whole
-process (``TLB_FLUSH_ALL``).
+(``tlb_is_not_lazy``), and waits for every target to acknowledge. What each target then does
+(one INVLPG, a full flush or nothing) follows its TLB generation (``flush_tlb_func``, in
+core/kernel.py); how long the round takes follows x86's send-all-then-wait shape (round_plan).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
-from core.costs import Costs
 from core.scenario import Scenario
 
 
@@ -64,29 +63,63 @@ class Machine:
         # CPUs whose workload thread runs and touches memory.
         self.running_threads = self.targets
         self.costs = costs
-        self.page_round = self._plan(costs.invlpg_ns, costs)
-        self.full_round = self._plan(costs.full_flush_ns, costs)
-        self.idle_round = self._plan(0, costs)
-
-    def round_plan(self, traced: list[int]) -> RoundPlan:
-        """The timing of a round whose targets flush as ``traced`` says (pages per target: 1
-        partial, -1 full, 0 nothing): the initiator waits for the slowest flush."""
-        if -1 in traced:
-            return self.full_round
-        if 1 in traced:
-            return self.page_round
-        return self.idle_round
-
-    def _plan(self, flush_work_ns: int, costs: Costs) -> RoundPlan:
+        # The order targets handle their IPIs in (sends go out in cpumask order, one after
+        # another; a target on the other socket is reached later), and when.
         home = self.node_of_cpu[self.initiator]
-        offsets = []
-        spent = costs.ipi_base_ns // 2
-        for cpu in self.targets:
-            spent += costs.round_target_ns(self.node_of_cpu[cpu] == home)
-            offsets.append(spent)
-        total = costs.ipi_base_ns + (spent - costs.ipi_base_ns // 2) + flush_work_ns
-        return RoundPlan(self.targets, tuple(offsets), total,
-                         np.array(self.targets, dtype=np.int64), np.array(offsets, dtype=np.int64))
+        entries = []
+        for index, cpu in enumerate(self.targets):
+            sent = costs.ipi_send_ns + (index + 1) * costs.ipi_target_ns
+            entries.append((sent + self.latency_ns(cpu, home), cpu))
+        entries.sort()
+        self.handling_order = tuple(cpu for _, cpu in entries)
+        self._entry_ns = tuple(entry for entry, _ in entries)
+        self._plans: dict[tuple[int, ...], RoundPlan] = {}
+
+    def latency_ns(self, cpu: int, home: int | None = None) -> int:
+        """One-way latency between the initiator and a CPU: an IPI's delivery, or the
+        acknowledgement's way back (dearer across the socket interconnect)."""
+        home = self.node_of_cpu[self.initiator] if home is None else home
+        costs = self.costs
+        return costs.ipi_latency_ns if self.node_of_cpu[cpu] == home else \
+            costs.ipi_remote_latency_ns
+
+    def flush_work_ns(self, traced: int) -> int:
+        """What a target's flush_tlb_func() does, by what it traces: 1 INVLPG, -1 a full
+        flush, 0 nothing."""
+        if traced == -1:
+            return self.costs.full_flush_ns
+        return self.costs.invlpg_ns if traced == 1 else 0
+
+    def round_plan(self, traced: dict[int, int]) -> RoundPlan:
+        """The timing of a round as x86 runs it (smp_call_function_many_cond with wait): the
+        initiator sets the round up, sends one IPI per target in turn, then waits until every
+        target has handled it and the acknowledgement has come back. ``traced`` gives what each
+        target's flush_tlb_func() does (pages as traced: 1, -1, 0); the slowest target, its
+        distance and its flush decide the wait. With no target left (all lazy), the round is
+        only the mask scan."""
+        key = tuple(traced[cpu] for cpu in self.handling_order)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        costs = self.costs
+        if not self.handling_order:
+            total = costs.ipi_target_ns
+        else:
+            total = max(
+                entry + costs.ipi_handler_ns + self.flush_work_ns(traced[cpu])
+                + self.latency_ns(cpu)
+                for entry, cpu in zip(self._entry_ns, self.handling_order, strict=True)
+            )
+        plan = RoundPlan(self.handling_order, self._entry_ns, total,
+                         np.array(self.handling_order, dtype=np.int64),
+                         np.array(self._entry_ns, dtype=np.int64))
+        self._plans[key] = plan
+        return plan
+
+    @property
+    def full_round(self) -> RoundPlan:
+        """A batch's round: every target flushes its whole TLB."""
+        return self.round_plan(dict.fromkeys(self.targets, -1))
 
     @property
     def has_remote_cpus(self) -> bool:

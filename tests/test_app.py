@@ -7,6 +7,7 @@ Tests start the app paused and drive it with keys; nothing depends on wall-clock
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def test_step_keys_change_engine_and_widgets() -> None:
         ipi = app.query_one(IpiPanel).text
         # ✓ after a flush, = when the target was already current (here: the batch's round,
         # after the THP's PMD round caught every target up).
-        assert "=0" in ipi or "✓0" in ipi, "acknowledgements appear as targets handle the IPI"
+        assert re.search(r"[=✓]\d", ipi), "acknowledgements appear as targets handle the IPI"
         assert "↯" in app.query_one(TlbPanel).text, "a target CPU flashes"
         await pilot.press("B")
         await pilot.pause()

@@ -46,17 +46,29 @@ def test_figures_follow_from_the_counters(bench: dict[str, object]) -> None:
     assert batched["fallback_flush_rounds"] == batched["sync_fallback_folios"] > 0
 
 
-def test_ipi_cost_depends_on_target_count_and_socket() -> None:
-    base = load_scenario("pmbench-2s", SMALL + ["migration.moves=1"])
-    same_socket = load_scenario("pmbench-2s", SMALL + [
-        "migration.moves=1", "workload.threads=8", "workload.cpus=[24,25,26,27,28,29,30,31]"])
-    other_socket = load_scenario("pmbench-2s", SMALL + [
-        "migration.moves=1", "workload.threads=8", "workload.cpus=[0,1,2,3,4,5,6,7]"])
-    times = {}
-    for name, scenario in (("16", base), ("8 same", same_socket), ("8 other", other_socket)):
+def test_ipi_cost_follows_the_x86_round_shape() -> None:
+    # The IPIs go out one after another and the acknowledgements are awaited together: a round
+    # grows a little with each target, and a target on the other socket adds its distance once
+    # (the slowest target decides the wait), not once per remote target.
+    def per_round(cpus: list[int]) -> float:
+        scenario = load_scenario("pmbench-2s", SMALL + [
+            "migration.moves=1", f"workload.threads={len(cpus)}", f"workload.cpus={cpus}"])
         result = run_bench(scenario)["serial"]
-        times[name] = result["time_flush_ns"] / result["nr_tlb_remote_flush"]
-    assert times["8 same"] < times["8 other"] < times["16"]
+        return result["time_flush_ns"] / result["nr_tlb_remote_flush"]
+
+    # The initiator is CPU 47, on node 1 (CPUs 24-47).
+    same_8 = per_round(list(range(24, 32)))
+    same_16 = per_round(list(range(24, 40)))
+    other_1 = per_round([0])
+    other_8 = per_round(list(range(0, 8)))
+    both_16 = per_round(list(range(0, 8)) + list(range(24, 32)))
+    costs = load_scenario("pmbench-2s").costs
+    distance = 2 * (costs.ipi_remote_latency_ns - costs.ipi_latency_ns)  # there and back
+    assert same_16 - same_8 == 8 * costs.ipi_target_ns
+    assert other_8 - same_8 == distance
+    assert other_8 - other_1 == 7 * costs.ipi_target_ns
+    # Remote targets first in cpumask order: the local ones, sent later, finish earlier.
+    assert both_16 == other_8
 
 
 def test_sweep_stall_p99_grows_with_batch_size() -> None:
