@@ -14,12 +14,29 @@ class Costs(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    isolate_ns: int = Field(
-        500, ge=0,
-        description="Per folio, outside migrate_pages(): queue_pages_range() walking the page "
-        "tables, isolate_lru_folio() and putting folios back. Inferred, not measured: the seed's "
-        "3.92x throughput gain and its 83% flush share together require ~0.5 us per page spent "
-        "outside migrate_pages() (docs/calibration.md).",
+    isolate_call_ns: int = Field(
+        20_000, ge=0,
+        description="Per migrate_pages(2) call, before isolating: do_migrate_pages() disables "
+        "the per-CPU LRU caches and drains them on every CPU (lru_cache_disable -> "
+        "lru_add_drain_all: work queued on each CPU and waited for); tens of us on a "
+        "2-socket server ([I], docs §2).",
+    )
+    walk_pte_ns: int = Field(
+        25, ge=0,
+        description="queue_pages_range() per page-table entry of the process it walks (the whole "
+        "mapping, on either node): present?, vm_normal_folio(), which node? (tens of ns, [I], "
+        "docs §2).",
+    )
+    isolate_folio_ns: int = Field(
+        120, ge=0,
+        description="Per folio queued: folio_isolate_lru() under the LRU lock and the list add "
+        "(~0.1 us, [I], docs §2).",
+    )
+    putback_folio_ns: int = Field(
+        120, ge=0,
+        description="Per folio that did not migrate: putback_movable_pages() puts it back on the "
+        "LRU after the call (like isolating it, [I]). A migrated source folio is freed inside "
+        "migrate_pages() instead, booked to move_ns.",
     )
     alloc_ns: int = Field(
         150, ge=0,

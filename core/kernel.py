@@ -211,10 +211,19 @@ class TaskBase:
                 unit.round_done = True
 
     def _isolation_ns(self, node: int) -> int:
-        """How long isolating the folios now on ``node`` will take (the next call's start)."""
+        """How long the work before the next migrate_pages() call takes: do_migrate_pages()
+        drains the LRU caches, queue_pages_range() walks every page-table entry of the process
+        (a PMD-mapped THP is one entry) and isolates the folios now on ``node``."""
         table = self.folios
-        count = int(np.count_nonzero(table.alive[: table.count] & (table.node[: table.count] == node)))
-        return self.costs.isolate_ns * count
+        alive = table.alive[: table.count]
+        here = int(np.count_nonzero(alive & (table.node[: table.count] == node)))
+        entries = int(np.count_nonzero(alive))  # one PTE per base page, one PMD per THP...
+        large = alive & (table.order[: table.count] > 0) & (table.order[: table.count] < 9)
+        # ... and a PTE-mapped large folio has a PTE per page.
+        entries += int((np.left_shift(1, table.order[: table.count][large].astype(np.int64))
+                        - 1).sum())
+        costs = self.costs
+        return costs.isolate_call_ns + costs.walk_pte_ns * entries + costs.isolate_folio_ns * here
 
     def _get_and_lock(self, folio: int, attempt: int, *, may_block: bool,
                       writeback_rc: Errno) -> Steps:

@@ -66,10 +66,10 @@ class MigrationTask(BatchedPath, SerialPath):
         """do_migrate_pages() → migrate_to_node(): isolate, then migrate_pages() starts."""
         s = self.s
         s.src, s.dst = (0, 1) if s.move % 2 == 0 else (1, 0)
+        # do_migrate_pages() drains the LRU caches; queue_pages_range() walks the mm and
+        # isolates every folio on the source node: work outside migrate_pages(), booked here.
+        self._spend(Spend.ISOLATE, self._isolation_ns(s.src))
         s.from_list = self.folios.on_node(s.src)
-        # queue_pages_range() isolates every folio of the mm on the source node, and the folios
-        # are put back afterwards: work outside migrate_pages(), booked here at the start.
-        self._spend(Spend.ISOLATE, self.costs.isolate_ns * len(s.from_list))
         s.from_pos = 0
         s.next_pass, s.ret, s.split = [], [], []
         s.stats = MigrateStats()
@@ -116,10 +116,16 @@ class MigrationTask(BatchedPath, SerialPath):
         stats = s.stats
         end = self._event(EventKind.MIGRATE_END, pages=stats.nr_succeeded,
                           arg=stats.nr_failed_pages)
+        # After migrate_pages() returns, migrate_to_node() puts what did not move back on the
+        # LRU (putback_movable_pages): outside the call, before the next one can start.
+        listed = np.asarray(s.from_list + s.split, dtype=np.int64)
+        left = listed[table.alive[listed] & (table.state[listed] != FolioState.REMAPPED)]
+        putback = self.costs.putback_folio_ns * int(np.unique(left).size)
         if s.stage is Stage.START:
-            s.busy_until = s.now + self._isolation_ns(s.dst)
+            s.busy_until = s.now + putback + self._isolation_ns(s.dst)
         # Label the event with the call it ends: s.move already names the next call (the
         # MIGRATE_END of move 0 used to say move 1, unlike every other event of that call).
         yield end._replace(move=finished,
                            thp=(stats.nr_thp_succeeded, stats.nr_thp_failed, stats.nr_thp_split))
+        self._spend(Spend.ISOLATE, putback)
 
