@@ -1,16 +1,19 @@
-"""Engine events as ftrace text, in the kernel's own tracepoint formats (Linux 6.3).
+"""Engine events as ftrace text, in the kernel's own tracepoint formats (Linux 6.3 or 6.18).
 
-Line layout as /sys/kernel/tracing/trace prints it::
+Line layout as /sys/kernel/tracing/trace prints it (both versions; ``perf script`` prints another,
+docs/kernel.md §7.1)::
 
     <comm>-<pid> [<cpu>] <flags> <seconds>.<micros>: <event>: <payload>
 
 Tracepoints and their formats (include/trace/events/migrate.h, tlb.h, thp.h,
-arch/x86/include/asm/trace/irq_vectors.h): ``mm_migrate_pages_start``, ``mm_migrate_pages``
-(6.3's seven fields), ``set_migration_pte``/``remove_migration_pte`` per PTE,
-``set_migration_pmd``/``remove_migration_pmd`` for a PMD-mapped THP, ``tlb_flush`` with 6.3's
-lower-case reason strings, ``call_function_entry``/``_exit`` (vector 252) or the ``single``
-variant (vector 251) for a one-target IPI. Steps with no tracepoint (a copy, a failed attempt) are
-printed only on request (``printk=True``), as ``trace_printk()`` lines naming the kernel function.
+arch/x86/include/asm/trace/irq_vectors.h): ``mm_migrate_pages_start``, ``mm_migrate_pages``,
+``set_migration_pte``/``remove_migration_pte`` per PTE, ``set_migration_pmd``/``remove_migration_pmd``
+for a PMD-mapped THP, ``tlb_flush``, ``call_function_entry``/``_exit`` (vector 252) or the
+``single`` variant (vector 251) for a one-target IPI. What differs between the kernel versions
+migviz can print is one table per version (``KERNELS``): the ``tlb_flush`` reason strings and the
+fields of ``mm_migrate_pages`` (docs/kernel.md §7.2, §7.3). Steps with no tracepoint (a copy, a
+failed attempt) are printed only on request (``printk=True``), as ``trace_printk()`` lines naming
+the kernel function.
 
 Page-table values are schematic: they are derived from a made-up pfn per node so that lines are
 stable and distinguishable, not bit-exact x86 encodings.
@@ -20,6 +23,8 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import IntEnum
 
 from core.events import Errno, Event, EventKind, WaitReason
 from core.folios import PMD_ORDER
@@ -34,21 +39,81 @@ CALL_FUNCTION_VECTOR = 252  # 0xfc
 CALL_FUNCTION_SINGLE_VECTOR = 251  # 0xfb
 MODE = "MIGRATE_SYNC"  # migratepages → migrate_pages(2) → MIGRATE_SYNC
 REASON = "syscall_or_cpuset"  # MR_SYSCALL
-TLB_REASON = {
-    0: "flush on task switch",
-    1: "remote shootdown",
-    2: "local shootdown",
-    3: "local mm shootdown",
-    4: "remote ipi send",
+
+
+class TlbReason(IntEnum):
+    """enum tlb_flush_reason (include/linux/mm_types.h): the number tlb_flush prints in (%d)."""
+
+    FLUSH_ON_TASK_SWITCH = 0
+    REMOTE_SHOOTDOWN = 1  # flush_tlb_func() in a target's IPI handler
+    LOCAL_SHOOTDOWN = 2  # flush_tlb_func() on the initiator for a batch flush (mm == NULL)
+    LOCAL_MM_SHOOTDOWN = 3  # flush_tlb_func() on the initiator for flush_tlb_mm_range()
+    REMOTE_SEND_IPI = 4  # native_flush_tlb_multi(), before the IPIs go out
+    REMOTE_WRONG_CPU = 5  # newer kernels only: an IPI to a CPU that left mm_cpumask
+
+
+@dataclass(frozen=True)
+class KernelFormats:
+    """The tracepoint text of one kernel version, where it differs between versions.
+
+    ``tlb_reasons[n]`` is the string __print_symbolic() gives reason n in tlb_flush;
+    ``migrate_pages`` is the payload of mm_migrate_pages as a str.format() template with the
+    fields ``succeeded failed thp_succeeded thp_failed thp_split split mode reason``.
+    """
+
+    version: str
+    tlb_reasons: tuple[str, ...]
+    migrate_pages: str
+
+    def reason(self, reason: int) -> str:
+        """``<string> (<n>)`` as tlb_flush prints a reason. A number the version's table lacks
+        prints in hex, as __print_symbolic() does (kernels with 2815a56e4b72 but not
+        2d130eeeaff6 printed reason 5 as ``0x5 (5)``)."""
+        text = self.tlb_reasons[reason] if 0 <= reason < len(self.tlb_reasons) else f"0x{reason:x}"
+        return f"{text} ({reason})"
+
+
+_MIGRATE_PAGES_HEAD = ("nr_succeeded={succeeded} nr_failed={failed} nr_thp_succeeded={thp_succeeded} "
+                       "nr_thp_failed={thp_failed} nr_thp_split={thp_split} ")
+_MIGRATE_PAGES_TAIL = "mode={mode} reason={reason}"
+
+# Everything else migviz prints reads the same in both versions, so it is not in the table:
+# mm_migrate_pages_start (`mode=%s reason=%s`), set/remove_migration_pte (`addr=%lx, pte=%lx
+# order=%d`; the 6.18 sample's lines have that grammar), set/remove_migration_pmd
+# (include/trace/events/thp.h, `addr=%lx, pmd=%lx`), call_function*_entry/_exit (`vector=%d`,
+# vectors 0xfc/0xfb in arch/x86/include/asm/irq_vectors.h; the sample holds no irq_vectors
+# line), and the tracefs line layout and header.
+KERNELS: dict[str, KernelFormats] = {
+    # include/trace/events/tlb.h and migrate.h as of 6.3 (docs/kernel.md §7.2, §7.3).
+    "6.3": KernelFormats(
+        version="6.3",
+        tlb_reasons=("flush on task switch", "remote shootdown", "local shootdown",
+                     "local mm shootdown", "remote ipi send"),
+        migrate_pages=_MIGRATE_PAGES_HEAD + _MIGRATE_PAGES_TAIL,
+    ),
+    # As tests/data/compaction-6.18.perf.txt shows them. The reason strings: tip commit
+    # 2d130eeeaff6 "x86/mm/tlb/trace: Export the TLB_REMOTE_WRONG_CPU enum in
+    # <trace/events/tlb.h>" (Dec 2025; a Fixes: of 2815a56e4b72, which added reason 5) named
+    # reason 5 and capitalised "MM" and "IPI"; the sample's 6.18 kernel prints them, so it
+    # carries that fix.
+    # nr_split=: Zi Yan, "mm/migrate: add nr_split to trace_mm_migrate_pages stats."
+    # (20231017163129.2025214-2-zi.yan@sent.com), after 6.3.
+    "6.18": KernelFormats(
+        version="6.18",
+        tlb_reasons=("flush on task switch", "remote shootdown", "local shootdown",
+                     "local MM shootdown", "remote IPI send", "remote wrong CPU"),
+        migrate_pages=_MIGRATE_PAGES_HEAD + "nr_split={split} " + _MIGRATE_PAGES_TAIL,
+    ),
 }
+DEFAULT_KERNEL = "6.3"  # the kernel migviz models (docs/kernel.md §4)
 
 
-def header(cpus: int) -> list[str]:
+def header(cpus: int, kernel: str = DEFAULT_KERNEL) -> list[str]:
     """The comment block ftrace puts at the top of the `trace` file."""
     return [
         "# tracer: nop",
         "#",
-        f"# simulated by migviz; CPUs: {cpus}",
+        f"# simulated by migviz; CPUs: {cpus}; tracepoint formats of Linux {kernel}",
         "#",
         "#                                _-----=> irqs-off/BH-disabled",
         "#                               / _----=> need-resched",
@@ -72,8 +137,12 @@ class TraceFormatter:
     """Turns events into ftrace lines. It keeps no state: an event carries its folio's node,
     order, address and PTE index, so a line printed live is the line ``migviz trace`` prints."""
 
-    def __init__(self, scenario: Scenario, *, printk: bool = False) -> None:
+    def __init__(self, scenario: Scenario, *, printk: bool = False,
+                 kernel: str = DEFAULT_KERNEL) -> None:
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel {kernel!r}: migviz prints the formats of {', '.join(KERNELS)}")
         self.printk = printk
+        self.formats = KERNELS[kernel]
         self.machine = Machine(scenario)
         self.handler_ns = scenario.costs.ipi_handler_ns
 
@@ -85,10 +154,14 @@ class TraceFormatter:
         return "<idle>", 0
 
     def _line(self, event: Event, name: str, payload: str, *, time_ns: int | None = None,
-              flags: str = ".....") -> tuple[int, str]:
-        comm, pid = self._task(event.cpu)
+              flags: str = ".....", task: tuple[str, int] | None = None) -> tuple[int, str]:
+        comm, pid = self._task(event.cpu) if task is None else task
         when = event.time_ns if time_ns is None else time_ns
         return when, f"{prefix(comm, pid, event.cpu, flags, when)} {name}: {payload}"
+
+    def _tlb_flush(self, pages: int, reason: int) -> str:
+        """tlb_flush's payload, ``pages:%ld reason:%s (%d)``: pages signed, so a full flush is -1."""
+        return f"pages:{pages} reason:{self.formats.reason(reason)}"
 
     @staticmethod
     def _pfn(event: Event) -> int:
@@ -102,18 +175,25 @@ class TraceFormatter:
         if kind is EventKind.MIGRATE_START:
             return [self._line(event, "mm_migrate_pages_start", f"mode={MODE} reason={REASON}")]
         if kind is EventKind.MIGRATE_END:
-            ok, failed, split = event.thp
-            return [self._line(
-                event, "mm_migrate_pages",
-                f"nr_succeeded={event.pages} nr_failed={event.arg} nr_thp_succeeded={ok} "
-                f"nr_thp_failed={failed} nr_thp_split={split} mode={MODE} reason={REASON}",
-            )]
+            ok, failed, thp_split = event.thp
+            # 6.18's nr_split counts every large folio split, of any order; only PMD-sized THPs
+            # split in migviz (its large folios are THPs), so nr_split = nr_thp_split.
+            return [self._line(event, "mm_migrate_pages", self.formats.migrate_pages.format(
+                succeeded=event.pages, failed=event.arg, thp_succeeded=ok, thp_failed=failed,
+                thp_split=thp_split, split=thp_split, mode=MODE, reason=REASON))]
         if kind is EventKind.UNMAP:
             return self._unmap_lines(event)
         if kind in (EventKind.REMAP, EventKind.RESTORE):
             return self._remap_lines(event)
         if kind is EventKind.FLUSH_SEND:
-            return [self._line(event, "tlb_flush", f"pages:{event.pages} reason:{TLB_REASON[4]} (4)")]
+            return [self._line(event, "tlb_flush", self._tlb_flush(event.pages, TlbReason.REMOTE_SEND_IPI))]
+        if kind is EventKind.LOCAL_FLUSH:
+            # The initiating task runs flush_tlb_func() on its own CPU: interrupts are off
+            # (flush_tlb_func() requires it; its callers use local_irq_disable()) and preemption
+            # is off (get_cpu()), so `d..1.`. ``arg`` is reason 2 or 3.
+            comm_pid = (MIGRATOR_COMM, MIGRATOR_PID)
+            return [self._line(event, "tlb_flush", self._tlb_flush(event.pages, event.arg),
+                               flags="d..1.", task=comm_pid)]
         if kind is EventKind.IPI_RECV:
             single = event.arg == 1
             entry = "call_function_single_entry" if single else "call_function_entry"
@@ -121,8 +201,8 @@ class TraceFormatter:
             vector = CALL_FUNCTION_SINGLE_VECTOR if single else CALL_FUNCTION_VECTOR
             return [
                 self._line(event, entry, f"vector={vector}", flags="d.h1."),
-                self._line(event, "tlb_flush", f"pages:{event.pages} reason:{TLB_REASON[1]} (1)",
-                           flags="d.h1."),
+                self._line(event, "tlb_flush",
+                           self._tlb_flush(event.pages, TlbReason.REMOTE_SHOOTDOWN), flags="d.h1."),
                 self._line(event, exit_, f"vector={vector}", flags="d.h1.",
                            time_ns=event.time_ns + self.handler_ns),
             ]

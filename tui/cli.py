@@ -35,7 +35,7 @@ from core.scenario import (
     scenario_source,
     to_toml,
 )
-from core.trace import TraceFormatter, header, write_trace
+from core.trace import DEFAULT_KERNEL, KERNELS, TraceFormatter, header, write_trace
 from tui.keymap import KeymapError, binding_ids, load_keymap
 from tui.keymap import default_path as default_keymap_path
 from tui.output import (
@@ -147,6 +147,12 @@ def _parser() -> _Parser:
     trace.add_argument("--printk", action="store_true",
                        help="also print the steps that have no tracepoint (copy, retries, waits) "
                        "as trace_printk() lines")
+    trace.add_argument("--kernel", choices=list(KERNELS),
+                       help=f"print the tracepoint strings of this Linux version (default "
+                       f"{DEFAULT_KERNEL}, the one migviz models); 6.18 spells tlb_flush reasons "
+                       "'remote IPI send', 'local MM shootdown' and adds nr_split= to "
+                       "mm_migrate_pages. Only for ftrace text: with --format perfetto it is "
+                       "refused")
 
     bench = commands.add_parser(
         "bench", parents=[overrides], help="reproduce the seed's measurement (both modes)",
@@ -373,16 +379,20 @@ def _open_app(scenario: Scenario, mode: Mode | None, *, paused: bool, speed: flo
 
 
 def _trace(args: argparse.Namespace) -> int:
+    if args.kernel and args.format == "perfetto":
+        raise UsageError("--kernel picks the tracepoint text of --format ftrace; a perfetto trace "
+                         "has none (see 'migviz trace --help')")
     scenario = load_scenario(args.scenario, args.overrides)
     mode = Mode(args.mode) if args.mode else None
+    kernel = args.kernel or DEFAULT_KERNEL
     if args.output is None:
         # A trace scrolling on the terminal and a progress line on it would mix.
         with Progress(sys.stderr, enabled=not _is_terminal(sys.stdout)) as progress, \
                 writing(STDOUT):
-            _write_trace(scenario, mode, sys.stdout, args.printk, args.format, progress)
+            _write_trace(scenario, mode, sys.stdout, args.printk, args.format, progress, kernel)
         return 0
     with Progress(sys.stderr) as progress, output_file(args.output, args.force) as stream:
-        _write_trace(scenario, mode, stream, args.printk, args.format, progress)
+        _write_trace(scenario, mode, stream, args.printk, args.format, progress, kernel)
     return 0
 
 
@@ -394,15 +404,15 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 def _write_trace(scenario: Scenario, mode: Mode | None, stream: TextIO, printk: bool,
-                 fmt: str, progress: Progress) -> None:
+                 fmt: str, progress: Progress, kernel: str = DEFAULT_KERNEL) -> None:
     engine = Engine(scenario, mode, checkpoints=False, history=1)
     events = progress.follow(engine, engine.iter_events())
     if fmt == "perfetto":
         for piece in write_perfetto(events, scenario):
             stream.write(piece)
         return
-    formatter = TraceFormatter(scenario, printk=printk)
-    stream.write("\n".join(header(scenario.topology.cpus)) + "\n")
+    formatter = TraceFormatter(scenario, printk=printk, kernel=kernel)
+    stream.write("\n".join(header(scenario.topology.cpus, kernel)) + "\n")
     for line in write_trace(events, formatter):
         stream.write(line + "\n")
 
