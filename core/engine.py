@@ -553,6 +553,9 @@ def summarize(engine: Engine) -> dict[str, Any]:
         "pages_per_sec": pages_per_second(pages, sim),
         "ipis_per_page": ipis_per_page(c.nr_tlb_remote_flush_received, pages),
         "accesses": work.accesses,
+        # The workload's own progress: fewer accesses per second when its threads handle IPIs,
+        # refill what a full flush threw away, or wait on migration entries.
+        "workload_accesses_per_sec": round(work.accesses / (sim / 1e9), 1) if sim else 0.0,
         "tlb_hits": work.tlb_hits,
         "tlb_misses": work.tlb_misses,
         "stale_hits": work.stale_hits,

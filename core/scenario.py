@@ -51,6 +51,12 @@ class Topology(_Section):
 
     nodes: int = Field(2, ge=2, le=64, description="NUMA nodes; folios move between node 0 and 1")
     cpus: int = Field(8, ge=1, le=1024, description="CPUs, numbered 0..cpus-1")
+    tlb_entries: int = Field(
+        1536, ge=1, le=1 << 24,
+        description="TLB entries each CPU holds for the workload, the least recently used "
+        "evicted first: 1536 is the second-level TLB (STLB) of Intel's Skylake-SP and Cascade "
+        "Lake server cores (Intel's optimization reference manual; docs §9)",
+    )
 
     def node_of_cpu(self, cpu: int) -> int:
         """Node of a CPU: contiguous, even spread (CPUs 0..k-1 on node 0, and so on)."""

@@ -66,6 +66,16 @@ class Workload:
         self.timeline = timeline
         count = len(self.cpus)
         self.tlb = np.zeros((count, folios.capacity), dtype=bool)
+        # The TLB holds at most `capacity` entries, the least recently used evicted first: an
+        # entry is still held while fewer than `capacity` accesses came since its last use
+        # (recency counted in accesses; with uniform pages over many folios nearly every one is
+        # distinct). Tracked only when the workload could outgrow it.
+        self.capacity = scenario.topology.tlb_entries
+        self.last_k: npt.NDArray[np.int64] | None = (
+            np.full((count, folios.capacity), -1, dtype=np.int64)
+            if folios.capacity > self.capacity else None
+        )
+        self.refill_ns = scenario.costs.tlb_refill_ns  # a miss walks the page table
         # When each entry was filled, kept only for a kernel that skips its flushes: there alone
         # an entry can outlive the unmap and keep mapping the old folio after the remap. (With
         # no flushes at all an entry, once filled, is never dropped.)
@@ -140,6 +150,8 @@ class Workload:
                     tlb[thread] = False
                 else:
                     tlb[thread, mine[mine >= 0]] = False
+        if self.last_k is not None:  # entries evicted by recency are not held any more
+            tlb = tlb & (self.next_k[:, np.newaxis] - self.last_k <= self.capacity)
         old = np.broadcast_to(self.folios.unmapped, tlb.shape)
         if self.fill is not None:
             moved = timeline.last_move(self.folios.capacity, now)
@@ -152,13 +164,14 @@ class Workload:
         for name in (
             "cpus", "interval", "write_ratio", "fault_ns", "ipi_ns", "seed", "folios", "timeline",
             "horizon", "iv_ptr", "fl_ptr", "accesses", "tlb_hits", "tlb_misses", "stale_hits",
-            "stale_writes", "lost_writes", "faults", "_sort_dtype",
+            "stale_writes", "lost_writes", "faults", "_sort_dtype", "capacity", "refill_ns",
         ):
             setattr(clone, name, getattr(self, name))
         for name in ("tlb", "next_k", "next_t", "stalled_on", "stall_start", "stall_interval",
                      "chunk", "ipi_cursor"):
             setattr(clone, name, getattr(self, name).copy())
         clone.fill = None if self.fill is None else self.fill.copy()
+        clone.last_k = None if self.last_k is None else self.last_k.copy()
         clone.stalls = GrowArray(self.stalls.data.size)
         clone.stalls.data[: self.stalls.size] = self.stalls.view()
         clone.stalls.size = self.stalls.size
@@ -237,6 +250,7 @@ class Workload:
         singles = mine & (window.fl_folio >= 0)  # one entry invalidated (not FULL, not NOTHING)
         single_keys = np.sort((window.fl_folio[singles] << KEY_SHIFT) | window.fl_time[singles])
         tlb = self.tlb[thread]
+        capacity = self.capacity
         state_time = window.start - 1  # every flush at or before this is applied to `tlb`
         stop = window.stop
         interval = self.interval
@@ -256,12 +270,14 @@ class Workload:
                 tlb[folio] = True  # the retried access walks the new PTE and refills
                 if self.fill is not None:
                     self.fill[thread, folio] = resume
+                if self.last_k is not None:
+                    self.last_k[thread, folio] = int(self.next_k[thread]) - 1
                 self.accesses += 1
                 self.tlb_misses += 1
                 self.stalls.append(resume - int(self.stall_start[thread]))
                 self.stalled_on[thread] = -1
                 self.stall_interval[thread] = -1
-                self.next_t[thread] = resume + interval
+                self.next_t[thread] = resume + self.refill_ns + interval
                 # IPIs handled while it slept delayed nothing.
                 self.ipi_cursor[thread] = max(int(self.ipi_cursor[thread]), resume)
             start_t = int(self.next_t[thread])
@@ -269,56 +285,60 @@ class Workload:
                 break
             n = min((stop - 1 - start_t) // interval + 1, int(self.chunk[thread]))
             first_k = int(self.next_k[thread])
-            times = start_t + np.arange(n, dtype=np.int64) * interval
-            # Every IPI handled between two accesses pushes the later ones back by ipi_ns. With
-            # e_j = d_j - j * ipi_ns, access k is preceded by the IPIs with e_j <= its unshifted
-            # time (handlers never overlap: rounds are further apart than a handler lasts).
             pending = deliveries[np.searchsorted(deliveries, self.ipi_cursor[thread],
                                                  side="right"):]
-            handled = np.zeros(n, dtype=np.int64)
-            if pending.size and ipi_ns:
-                marks = pending - ipi_ns * np.arange(pending.size, dtype=np.int64)
-                handled = np.searchsorted(marks, times, side="right")
-                times = times + ipi_ns * handled
-                n = int(np.searchsorted(times, stop, side="left"))
-                if n == 0:  # interrupted past the window: the next access comes later
-                    self.next_t[thread] = int(times[0])
-                    self.ipi_cursor[thread] = int(pending[handled[0] - 1])
-                    break
-                times, handled = times[:n], handled[:n]
             pages, writes = self._draws(thread, first_k, n)
             folios = self.folios.page_folio[pages].astype(np.int64)
-            # Is the PTE a migration entry at that moment?
-            query = (folios << KEY_SHIFT) | times
-            slot = np.searchsorted(window.iv_key, query, side="right") - 1
-            safe = np.maximum(slot, 0)
-            unmapped = (
-                (slot >= 0) & (window.iv_folio[safe] == folios) & (times < window.iv_end[safe])
-                if window.iv_key.size else np.zeros(n, dtype=bool)
-            )
-            # Does this CPU hold a TLB entry? The previous access to the same folio in this chunk
-            # left one, unless a flush came between; with no previous access, the entry carried in.
+            # What does not depend on time: the previous access to the same folio in this chunk,
+            # and whether the entry would still be held by recency (the TLB's capacity).
             order = np.argsort(folios.astype(self._sort_dtype), kind="stable")
             same = folios[order[1:]] == folios[order[:-1]]
             previous = np.full(n, -1, dtype=np.int64)
             previous[order[1:][same]] = order[:-1][same]
-            full_count = np.searchsorted(full_times, times, side="right")
-            single_count = np.searchsorted(single_keys, query, side="right")
+            has_previous = previous >= 0
+            prev = np.maximum(previous, 0)
+            position = np.arange(n, dtype=np.int64)
+            held = np.where(has_previous, True, tlb[folios])
+            if self.last_k is not None:
+                last_k = self.last_k[thread]
+                held &= np.where(has_previous, position - prev <= capacity,
+                                 first_k + position - last_k[folios] <= capacity)
             base_full = int(np.searchsorted(full_times, state_time, side="right"))
             base_single = np.searchsorted(single_keys, (folios << KEY_SHIFT) | state_time,
                                           side="right")
-            has_previous = previous >= 0
-            prev = np.maximum(previous, 0)
-            prev_single = np.searchsorted(single_keys, (folios << KEY_SHIFT) | times[prev],
-                                          side="right")
-            entry = np.where(
-                has_previous,
-                (full_count == full_count[prev]) & (single_count == prev_single),
-                tlb[folios] & (full_count == base_full) & (single_count == base_single),
-            )
-            fault = unmapped & ~entry
-            faulted = bool(fault.any())
-            done = int(np.argmax(fault)) if faulted else n
+            # Times depend on which accesses missed (each refill delays the next access) and on
+            # IPI handlers; which accesses miss depends on their times (flushes, migration
+            # entries). Solve it forward: access j's time depends only on the misses before j,
+            # so each pass gets at least one more access right; after a few passes the prefix
+            # that agrees with itself is exact, and only that much is taken.
+            miss = ~held
+            for _ in range(4):
+                times, handled = self._times(start_t, miss, pending)
+                m = int(np.searchsorted(times, stop, side="left"))
+                if m == 0:
+                    break
+                entry, unmapped, slot, safe = self._classify(
+                    window, folios[:m], times[:m], held[:m], has_previous[:m], prev[:m],
+                    full_times, single_keys, base_full, base_single[:m])
+                fault = unmapped & ~entry
+                faulted = bool(fault.any())
+                done = int(np.argmax(fault)) if faulted else m
+                new_miss = ~entry[:done]
+                differ = np.flatnonzero(new_miss != miss[:done])
+                miss = np.concatenate((new_miss, miss[done:]))
+                if not differ.size:
+                    break
+            if m == 0:  # interrupted past the window: the next access comes later
+                self.next_t[thread] = int(times[0])
+                if handled[0]:
+                    self.ipi_cursor[thread] = int(pending[handled[0] - 1])
+                break
+            if differ.size:
+                # Not settled: keep the exact prefix (up to and including the first access
+                # whose classification changed: its time was already right).
+                done, faulted = int(differ[0]) + 1, False
+                times, handled = self._times(start_t, miss, pending)
+            n = done
             hits = int(entry[:done].sum())
             stale = entry[:done] & unmapped[:done]
             self.accesses += done
@@ -332,7 +352,7 @@ class Workload:
                 # and is lost (the ordering rule broken; never in a correct mode).
                 copied = times[:done] >= window.iv_copy[safe[:done]]
                 self.lost_writes += int((stale_writes & copied).sum())
-            until = int(times[done]) if faulted else int(times[n - 1])
+            until = int(times[done]) if faulted else int(times[done - 1])
             if done:
                 # Entries left by this chunk's accesses, unless flushed before `until`.
                 touched = folios[:done]
@@ -349,15 +369,16 @@ class Workload:
             state_time = self._apply_flushes(tlb, full_times, single_keys, state_time, until)
             if done:
                 if self.fill is not None:
-                    # No flushes: the first access to a folio without an entry fills it, for good.
-                    first_of, first_at = np.unique(touched, return_index=True)
+                    # When the entry now held was filled: its folio's last miss in this chunk.
+                    missed = ~entry[:done]
                     fill = self.fill[thread]
-                    new = fill[first_of] == OPEN
-                    fill[first_of[new]] = times[first_at[new]]
+                    fill[touched[missed]] = times[:done][missed]  # the latest one wins
                 tlb[touched] = survived
+                if self.last_k is not None:
+                    self.last_k[thread][touched] = first_k + position[:done]
             self.chunk[thread] = min(CHUNK, max(MIN_CHUNK, 4 * done)) if faulted else \
-                min(CHUNK, 2 * n)
-            final = done if faulted else n - 1
+                min(CHUNK, 2 * max(done, 1))
+            final = done if faulted else done - 1
             if handled[final]:
                 self.ipi_cursor[thread] = int(pending[handled[final] - 1])
             if faulted:
@@ -367,8 +388,10 @@ class Workload:
                 self.stall_interval[thread] = window.iv_index[slot[done]]
                 self.next_k[thread] = first_k + done + 1
             else:
-                self.next_k[thread] = first_k + n
-                self.next_t[thread] = int(times[n - 1]) + interval
+                self.next_k[thread] = first_k + done
+                # The next access follows one interval later, after the refill if this missed.
+                self.next_t[thread] = int(times[done - 1]) + interval + \
+                    self.refill_ns * int(miss[done - 1])
         # IPIs left in this window: a sleeping thread meets them asleep; a running one takes them
         # before its next access (which lies at or past the window's end).
         rest = deliveries[np.searchsorted(deliveries, self.ipi_cursor[thread], side="right"):]
@@ -377,6 +400,55 @@ class Workload:
                 self.next_t[thread] += ipi_ns * rest.size
             self.ipi_cursor[thread] = int(rest[-1])
         self._apply_flushes(tlb, full_times, single_keys, state_time, stop - 1)
+
+    def _times(self, start_t: int, miss: npt.NDArray[np.bool_], pending: npt.NDArray[np.int64]
+               ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """When each access of a chunk happens, given which of them miss: one interval apart,
+        each refill delaying what follows, and every IPI handled in between pushing the later
+        accesses back by its handler (with e_j = d_j - j * ipi_ns, access k follows the IPIs
+        with e_j <= its time without handlers; handlers never overlap). Also returns how many
+        of ``pending`` each access follows."""
+        n = miss.size
+        delays = np.zeros(n, dtype=np.int64)
+        if self.refill_ns and n > 1:
+            delays[1:] = np.cumsum(miss[:-1], dtype=np.int64) * self.refill_ns
+        times = start_t + np.arange(n, dtype=np.int64) * self.interval + delays
+        handled = np.zeros(n, dtype=np.int64)
+        if pending.size and self.ipi_ns:
+            marks = pending - self.ipi_ns * np.arange(pending.size, dtype=np.int64)
+            handled = np.searchsorted(marks, times, side="right")
+            times = times + self.ipi_ns * handled
+        return times, handled
+
+    @staticmethod
+    def _classify(window: _Window, folios: npt.NDArray[np.int64], times: npt.NDArray[np.int64],
+                  held: npt.NDArray[np.bool_], has_previous: npt.NDArray[np.bool_],
+                  prev: npt.NDArray[np.int64], full_times: npt.NDArray[np.int64],
+                  single_keys: npt.NDArray[np.int64], base_full: int,
+                  base_single: npt.NDArray[np.int64]
+                  ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.int64],
+                             npt.NDArray[np.int64]]:
+        """For accesses at known times: whether the CPU holds a TLB entry (held by recency and
+        not flushed since it was filled or carried in), whether the PTE is a migration entry
+        then, and where each access falls in the window's intervals."""
+        n = folios.size
+        query = (folios << KEY_SHIFT) | times
+        slot = np.searchsorted(window.iv_key, query, side="right") - 1
+        safe = np.maximum(slot, 0)
+        unmapped = (
+            (slot >= 0) & (window.iv_folio[safe] == folios) & (times < window.iv_end[safe])
+            if window.iv_key.size else np.zeros(n, dtype=bool)
+        )
+        full_count = np.searchsorted(full_times, times, side="right")
+        single_count = np.searchsorted(single_keys, query, side="right")
+        prev_single = np.searchsorted(single_keys, (folios << KEY_SHIFT) | times[prev],
+                                      side="right")
+        entry = held & np.where(
+            has_previous,
+            (full_count == full_count[prev]) & (single_count == prev_single),
+            (full_count == base_full) & (single_count == base_single),
+        )
+        return entry, unmapped, slot, safe
 
     @staticmethod
     def _apply_flushes(tlb: npt.NDArray[np.bool_], full_times: npt.NDArray[np.int64],

@@ -80,7 +80,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     return scenario_from_dict({
         "name": "random",
         "seed": draw(st.integers(0, 2**32)),
-        "topology": {"nodes": 2, "cpus": cpus},
+        "topology": {"nodes": 2, "cpus": cpus, "tlb_entries": draw(st.sampled_from([2, 1536]))},
         "memory": {"folios": folio_groups(orders)},
         "workload": {"threads": threads, "lazy_cpus": lazy,
                      "access_interval_ns": draw(st.sampled_from([60, 200, 700])),

@@ -56,7 +56,10 @@ def scenarios(draw: st.DrawFn, *, failures: bool = True) -> Scenario:
     return scenario_from_dict({
         "name": "random",
         "seed": draw(st.integers(0, 2**32)),
-        "topology": {"nodes": 2, "cpus": cpus},
+        # Small TLBs too: an entry then gets evicted by recency, and every miss (refill) delays
+        # the thread's next access, which the lazy workload must get right in any window.
+        "topology": {"nodes": 2, "cpus": cpus,
+                     "tlb_entries": draw(st.sampled_from([1, 3, 8, 1536]))},
         "memory": {"folios": groups},
         "workload": {
             "threads": threads,

@@ -306,3 +306,50 @@ def test_shootdown_ipis_steal_time_from_the_threads_they_interrupt() -> None:
     lost = free.workload.accesses - taxed.workload.accesses
     expected = taxed.counters.nr_tlb_remote_flush_received * 400 / 500
     assert 0.5 * expected <= lost <= 1.5 * expected + 4
+
+
+def test_a_tlb_holds_at_most_its_capacity() -> None:
+    # Four entries per CPU: whatever the threads touch, no view shows more held.
+    scenario = make_scenario(count=40, threads=4, interval=40, moves=2, mode="batched")
+    scenario = scenario.model_copy(update={
+        "topology": scenario.topology.model_copy(update={"tlb_entries": 4})})
+    engine = Engine(scenario)
+    seen = 0
+    while engine.step():
+        if engine.events % 7:
+            continue
+        view = engine.view()
+        for valid, stale in zip(view.tlb_valid, view.tlb_stale, strict=True):
+            assert valid + stale <= 4
+            seen += valid + stale
+    assert seen > 0
+    # A TLB as large as the map misses only on first touches and after flushes: far fewer.
+    big = make_scenario(count=40, threads=4, interval=40, moves=2, mode="batched")
+    assert headless(big)[0].summary()["tlb_misses"] < engine.summary()["tlb_misses"]
+
+
+def test_every_miss_delays_the_next_access_by_a_refill() -> None:
+    # Over the same simulated time, a thread whose misses each cost tlb_refill_ns gets about
+    # misses * refill / interval fewer accesses done.
+    def run(refill_ns: int, until: int | None = None) -> Engine:
+        scenario = make_scenario(count=64, threads=2, interval=200, moves=2, mode="serial")
+        scenario = scenario.model_copy(update={"costs": scenario.costs.model_copy(
+            update={"tlb_refill_ns": refill_ns})})
+        engine = Engine(scenario, checkpoints=False)
+        if until is None:
+            engine.run_to_end()
+        else:
+            engine.run_until(until)
+        return engine
+
+    free = run(0)
+    end = free.clock
+    taxed = run(300, end)
+    for engine in (free, taxed):
+        engine.workload.advance_to(end)
+    lost = free.workload.accesses - taxed.workload.accesses
+    expected = taxed.workload.tlb_misses * 300 / 200
+    assert 0.7 * expected <= lost <= 1.3 * expected + 4
+    summary = free.summary()
+    assert summary["workload_accesses_per_sec"] == round(
+        summary["accesses"] / (summary["sim_time_ns"] / 1e9), 1)

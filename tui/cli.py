@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from core.bench import parse_sweep, run_bench, run_once, sweep
+from core.bench import DURATION_NS, parse_sweep, run_bench, run_once, sweep
 from core.breakpoints import Breakpoint
 from core.engine import Engine
 from core.perfetto import write_perfetto
@@ -167,6 +167,11 @@ def _parser() -> _Parser:
                        help="e.g. migration.batch_pages=1,8,64,512,4096")
     bench.add_argument("--mode", choices=[m.value for m in Mode],
                        help="mode of the --sweep runs (default batched)")
+    bench.add_argument("--duration", type=_positive_float, metavar="MS",
+                       default=DURATION_NS / 1e6,
+                       help="length of the test in ms of simulated time, the same in both modes "
+                       "(default %(default)g): the folios move back and forth until it ends and "
+                       "everything is counted during the test, as the seed counted")
 
     scenarios = commands.add_parser("scenarios", help="list built-in scenarios",
                                     description="List, show or explain scenarios.")
@@ -432,7 +437,7 @@ def _bench(args: argparse.Namespace) -> int:
         raise UsageError("--mode sets the mode of the --sweep runs; without --sweep, bench runs "
                          "both modes (see 'migviz bench --help')")
     with Progress(sys.stderr, runs=2, enabled=not args.json) as progress:
-        result = run_bench(scenario, progress.watch)
+        result = run_bench(scenario, progress.watch, duration_ns=round(args.duration * 1e6))
     emit(json.dumps(result, indent=2) if args.json else format_bench(result, scenario))
     return 0
 
