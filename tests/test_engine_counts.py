@@ -365,3 +365,41 @@ def test_builtin_scenarios_migrate_every_page(name: str, mode: str) -> None:
     assert summary["nr_tlb_remote_flush"] == rounds
     assert summary["nr_tlb_remote_flush_received"] == rounds * len(targets)
     assert sum(summary["tlb_shootdowns"]) == summary["nr_tlb_remote_flush_received"]
+
+
+@pytest.mark.parametrize(
+    ("orders", "limit", "expected"),
+    [
+        # A THP after deferred base pages: its PMD round finds the targets three generations
+        # behind and flushes everything; the batch's round then finds them current.
+        # Batch 2 (two base pages) is two behind: a full flush.
+        pytest.param([0, 0, 0, PMD_ORDER, 0, 0], 4, [(512, -1), (-1, 0), (-1, -1)],
+                     id="thp-after-base-pages"),
+        # A THP first: its round is exactly the next generation, one INVLPG of the PMD; the
+        # base pages after it leave the targets behind for the batch's full flush.
+        pytest.param([PMD_ORDER, 0, 0], 512, [(512, 1), (-1, -1)], id="thp-first"),
+        # Base pages only: one full flush per batch.
+        pytest.param([0] * 6, 4, [(-1, -1), (-1, -1)], id="base-pages"),
+    ],
+)
+def test_targets_flush_by_tlb_generation(orders: list[int], limit: int,
+                                         expected: list[tuple[int, int]]) -> None:
+    # (pages asked by the sender, pages each target traces) per round of the first move.
+    for mode in ("batched", "serial"):
+        _, events = run(make_scenario(orders, batch_pages=limit, lazy=(2,)), mode)
+        rounds = []
+        for index, event in enumerate(events):
+            if event.kind is EventKind.MIGRATE_END:
+                break
+            if event.kind is EventKind.FLUSH_SEND:
+                handled = {e.pages for e in events[index + 1:]
+                           if e.kind is EventKind.IPI_RECV and e.seq < index + 1 + len(
+                               event.targets)}
+                assert len(handled) == 1, handled  # every target was at the same generation
+                rounds.append((event.pages, handled.pop()))
+                # Lazy CPU 2 is in the mask but never interrupted.
+                assert 2 not in event.targets
+        if mode == "batched":
+            assert rounds == expected
+        else:  # 6.2: every round is the next generation, one INVLPG (the THP: of its PMD)
+            assert rounds == [(1 << order, 1) for order in orders]

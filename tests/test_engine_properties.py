@@ -176,6 +176,37 @@ def check_flush_rounds(events: list[Event], engine: Engine, batched: bool) -> No
         assert engine.counters.batch_flush_rounds == 0
 
 
+def check_tlb_generations(events: list[Event]) -> None:
+    """What each target traces follows x86's flush_tlb_func() (docs/kernel.md §5.4), replayed
+    here from the event stream alone: deferred unmaps bump the mm's generation once per PTE, an
+    immediate flush asks for the next one; a target current with the mm does nothing (pages:0),
+    one exactly one generation behind an immediate request invalidates the page (pages:1), any
+    other does a full flush (pages:-1) and catches up."""
+    mm_gen = 0
+    local: dict[int, int] = {}
+    request: int | None = None
+    for e in events:
+        if e.kind is EventKind.UNMAP and e.arg:
+            mm_gen += e.pages
+        elif e.kind is EventKind.FLUSH_SEND:
+            if e.folio == FULL:
+                request = None
+            else:
+                mm_gen += 1
+                request = mm_gen
+        elif e.kind is EventKind.IPI_RECV:
+            behind = local.get(e.cpu, 0)
+            if behind == mm_gen:
+                expected = 0
+            elif request is not None and request == behind + 1 == mm_gen:
+                expected = 1
+            else:
+                expected = -1
+            if expected:
+                local[e.cpu] = mm_gen
+            assert e.pages == expected, (e, behind, mm_gen, request)
+
+
 def check_final_placement(events: list[Event], engine: Engine, scenario: Scenario) -> None:
     """Replay REMAP/SPLIT events to know where each folio must be, and compare with the table."""
     orders = initial_orders(scenario)
@@ -264,6 +295,7 @@ def test_invariants_hold(scenario: Scenario) -> None:
     # The ordering rule, by the engine's own count and independently from the events.
     assert c.ordering_violations == 0
     check_ordering_rule(events, has_remote_mask(scenario))
+    check_tlb_generations(events)
     check_flush_rounds(events, engine, batched=m.mode == "batched")
 
     # Rounds and deliveries agree with the per-CPU row; non-targets got nothing.
