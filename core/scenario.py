@@ -103,11 +103,26 @@ class Workload(_Section):
         return self.cpus if self.cpus else tuple(range(self.threads))
 
 
+class Caller(StrEnum):
+    """Who calls migrate_pages()."""
+
+    MIGRATEPAGES = "migratepages"  # a task of its own moves every folio, node to node
+    NUMA_BALANCING = "numa-balancing"  # the process's threads move what they fault on
+
+
 class Migration(_Section):
     """The migrating task, like numactl's `migratepages`."""
 
     mode: Mode = Field(Mode.BATCHED, description='"serial" (Linux 6.2) or "batched" (Linux 6.3)')
-    initiator_cpu: int = Field(7, ge=0, description="CPU the migrating task runs on")
+    caller: Caller = Field(
+        Caller.MIGRATEPAGES,
+        description='"migratepages": a task on initiator_cpu moves the folios back and forth '
+        '(MIGRATE_SYNC, MR_SYSCALL); "numa-balancing": the workload\'s threads migrate the '
+        "folios they take NUMA hinting faults on, one per migrate_pages() call (MIGRATE_ASYNC, "
+        "MR_NUMA_MISPLACED), after task_numa_work() made them PROT_NONE ([numa])",
+    )
+    initiator_cpu: int = Field(7, ge=0, description="CPU the migrating task runs on "
+                               "(migratepages only)")
     moves: int = Field(2, ge=1, le=1000, description="one-way moves: 1 = node 0 -> 1, 2 = back too")
     batch_pages: int = Field(
         512, ge=1, le=1 << 20,
@@ -141,6 +156,23 @@ class Migration(_Section):
     )
 
 
+class Numa(_Section):
+    """NUMA balancing's scanner (caller = "numa-balancing"): task_numa_work() makes the next
+    stretch of the map PROT_NONE, one scan period after another, and flushes it."""
+
+    scan_period_ns: int = Field(
+        20_000, ge=1, le=MAX_INTERVAL_NS,
+        description="time between two scans (the kernel's numa_balancing_scan_period_min_ms is "
+        "1 s; the model compresses time so that a short run scans the whole map)",
+    )
+    scan_pages: int = Field(
+        64, ge=1, le=1 << 24,
+        description="base pages made PROT_NONE per scan (the kernel scans 256 MiB per period, "
+        "numa_balancing_scan_size_mb; compressed likewise)",
+    )
+    passes: int = Field(1, ge=1, le=100, description="scans over the whole map")
+
+
 class Scenario(_Section):
     """One complete, validated scenario."""
 
@@ -151,6 +183,7 @@ class Scenario(_Section):
     memory: Memory = Memory(folios=(FolioGroup(order=0, count=96),))
     workload: Workload = Workload()
     migration: Migration = Migration()
+    numa: Numa = Numa()
     costs: Costs = Costs()
 
     @model_validator(mode="after")
@@ -188,7 +221,7 @@ class Scenario(_Section):
                     f"(threads run on CPUs {_cpu_list(work.thread_cpus)})"
                 )
         initiator = self.migration.initiator_cpu
-        if initiator in work.thread_cpus:
+        if initiator in work.thread_cpus and self.migration.caller is Caller.MIGRATEPAGES:
             # The migrating task is modelled like `migratepages`: a task of its own on a CPU of
             # its own, never in the workload's mm_cpumask (a thread there would be neither
             # interrupted nor flushed). NUMA balancing, where a thread migrates what it faulted
@@ -414,7 +447,7 @@ def to_toml(scenario: Scenario) -> str:
     """Serialise a scenario back to TOML (for `scenarios show` with overrides)."""
     data = scenario.model_dump(mode="json")
     lines = [f"{key} = {_toml_value(data[key])}" for key in ("name", "description", "seed")]
-    for section in ("topology", "memory", "workload", "migration", "costs"):
+    for section in ("topology", "memory", "workload", "migration", "numa", "costs"):
         lines.append("")
         lines.append(f"[{section}]")
         lines.extend(f"{key} = {_toml_value(value)}" for key, value in data[section].items())

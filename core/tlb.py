@@ -15,7 +15,7 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
-from core.scenario import Scenario
+from core.scenario import Caller, Scenario
 
 
 class CpuRole(IntEnum):
@@ -55,29 +55,47 @@ class Machine:
             roles[cpu] = CpuRole.LAZY if cpu in lazy else CpuRole.WORKLOAD
         # The migrating task runs its own mm on the initiator CPU: on x86 up to 6.12,
         # switch_mm_irqs_off() clears that CPU from the workload's mm_cpumask, and a workload
-        # thread there waits for the CPU. So the initiator is never in the mask.
-        roles[self.initiator] = CpuRole.INITIATOR
+        # thread there waits for the CPU. So the initiator is never in the mask. Under NUMA
+        # balancing there is no such task: the threads migrate, from inside the mask.
+        self.numa = scenario.migration.caller is Caller.NUMA_BALANCING
+        if not self.numa:
+            roles[self.initiator] = CpuRole.INITIATOR
         self.roles = tuple(roles)
         self.mm_cpumask = tuple(c for c, r in enumerate(roles) if r in (CpuRole.WORKLOAD, CpuRole.LAZY))
         self.targets = tuple(c for c, r in enumerate(roles) if r is CpuRole.WORKLOAD)
         # CPUs whose workload thread runs and touches memory.
         self.running_threads = self.targets
         self.costs = costs
-        # The order targets handle their IPIs in (sends go out in cpumask order, one after
-        # another; a target on the other socket is reached later), and when.
-        home = self.node_of_cpu[self.initiator]
+        self._orders: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        self.handling_order, self._entry_ns = self._order(self.initiator)
+        self._plans: dict[tuple[int, tuple[int, ...]], RoundPlan] = {}
+
+    def targets_from(self, sender: int) -> tuple[int, ...]:
+        """The CPUs a round from ``sender`` interrupts: the non-lazy CPUs of the mask but it."""
+        return tuple(cpu for cpu in self.targets if cpu != sender)
+
+    def _order(self, sender: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The order the targets of a round from ``sender`` handle their IPIs in (sends go out
+        in cpumask order, one after another; a target on the other socket is reached later),
+        and when, from the send."""
+        cached = self._orders.get(sender)
+        if cached is not None:
+            return cached
+        costs = self.costs
+        home = self.node_of_cpu[sender]
         entries = []
-        for index, cpu in enumerate(self.targets):
+        for index, cpu in enumerate(self.targets_from(sender)):
             sent = costs.ipi_send_ns + (index + 1) * costs.ipi_target_ns
             entries.append((sent + self.latency_ns(cpu, home), cpu))
         entries.sort()
-        self.handling_order = tuple(cpu for _, cpu in entries)
-        self._entry_ns = tuple(entry for entry, _ in entries)
-        self._plans: dict[tuple[int, ...], RoundPlan] = {}
+        order = (tuple(cpu for _, cpu in entries), tuple(entry for entry, _ in entries))
+        self._orders[sender] = order
+        return order
 
     def latency_ns(self, cpu: int, home: int | None = None) -> int:
-        """One-way latency between the initiator and a CPU: an IPI's delivery, or the
-        acknowledgement's way back (dearer across the socket interconnect)."""
+        """One-way latency between the sender (the initiator unless ``home`` names another
+        node) and a CPU: an IPI's delivery, or the acknowledgement's way back (dearer across the
+        socket interconnect)."""
         home = self.node_of_cpu[self.initiator] if home is None else home
         costs = self.costs
         return costs.ipi_latency_ns if self.node_of_cpu[cpu] == home else \
@@ -90,29 +108,31 @@ class Machine:
             return self.costs.full_flush_ns
         return self.costs.invlpg_ns if traced == 1 else 0
 
-    def round_plan(self, traced: dict[int, int]) -> RoundPlan:
+    def round_plan(self, traced: dict[int, int], sender: int | None = None) -> RoundPlan:
         """The timing of a round as x86 runs it (smp_call_function_many_cond with wait): the
         initiator sets the round up, sends one IPI per target in turn, then waits until every
         target has handled it and the acknowledgement has come back. ``traced`` gives what each
         target's flush_tlb_func() does (pages as traced: 1, -1, 0); the slowest target, its
         distance and its flush decide the wait. With no target left (all lazy), the round is
-        only the mask scan."""
-        key = tuple(traced[cpu] for cpu in self.handling_order)
+        only the mask scan. ``sender``: another CPU than the initiator (NUMA balancing)."""
+        sender = self.initiator if sender is None else sender
+        handling, entry_ns = self._order(sender)
+        key = (sender, tuple(traced[cpu] for cpu in handling))
         plan = self._plans.get(key)
         if plan is not None:
             return plan
         costs = self.costs
-        if not self.handling_order:
+        home = self.node_of_cpu[sender]
+        if not handling:
             total = costs.ipi_target_ns
         else:
             total = max(
                 entry + costs.ipi_handler_ns + self.flush_work_ns(traced[cpu])
-                + self.latency_ns(cpu)
-                for entry, cpu in zip(self._entry_ns, self.handling_order, strict=True)
+                + self.latency_ns(cpu, home)
+                for entry, cpu in zip(entry_ns, handling, strict=True)
             )
-        plan = RoundPlan(self.handling_order, self._entry_ns, total,
-                         np.array(self.handling_order, dtype=np.int64),
-                         np.array(self._entry_ns, dtype=np.int64))
+        plan = RoundPlan(handling, entry_ns, total, np.array(handling, dtype=np.int64),
+                         np.array(entry_ns, dtype=np.int64))
         self._plans[key] = plan
         return plan
 
