@@ -21,6 +21,7 @@ from core.events import Event, EventKind, Phase, RoundKind
 from core.folios import FolioState, FolioTable
 from core.kernel import Stage, TaskState
 from core.migrate import MigrationTask
+from core.numa import NumaTask
 from core.scenario import Mode, Scenario
 from core.stats import Counters, Spend, WorkloadStats, ipis_per_page, pages_per_second
 from core.timeline import Mark, Timeline
@@ -156,9 +157,14 @@ class Engine:
         self.folios = FolioTable(scenario.memory)
         self.timeline = Timeline(self.folios.capacity)
         self.counters = Counters(tlb_shootdowns=np.zeros(scenario.topology.cpus, dtype=np.int64))
-        self.task = MigrationTask(scenario, self.initial_mode, self.folios, self.timeline,
-                                  self.counters, self.machine)
+        task_type = NumaTask if self.machine.numa else MigrationTask
+        self.task: MigrationTask | NumaTask = task_type(
+            scenario, self.initial_mode, self.folios, self.timeline, self.counters, self.machine)
         self.workload = Workload(scenario, self.machine, self.folios, self.timeline)
+        if isinstance(self.task, NumaTask):
+            # NUMA balancing's migrations follow the threads' faults: it plans each scan period
+            # with a copy of the workload as it is then (looked up at call time, like below).
+            self.task.workload_at = lambda: self.workload
         # A THP split rewrites the page -> folio map the lazy workload reads. Without this, a
         # headless run (workload lagging up to WORKLOAD_WINDOW_NS) classified accesses made
         # before the split against the pieces, and its TLB hit/miss counts differed from a
@@ -429,16 +435,17 @@ class Engine:
         last = self.last_event
         if last is not None and last.kind is EventKind.IPI_RECV:
             activity[last.cpu] = CpuActivity.IPI
-        if not done:
+        if not done and not machine.numa:  # NUMA balancing has no migrating task of its own
             activity[machine.initiator] = (
                 CpuActivity.SPINNING if s.round_targets else CpuActivity.MIGRATING
             )
         ipi_round = None
+        sender = machine.initiator if s.round_sender < 0 else s.round_sender
         if s.round_targets:
-            ipi_round = IpiRound(machine.initiator, s.round_targets, s.round_acked, s.round_pages,
+            ipi_round = IpiRound(sender, s.round_targets, s.round_acked, s.round_pages,
                                  s.round_kind, flushed=tuple(s.round_flushed))
         elif last is not None and last.kind is EventKind.FLUSH_DONE:
-            ipi_round = IpiRound(machine.initiator, last.targets, len(last.targets),
+            ipi_round = IpiRound(last.cpu, last.targets, len(last.targets),
                                  last.pages, last.round_kind, done=True,
                                  flushed=tuple(s.round_flushed))
         mask = set(machine.mm_cpumask)
@@ -534,6 +541,10 @@ def summarize(engine: Engine) -> dict[str, Any]:
         "nr_tlb_remote_flush_received": c.nr_tlb_remote_flush_received,
         "nr_tlb_local_flush_all": c.nr_tlb_local_flush_all,
         "nr_tlb_local_flush_one": c.nr_tlb_local_flush_one,
+        "numa_pte_updates": c.numa_pte_updates,
+        "numa_hint_faults": c.numa_hint_faults,
+        "numa_hint_faults_local": c.numa_hint_faults_local,
+        "numa_pages_migrated": c.numa_pages_migrated,
         "tlb_shootdowns": c.tlb_shootdowns.tolist(),
         "migrate_calls": c.migrate_calls,
         "batches": c.batches,

@@ -34,6 +34,13 @@ class EventKind(IntEnum):
     # ``pages`` as traced (1, -1, 0); ``arg`` the tlb_flush reason: 2 local shootdown (a batch
     # flush, mm == NULL) or 3 local mm shootdown (flush_tlb_mm_range).
     LOCAL_FLUSH = 14
+    # NUMA balancing (caller = numa-balancing). task_numa_work() on a thread's CPU made the next
+    # stretch of the map PROT_NONE (change_prot_numa); ``pages`` base pages. No tracepoint.
+    NUMA_SCAN = 15
+    # do_numa_page(): a thread touched a PROT_NONE page (a NUMA hinting fault). ``arg`` 1: the
+    # folio is already on the thread's node (the PTE is simply restored), 0: it is misplaced
+    # and the thread migrates it. No tracepoint.
+    NUMA_FAULT = 16
 
 
 class Phase(IntEnum):
@@ -64,6 +71,7 @@ class RoundKind(IntEnum):
     PMD = 2  # pmdp_invalidate() of a PMD-mapped THP: flushed at once in both shapes
     BATCH = 3  # 6.3: try_to_unmap_flush() after a batch's unmap loop (TTU_BATCH_FLUSH)
     FALLBACK = 4  # 6.3: the one-by-one sync fallback, ptep_clear_flush() per PTE
+    PROT_NONE = 5  # NUMA balancing: change_prot_numa() flushing the stretch it made PROT_NONE
 
 
 ROUND_KIND_TEXT: dict[RoundKind, str] = {
@@ -71,6 +79,7 @@ ROUND_KIND_TEXT: dict[RoundKind, str] = {
     RoundKind.PMD: "THP's PMD, flushed at once (pmdp_invalidate)",
     RoundKind.BATCH: "the batch's deferred flush (try_to_unmap_flush)",
     RoundKind.FALLBACK: "sync fallback, per-PTE flush (ptep_clear_flush)",
+    RoundKind.PROT_NONE: "NUMA scan made the range PROT_NONE (change_prot_numa)",
 }
 
 
@@ -133,6 +142,8 @@ KERNEL_FUNCTION: dict[EventKind, str] = {
     EventKind.SPLIT: "try_split_folio",
     EventKind.MIGRATE_END: "migrate_pages",
     EventKind.LOCAL_FLUSH: "flush_tlb_func",
+    EventKind.NUMA_SCAN: "task_numa_work → change_prot_numa",
+    EventKind.NUMA_FAULT: "do_numa_page → migrate_misplaced_folio",
 }
 
 
@@ -201,6 +212,18 @@ def explain(event: Event) -> str:
                 "mapping and the folio goes back to the LRU (putback_movable_pages).")
     if kind is EventKind.SPLIT:
         return f"try_split_folio(): THP {folio} is split into base pages, retried after the batch."
+    if kind is EventKind.NUMA_SCAN:
+        return (f"task_numa_work() on CPU {event.cpu} makes {event.pages} more page(s) PROT_NONE "
+                "(change_prot_numa) and flushes them from every TLB: the next touch of each "
+                "takes a NUMA hinting fault.")
+    if kind is EventKind.NUMA_FAULT:
+        if event.arg:
+            return (f"A NUMA hinting fault on CPU {event.cpu}: {folio} is already on this "
+                    "node, so do_numa_page() only restores its PTE.")
+        return (f"A NUMA hinting fault on CPU {event.cpu}: {folio} lives on the other node; "
+                "the faulting thread migrates it itself (migrate_misplaced_folio, one folio, "
+                "MIGRATE_ASYNC). Its PTE is PROT_NONE, not accessible, so nothing needs "
+                "flushing.")
     if kind is EventKind.LOCAL_FLUSH:
         what = {0: "finds its own TLB current: nothing to flush",
                 1: "invalidates the page in its own TLB (INVLPG)",

@@ -29,6 +29,7 @@ class FolioState(IntEnum):
     RETRYING = 5  # got -EAGAIN (or was given up by the async batch): will be tried again
     FAILED = 6  # could not be migrated in this move; mapped on its old node
     SPLIT = 7  # a THP that was split; its pieces are new folios (this entry is dead)
+    PROT_NONE = 8  # NUMA balancing made its PTE PROT_NONE: the next touch takes a hinting fault
 
 
 class FolioTable:

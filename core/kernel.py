@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 
@@ -135,6 +136,21 @@ class TaskState:
     # (inc_mm_tlb_gen), and per CPU the generation its TLB has caught up to.
     mm_tlb_gen: int = 0
     cpu_tlb_gen: dict[int, int] = field(default_factory=dict)
+    round_sender: int = -1  # the CPU that sent the round in flight (-1: the initiator)
+    # NUMA balancing (core/numa.py): steps planned for one scan period ahead, as a heap of
+    # (time, order, step); the scanner's place; which folios are being migrated until when.
+    numa_steps: list[Any] = field(default_factory=list)
+    numa_order: int = 0
+    numa_next_scan: int = 0
+    numa_scans: int = 0
+    numa_pass: int = 0  # mm->numa_scan_seq: full scans over the map so far
+    numa_cursor: int = 0  # mm->numa_scan_offset, in base pages
+    numa_calls: int = 0  # migrate_pages() calls so far
+    numa_busy: dict[int, int] = field(default_factory=dict)  # folio -> its migration's end
+    numa_node: dict[int, int] = field(default_factory=dict)  # folio -> node once planned moves end
+    numa_settled: int = 0  # the latest flush or unmap planned: the next scan comes after it
+    numa_idle: int = 0  # periods planned since the scanner finished
+    numa_gathers: list[tuple[int, int]] = field(default_factory=list)  # scans: (start, flushed)
 
 
 class TaskBase:

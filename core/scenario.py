@@ -161,7 +161,7 @@ class Numa(_Section):
     stretch of the map PROT_NONE, one scan period after another, and flushes it."""
 
     scan_period_ns: int = Field(
-        20_000, ge=1, le=MAX_INTERVAL_NS,
+        200_000, ge=1, le=MAX_INTERVAL_NS,
         description="time between two scans (the kernel's numa_balancing_scan_period_min_ms is "
         "1 s; the model compresses time so that a short run scans the whole map)",
     )
@@ -234,6 +234,21 @@ class Scenario(_Section):
                 "CPU of its own, like migratepages, never in the workload's mm_cpumask: pick a "
                 "CPU with no thread"
             )
+        if self.migration.caller is Caller.NUMA_BALANCING:
+            for knob in ("contention", "move_contention", "writeback", "enomem", "skip_flush"):
+                if getattr(self.migration, knob):
+                    raise ValueError(
+                        f'migration.{knob}: not modelled for caller = "numa-balancing" (each '
+                        "fault migrates one folio, MIGRATE_ASYNC, without failures); set it "
+                        "for a migratepages scenario, or leave it out"
+                    )
+        if self.migration.caller is Caller.NUMA_BALANCING and not any(
+                cpu not in work.lazy_cpus for cpu in work.thread_cpus):
+            raise ValueError(
+                'migration.caller: "numa-balancing" needs a running workload thread (the '
+                "threads scan and fault; workload.threads is "
+                f"{work.threads}, lazy CPUs {_cpu_list(work.lazy_cpus)})"
+            )
         if self.topology.nodes > cpus:
             raise ValueError(
                 f"topology.nodes: {self.topology.nodes} nodes need at least as many CPUs "
@@ -266,7 +281,8 @@ def _cpu_list(cpus: tuple[int, ...]) -> str:
 @functools.cache
 def builtin_names() -> tuple[str, ...]:
     """Names of the scenarios shipped with migviz, in a teaching order (read once)."""
-    order = ["tiny", "default", "contended", "thp", "large", "pmbench-2s", "no-flush"]
+    order = ["tiny", "default", "contended", "thp", "large", "pmbench-2s", "no-flush",
+             "numa-balancing"]
     found = sorted(
         entry.name.removesuffix(".toml")
         for entry in resources.files("core").joinpath(BUILTIN_DIR).iterdir()

@@ -66,6 +66,10 @@ class Counters:
     pmd_flush_rounds: int = 0  # immediate rounds for PMD-mapped THPs
     batch_flush_rounds: int = 0  # try_to_unmap_flush() rounds (one per async batch pass at most)
     ordering_violations: int = 0  # copies started while a flush was still pending (must be 0)
+    numa_pte_updates: int = 0  # PTEs made PROT_NONE by the NUMA scanner (/proc/vmstat)
+    numa_hint_faults: int = 0  # NUMA hinting faults taken
+    numa_hint_faults_local: int = 0  # ... on a folio already on the faulting CPU's node
+    numa_pages_migrated: int = 0  # pages migrate_misplaced_folio() moved
     rounds_by_kind: npt.NDArray[np.int64] = field(  # indexed by events.RoundKind; sums to rounds
         default_factory=lambda: np.zeros(len(RoundKind), dtype=np.int64)
     )

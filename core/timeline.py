@@ -18,6 +18,15 @@ from core.tlb import RoundPlan
 OPEN = np.iinfo(np.int64).max  # end time of an interval whose folio is still unmapped
 FULL = -1  # folio column of a full flush
 NOTHING = -2  # folio column of a delivery that flushed nothing (the CPU was already current)
+# A partial flush of several folios (flush_tlb_func() invalidating a range page by page) is one
+# delivery: its first folio is recorded as is, each further one as ALSO - folio, at the same
+# time, so that readers count one IPI but invalidate every folio.
+ALSO = -3
+
+
+def flushed_folios(column: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The folio each record invalidated (FULL and NOTHING stay negative)."""
+    return np.where(column <= ALSO, ALSO - column, column)
 
 
 class GrowArray:
@@ -108,6 +117,27 @@ class Timeline:
             self.fl_cpu.extend(plan.target_array)
             self.fl_folio.extend(flushed)
             self.fl_time.extend(send_time + plan.offset_array)
+
+    def insert_flushes(self, cpus: npt.NDArray[np.int64], folios: npt.NDArray[np.int64],
+                       times: npt.NDArray[np.int64]) -> None:
+        """Flush records (one per CPU and folio, see ALSO) that may fall before records already
+        logged: NUMA balancing plans the migrations of one scan period together, and two
+        threads' rounds can interleave. Merged in time order, existing records first on ties.
+        Only records later than every reader's position may move (the planner's are: they lie
+        in the period being planned)."""
+        order = np.argsort(times, kind="stable")
+        cpus, folios, times = cpus[order], folios[order], times[order]
+        if not times.size:
+            return
+        logged = self.fl_time.view()
+        cut = int(np.searchsorted(logged, times[0], side="right"))
+        tail = [log.view(cut).copy() for log in (self.fl_cpu, self.fl_folio, self.fl_time)]
+        merged_time = np.concatenate((tail[2], times))
+        merged = np.argsort(merged_time, kind="stable")
+        for log, old, new in zip((self.fl_cpu, self.fl_folio, self.fl_time), tail,
+                                 (cpus, folios, times), strict=True):
+            log.truncate(cut)
+            log.extend(np.concatenate((old, new))[merged])
 
     def mark(self) -> Mark:
         """What a checkpoint needs to come back here: log lengths, the open intervals and their

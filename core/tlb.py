@@ -102,11 +102,11 @@ class Machine:
             costs.ipi_remote_latency_ns
 
     def flush_work_ns(self, traced: int) -> int:
-        """What a target's flush_tlb_func() does, by what it traces: 1 INVLPG, -1 a full
-        flush, 0 nothing."""
+        """What a target's flush_tlb_func() does, by what it traces: n > 0 that many INVLPGs
+        (one per page, or per PMD), -1 a full flush, 0 nothing."""
         if traced == -1:
             return self.costs.full_flush_ns
-        return self.costs.invlpg_ns if traced == 1 else 0
+        return self.costs.invlpg_ns * max(traced, 0)
 
     def round_plan(self, traced: dict[int, int], sender: int | None = None) -> RoundPlan:
         """The timing of a round as x86 runs it (smp_call_function_many_cond with wait): the

@@ -28,7 +28,7 @@ from enum import IntEnum
 
 from core.events import Errno, Event, EventKind, WaitReason
 from core.folios import PMD_ORDER
-from core.scenario import Scenario
+from core.scenario import Caller, Scenario
 from core.tlb import CpuRole, Machine
 
 MIGRATOR_COMM, MIGRATOR_PID = "migratepages", 4242
@@ -145,9 +145,13 @@ class TraceFormatter:
         self.formats = KERNELS[kernel]
         self.machine = Machine(scenario)
         self.handler_ns = scenario.costs.ipi_handler_ns
+        # migratepages calls migrate_pages(2) (MIGRATE_SYNC, MR_SYSCALL); a NUMA hinting fault
+        # calls migrate_misplaced_folio() (MIGRATE_ASYNC, MR_NUMA_MISPLACED).
+        numa = scenario.migration.caller is Caller.NUMA_BALANCING
+        self.mode, self.reason = ("MIGRATE_ASYNC", "numa_misplaced") if numa else (MODE, REASON)
 
     def _task(self, cpu: int) -> tuple[str, int]:
-        if cpu == self.machine.initiator:
+        if cpu == self.machine.initiator and not self.machine.numa:
             return MIGRATOR_COMM, MIGRATOR_PID
         if self.machine.roles[cpu] in (CpuRole.WORKLOAD, CpuRole.LAZY):
             return WORKLOAD_COMM, WORKLOAD_PID + cpu
@@ -173,14 +177,15 @@ class TraceFormatter:
         """Timestamped lines for one event (none for steps without a tracepoint)."""
         kind = event.kind
         if kind is EventKind.MIGRATE_START:
-            return [self._line(event, "mm_migrate_pages_start", f"mode={MODE} reason={REASON}")]
+            return [self._line(event, "mm_migrate_pages_start",
+                               f"mode={self.mode} reason={self.reason}")]
         if kind is EventKind.MIGRATE_END:
             ok, failed, thp_split = event.thp
             # 6.18's nr_split counts every large folio split, of any order; only PMD-sized THPs
             # split in migviz (its large folios are THPs), so nr_split = nr_thp_split.
             return [self._line(event, "mm_migrate_pages", self.formats.migrate_pages.format(
                 succeeded=event.pages, failed=event.arg, thp_succeeded=ok, thp_failed=failed,
-                thp_split=thp_split, split=thp_split, mode=MODE, reason=REASON))]
+                thp_split=thp_split, split=thp_split, mode=self.mode, reason=self.reason))]
         if kind is EventKind.UNMAP:
             return self._unmap_lines(event)
         if kind in (EventKind.REMAP, EventKind.RESTORE):
@@ -191,7 +196,8 @@ class TraceFormatter:
             # The initiating task runs flush_tlb_func() on its own CPU: interrupts are off
             # (flush_tlb_func() requires it; its callers use local_irq_disable()) and preemption
             # is off (get_cpu()), so `d..1.`. ``arg`` is reason 2 or 3.
-            comm_pid = (MIGRATOR_COMM, MIGRATOR_PID)
+            # Under NUMA balancing the initiating task is a thread of the workload.
+            comm_pid = None if self.machine.numa else (MIGRATOR_COMM, MIGRATOR_PID)
             return [self._line(event, "tlb_flush", self._tlb_flush(event.pages, event.arg),
                                flags="d..1.", task=comm_pid)]
         if kind is EventKind.IPI_RECV:
@@ -259,6 +265,10 @@ def _printk(event: Event) -> tuple[str, str]:
         return "folio_migrate_mapping", f"{folio} rc=-EAGAIN"
     if kind is EventKind.SPLIT:
         return "try_split_folio", f"{folio} pieces={event.pages}"
+    if kind is EventKind.NUMA_SCAN:
+        return "change_prot_numa", f"pages={event.arg} updated={event.pages}"
+    if kind is EventKind.NUMA_FAULT:
+        return "do_numa_page", f"{folio} local={event.arg}"
     return "migrate_pages", f"event={kind.name.lower()} {folio}"
 
 

@@ -25,7 +25,7 @@ import numpy.typing as npt
 from core.folios import FolioTable
 from core.scenario import Scenario
 from core.stats import WorkloadStats
-from core.timeline import FULL, OPEN, GrowArray, Timeline
+from core.timeline import ALSO, FULL, OPEN, GrowArray, Timeline, flushed_folios
 from core.tlb import Machine
 
 KEY_SHIFT = 40  # folio * 2**40 + time: ~18 minutes of simulated time per folio key
@@ -92,6 +92,9 @@ class Workload:
         self.chunk = np.full(count, CHUNK, dtype=np.int64)
         # IPIs delivered at or before this time have already delayed (or met a sleeping) thread.
         self.ipi_cursor = np.full(count, -1, dtype=np.int64)
+        # When the handler of the last IPI taken ends: one that arrives before then waits its
+        # turn (handlers do not nest; rounds from two threads can reach a CPU that close).
+        self.ipi_free = np.zeros(count, dtype=np.int64)
         # A stable sort of 16-bit keys is a radix sort: much faster for the common case.
         self._sort_dtype = np.uint16 if folios.capacity <= 1 << 16 else np.int64
         self.horizon = 0
@@ -145,7 +148,7 @@ class Workload:
             cpus = timeline.fl_cpu.view(base + lo, base + hi)
             folios = timeline.fl_folio.view(base + lo, base + hi)
             for thread, cpu in enumerate(self.cpus):
-                mine = folios[cpus == cpu]
+                mine = flushed_folios(folios[cpus == cpu])
                 if (mine == FULL).any():
                     tlb[thread] = False
                 else:
@@ -168,7 +171,7 @@ class Workload:
         ):
             setattr(clone, name, getattr(self, name))
         for name in ("tlb", "next_k", "next_t", "stalled_on", "stall_start", "stall_interval",
-                     "chunk", "ipi_cursor"):
+                     "chunk", "ipi_cursor", "ipi_free"):
             setattr(clone, name, getattr(self, name).copy())
         clone.fill = None if self.fill is None else self.fill.copy()
         clone.last_k = None if self.last_k is None else self.last_k.copy()
@@ -247,14 +250,18 @@ class Workload:
         cpu = self.cpus[thread]
         mine = window.fl_cpu == cpu
         full_times = window.fl_time[mine & (window.fl_folio == FULL)]
-        singles = mine & (window.fl_folio >= 0)  # one entry invalidated (not FULL, not NOTHING)
-        single_keys = np.sort((window.fl_folio[singles] << KEY_SHIFT) | window.fl_time[singles])
+        # Entries invalidated one by one (not FULL, not NOTHING), and the deliveries: a partial
+        # flush of several folios is one IPI (its further folios are ALSO records).
+        singles = mine & ((window.fl_folio >= 0) | (window.fl_folio <= ALSO))
+        single_keys = np.sort((flushed_folios(window.fl_folio[singles]) << KEY_SHIFT)
+                              | window.fl_time[singles])
         tlb = self.tlb[thread]
         capacity = self.capacity
         state_time = window.start - 1  # every flush at or before this is applied to `tlb`
         stop = window.stop
         interval = self.interval
-        deliveries = window.fl_time[mine]  # IPIs this CPU handles in the window, in time order
+        # IPIs this CPU handles in the window, in time order
+        deliveries = window.fl_time[mine & (window.fl_folio > ALSO)]
         ipi_ns = self.ipi_ns
         while True:
             if self.stalled_on[thread] >= 0:
@@ -287,6 +294,7 @@ class Workload:
             first_k = int(self.next_k[thread])
             pending = deliveries[np.searchsorted(deliveries, self.ipi_cursor[thread],
                                                  side="right"):]
+            free = int(self.ipi_free[thread])
             pages, writes = self._draws(thread, first_k, n)
             folios = self.folios.page_folio[pages].astype(np.int64)
             # What does not depend on time: the previous access to the same folio in this chunk,
@@ -313,7 +321,7 @@ class Workload:
             # that agrees with itself is exact, and only that much is taken.
             miss = ~held
             for _ in range(4):
-                times, handled = self._times(start_t, miss, pending)
+                times, handled = self._times(start_t, miss, pending, free)
                 m = int(np.searchsorted(times, stop, side="left"))
                 if m == 0:
                     break
@@ -331,13 +339,13 @@ class Workload:
             if m == 0:  # interrupted past the window: the next access comes later
                 self.next_t[thread] = int(times[0])
                 if handled[0]:
-                    self.ipi_cursor[thread] = int(pending[handled[0] - 1])
+                    self._took(thread, pending, handled[0], free)
                 break
             if differ.size:
                 # Not settled: keep the exact prefix (up to and including the first access
                 # whose classification changed: its time was already right).
                 done, faulted = int(differ[0]) + 1, False
-                times, handled = self._times(start_t, miss, pending)
+                times, handled = self._times(start_t, miss, pending, free)
             n = done
             hits = int(entry[:done].sum())
             stale = entry[:done] & unmapped[:done]
@@ -380,7 +388,7 @@ class Workload:
                 min(CHUNK, 2 * max(done, 1))
             final = done if faulted else done - 1
             if handled[final]:
-                self.ipi_cursor[thread] = int(pending[handled[final] - 1])
+                self._took(thread, pending, handled[final], free)
             if faulted:
                 self.faults += 1
                 self.stalled_on[thread] = folios[done]
@@ -398,16 +406,31 @@ class Workload:
         if rest.size:
             if self.stalled_on[thread] < 0:
                 self.next_t[thread] += ipi_ns * rest.size
+                self._took(thread, rest, rest.size, int(self.ipi_free[thread]))
             self.ipi_cursor[thread] = int(rest[-1])
         self._apply_flushes(tlb, full_times, single_keys, state_time, stop - 1)
 
-    def _times(self, start_t: int, miss: npt.NDArray[np.bool_], pending: npt.NDArray[np.int64]
-               ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    def _handler_marks(self, pending: npt.NDArray[np.int64], free: int) -> npt.NDArray[np.int64]:
+        """e_j = s_j - j * ipi_ns, where s_j is when the handler of pending IPI j starts: when it
+        arrives, or when the one before ends (s_j = max(d_j, s_{j-1} + ipi_ns), the first not
+        before ``free``). Non-decreasing, so it can be searched."""
+        marks = pending - self.ipi_ns * np.arange(pending.size, dtype=np.int64)
+        return np.maximum.accumulate(np.maximum(marks, free))
+
+    def _took(self, thread: int, pending: npt.NDArray[np.int64], count: int, free: int) -> None:
+        """The running thread has taken the first ``count`` pending IPIs."""
+        self.ipi_cursor[thread] = int(pending[count - 1])
+        if self.ipi_ns:
+            end = int(self._handler_marks(pending[:count], free)[-1]) + count * self.ipi_ns
+            self.ipi_free[thread] = max(int(self.ipi_free[thread]), end)
+
+    def _times(self, start_t: int, miss: npt.NDArray[np.bool_], pending: npt.NDArray[np.int64],
+               free: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """When each access of a chunk happens, given which of them miss: one interval apart,
         each refill delaying what follows, and every IPI handled in between pushing the later
-        accesses back by its handler (with e_j = d_j - j * ipi_ns, access k follows the IPIs
-        with e_j <= its time without handlers; handlers never overlap). Also returns how many
-        of ``pending`` each access follows."""
+        accesses back by its handler (access k follows the IPIs whose mark e_j, see
+        _handler_marks, is at or before its time without handlers). Also returns how many of
+        ``pending`` each access follows."""
         n = miss.size
         delays = np.zeros(n, dtype=np.int64)
         if self.refill_ns and n > 1:
@@ -415,7 +438,7 @@ class Workload:
         times = start_t + np.arange(n, dtype=np.int64) * self.interval + delays
         handled = np.zeros(n, dtype=np.int64)
         if pending.size and self.ipi_ns:
-            marks = pending - self.ipi_ns * np.arange(pending.size, dtype=np.int64)
+            marks = self._handler_marks(pending, free)
             handled = np.searchsorted(marks, times, side="right")
             times = times + self.ipi_ns * handled
         return times, handled

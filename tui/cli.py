@@ -26,6 +26,7 @@ from core.breakpoints import Breakpoint
 from core.engine import Engine
 from core.perfetto import write_perfetto
 from core.scenario import (
+    Caller,
     Mode,
     Scenario,
     ScenarioError,
@@ -309,6 +310,8 @@ def _tui(args: argparse.Namespace) -> int:
         return 0
     keymap = _keymap(args.keymap)
     scenario = load_scenario(args.scenario, args.overrides)
+    _migratepages_only(scenario, "the app draws a migratepages task only; run it headless "
+                       f"with migviz run, compare or trace {args.scenario}")
     mode = Mode(args.mode) if args.mode else None
     theme, user_theme = _check_theme(args.theme) if args.theme is not None else (None, None)
     return _open_app(scenario, mode, paused=args.paused, speed=args.speed, theme=theme,
@@ -365,6 +368,13 @@ def _not_a_device(path: Path) -> None:
         raise UsageError(f"{path}: not a regular file (a device?)")
 
 
+def _migratepages_only(scenario: Scenario, why: str) -> None:
+    """Refuse NUMA balancing (migration.caller) where only a migratepages task is modelled."""
+    if scenario.migration.caller is Caller.NUMA_BALANCING:
+        raise UsageError(f"{scenario.name}: NUMA balancing (migration.caller = "
+                         f'"numa-balancing"): {why}')
+
+
 def _open_app(scenario: Scenario, mode: Mode | None, *, paused: bool, speed: float,
               theme: str | None, breakpoints: frozenset[Breakpoint] = frozenset(),
               keymap: dict[str, str] | None = None, mouse: bool = True,
@@ -388,6 +398,9 @@ def _trace(args: argparse.Namespace) -> int:
         raise UsageError("--kernel picks the tracepoint text of --format ftrace; a perfetto trace "
                          "has none (see 'migviz trace --help')")
     scenario = load_scenario(args.scenario, args.overrides)
+    if args.format == "perfetto":
+        _migratepages_only(scenario, "--format perfetto lays out a migratepages task only; "
+                           "the default ftrace text shows every thread")
     mode = Mode(args.mode) if args.mode else None
     kernel = args.kernel or DEFAULT_KERNEL
     if args.output is None:
@@ -424,6 +437,8 @@ def _write_trace(scenario: Scenario, mode: Mode | None, stream: TextIO, printk: 
 
 def _bench(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
+    _migratepages_only(scenario, "bench reproduces the seed's migratepages measurement; "
+                       f"migviz compare {args.scenario} runs both kernels on it")
     if args.sweep:
         runs = len(parse_sweep(args.sweep)[1])
         with Progress(sys.stderr, runs=runs, enabled=not args.json) as progress:

@@ -63,13 +63,19 @@ class Progress:
         if self._runs > 1:
             label += f" {run + 1}/{self._runs}"
         moves, folios = scenario.migration.moves, scenario.memory.total_folios
+        if engine.machine.numa:  # NUMA balancing: how far the scanner has got, pass by pass
+            moves, folios, unit = scenario.numa.passes, 0, "scan pass"
+        else:
+            unit = "move"
         count = 0
 
         def on_event(event: Event) -> None:
             nonlocal count
             count += 1
             if count % every == 0:
-                self._tick(label, run, moves, folios, engine.clock, event)
+                if unit != "move":
+                    event = event._replace(move=event.pass_)
+                self._tick(label, run, moves, folios, engine.clock, event, unit)
 
         return on_event
 
@@ -90,7 +96,7 @@ class Progress:
             self._shown = 0
 
     def _tick(self, label: str, run: int, moves: int, folios: int, clock_ns: int,
-              event: Event) -> None:
+              event: Event, unit: str = "move") -> None:
         now = monotonic()
         elapsed = now - self._start
         if not self._on or elapsed < DELAY_S or now - self._last_draw < REDRAW_S:
@@ -103,7 +109,7 @@ class Progress:
         self._done = max(self._done, (run + (move + within) / moves) / self._runs)
         cells = min(int(self._done * BAR_CELLS), BAR_CELLS)
         bar = "█" * cells + "░" * (BAR_CELLS - cells)
-        line = (f"migviz: {label}  {bar}  move {move + 1}/{moves} · {format_ns(clock_ns)} "
+        line = (f"migviz: {label}  {bar}  {unit} {move + 1}/{moves} · {format_ns(clock_ns)} "
                 f"simulated · {elapsed:.0f} s")[: self._columns - 1]
         self._write("\r" + line + " " * max(self._shown - len(line), 0))
         self._shown = len(line)
