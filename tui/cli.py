@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, NoReturn, TextIO
 from core.bench import DURATION_NS, parse_sweep, run_bench, run_once, sweep
 from core.breakpoints import Breakpoint
 from core.engine import Engine
+from core.errors import InputError
 from core.perfetto import write_perfetto
 from core.scenario import (
     Caller,
@@ -86,6 +87,11 @@ def _parser() -> _Parser:
     overrides.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
         help="override one scenario field, e.g. --set migration.batch_pages=64 (repeatable)",
+    )
+    overrides.add_argument(
+        "--costs", action=_CostsFile, metavar="FILE",
+        help="apply a cost profile: a TOML file with a [costs] table, as migviz calibrate "
+        "writes (its values become --set costs.KEY=VALUE; a later --set wins)",
     )
     mode = _Parser(add_help=False)
     mode.add_argument("--mode", choices=[m.value for m in Mode],
@@ -182,8 +188,111 @@ def _parser() -> _Parser:
     show.add_argument("scenario", help="built-in name or path to a .toml file")
     sub.add_parser("costs", help="list every cost parameter with its default and source",
                    description="Every cost parameter, its default and where it comes from.")
+    _kernel_commands(commands)
     parser.commands = tuple(commands.choices)
     return parser
+
+
+def _kernel_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
+    """The commands that meet the real kernel: replay a trace, record one, watch the host's
+    counters, measure the host's costs."""
+    replay = commands.add_parser(
+        "replay", help="play a real kernel trace in the app (or --json: its counters)",
+        description="Open the app on a recorded trace of the kernel's migrate:*, tlb:tlb_flush "
+        "and irq_vectors:call_function* tracepoints: perf script, trace-cmd report, tracefs "
+        "trace/trace_pipe text or migviz trace output, plain or gzip.")
+    replay.add_argument("file", help="the trace file (.gz accepted)")
+    replay.add_argument("--json", action="store_true",
+                        help="print the trace's counters as one JSON object instead")
+    replay.add_argument("--against-model", action="store_true",
+                        help="build the scenario that matches the recording, run the model on "
+                        "it and print the kernel's counters beside the model's")
+    replay.add_argument("--paused", action="store_true", help="start paused")
+    replay.add_argument("--speed", type=_positive_float, default=1.0,
+                        help="playback speed factor (default 1)")
+    replay.add_argument("--theme", help="colour theme, as for migviz tui")
+    replay.add_argument("--keymap", metavar="FILE", help="remap keys, as for migviz tui")
+    replay.add_argument("--no-mouse", action="store_true",
+                        help="leave the mouse to the terminal (native text selection)")
+
+    record = commands.add_parser(
+        "record", help="record a real migration with perf (root)",
+        description="Record the migration and TLB tracepoints system-wide with perf while a "
+        "command runs (default: one memory compaction, or on a host with two or more nodes a "
+        "migratepages of a helper process), and write the text trace for migviz replay.")
+    record.add_argument("-o", "--output", required=True,
+                        help="the text trace to write (an existing file is never overwritten "
+                        "unless --force)")
+    record.add_argument("--force", action="store_true", help="allow -o to replace a file")
+    record.add_argument("--hot-cpus", metavar="CPUS",
+                        help="CPUs (e.g. 1,2 or 1-3) on which helper threads keep the helper's "
+                        "pages hot, so that shootdowns reach them (default: every CPU but the "
+                        "first; 'none' for no helper)")
+    record.add_argument("--hot-mib", type=_positive_float, default=64.0, metavar="MIB",
+                        help="size of the helper's memory in MiB (default %(default)g)")
+    record.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                        help="run this instead of the default migration")
+
+    host = commands.add_parser(
+        "host", help="this host's live shootdown and migration counters",
+        description="Watch /proc/interrupts' TLB row, /proc/vmstat's migration, NUMA and TLB "
+        "counters and the node topology, once a second.")
+    host.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    host.add_argument("--json", action="store_true", help="with --once: as one JSON object")
+    host.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS",
+                      help="seconds between readings (default %(default)g)")
+
+    calibrate = commands.add_parser(
+        "calibrate", help="measure this host's shootdown round and copy bandwidth",
+        description="Measure this host's TLB-shootdown round against the number of target CPUs "
+        "and its 4 KiB / 2 MiB copy bandwidth, print them beside migviz's defaults and write a "
+        "cost profile that --costs FILE applies to any command.")
+    calibrate.add_argument("-o", "--output", metavar="FILE",
+                           help="write the cost profile (TOML) here (an existing file is never "
+                           "overwritten unless --force)")
+    calibrate.add_argument("--force", action="store_true", help="allow -o to replace a file")
+    calibrate.add_argument("--json", action="store_true", help="print the figures as JSON")
+    calibrate.add_argument("--quick", action="store_true",
+                           help="fewer repetitions: a rough figure in a few seconds")
+
+
+class _CostsFile(argparse.Action):
+    """--costs FILE: the [costs] table of a cost profile, as --set costs.KEY=VALUE overrides
+    in the file's order, before any --set that follows it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        import tomllib
+
+        from core.costs import Costs
+
+        path = Path(str(values))
+        _not_a_device(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise argparse.ArgumentError(self, f"{path}: no such file") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise argparse.ArgumentError(self, f"{path}: cannot read: {err}") from None
+        except tomllib.TOMLDecodeError as err:
+            raise argparse.ArgumentError(self, f"{path}: TOML syntax error: {err}") from None
+        costs = data.get("costs")
+        if not isinstance(costs, dict) or not costs:
+            raise argparse.ArgumentError(self, f"{path}: no [costs] table (a cost profile has "
+                                         "one, e.g. [costs] ipi_latency_ns = 1500)")
+        known = set(Costs.model_fields)
+        for key, value in costs.items():
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise argparse.ArgumentError(self, f"{path}: [costs] {key}: unknown cost (see "
+                                             f"'migviz scenarios costs'){hint}")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise argparse.ArgumentError(self, f"{path}: [costs] {key}: must be a number of "
+                                             f"nanoseconds, got {value!r}")
+        overrides = list(getattr(namespace, "overrides", None) or [])
+        overrides += [f"costs.{key}={value}" for key, value in costs.items()]
+        namespace.overrides = overrides
 
 
 def _positive_float(text: str) -> float:
@@ -214,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `migviz` console script; returns the exit code."""
     try:
         code = _main(argv)
-    except (ScenarioError, UsageError, OutputPathError) as err:
+    except (ScenarioError, UsageError, OutputPathError, InputError) as err:
         say(f"migviz: error: {err}")
         code = EXIT_BAD_INPUT
     except OutputError as err:
@@ -301,6 +410,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _trace(args)
     if command == "bench":
         return _bench(args)
+    if command == "replay":
+        from tui.cmd_replay import replay_command
+        return replay_command(args)
+    if command == "record":
+        from tui.cmd_record import record_command
+        return record_command(args)
+    if command == "host":
+        from tui.cmd_host import host_command
+        return host_command(args)
+    if command == "calibrate":
+        from tui.cmd_calibrate import calibrate_command
+        return calibrate_command(args)
     return _scenarios(args)
 
 

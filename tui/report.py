@@ -4,6 +4,7 @@ cost table of `scenarios costs`."""
 from __future__ import annotations
 
 import textwrap
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -228,3 +229,52 @@ def format_costs(width: int) -> str:
               "confidence: docs/calibration.md. Override any of them in a scenario's [costs] "
               "table or with --set costs.NAME=VALUE."]
     return "\n".join(lines)
+
+
+_AGAINST_ROWS = (
+    ("unmapped_ptes", "migration entries set"),
+    ("restored_ptes", "entries removed"),
+    ("rounds", "shootdown sends"),
+    ("deliveries", "remote shootdowns"),
+    ("pages_per_round", "pages: per send"),
+    ("full_flushes", "full flushes sent"),
+    ("receipt_pages", "pages: on receivers"),
+    ("pgmigrate_success", "nr_succeeded"),
+    ("pgmigrate_fail", "nr_failed"),
+)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, list):
+        if len(value) > 4:
+            counts = Counter(value)
+            return " ".join(f"{v}×{n}" for v, n in sorted(counts.items()))
+        return " ".join(str(v) for v in value) or "—"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def format_against(result: dict[str, Any]) -> str:
+    """`migviz replay FILE --against-model`: per call, the kernel's counts beside the model's."""
+    out = [f"{result['source']}: each migrate_pages() call beside the model "
+           "(the scenario built from the call)"]
+    calls = result["calls"]
+    if not calls:
+        out.append("no call in this trace unmapped a page: nothing to set beside the model")
+    for call in calls:
+        lazy = f", lazy {', '.join(map(str, call['lazy']))}" if call["lazy"] else ""
+        mask = ", ".join(map(str, call["mask"])) or "none"
+        out += ["", f"call {call['call']}: {call['task']} on CPU {call['cpu']}, {call['mode']} "
+                f"{call['reason']}; modelled {call['shape']}, mask CPUs {mask}{lazy}",
+                f"  {'':<22}{'kernel':>14}{'model':>14}"]
+        for key, label in _AGAINST_ROWS:
+            kernel, model = _cell(call["kernel"][key]), _cell(call["model"][key])
+            mark = "" if key in call["agree"] else "  ≠"
+            out.append(f"  {label:<22}{kernel:>14}{model:>14}{mark}")
+        out += [f"  why: {why}" for why in call["why"]]
+    if result["calls_without_unmaps"]:
+        numbers = ", ".join(map(str, result["calls_without_unmaps"]))
+        out += ["", f"calls that unmapped nothing (every page failed before its unmap): {numbers}"]
+    if result["unfinished_calls"]:
+        out.append("calls still running when the trace ends: "
+                   + ", ".join(map(str, result["unfinished_calls"])))
+    return "\n".join(out)

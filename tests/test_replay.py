@@ -1,0 +1,165 @@
+"""Real traces read back: the parsers, the rebuild of calls and shootdowns, the round trip through
+`migviz trace`, and the model beside the kernel."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from core.against import against_model
+from core.engine import Engine
+from core.errors import InputError
+from core.kernel_trace import load_recording, parse_recording
+from core.scenario import Mode, load_scenario
+from core.trace import TraceFormatter, header, write_trace
+from tui.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "tests" / "data" / "compaction-6.18.perf.txt"
+
+# What `migviz replay --json` calls a counter, and what `migviz run --json` calls it.
+RUN_KEYS = {
+    "calls": "migrate_calls", "pgmigrate_success": "pgmigrate_success",
+    "pgmigrate_fail": "pgmigrate_fail", "thp_migration_success": "thp_migration_success",
+    "thp_migration_split": "thp_migration_split", "nr_tlb_remote_flush": "nr_tlb_remote_flush",
+    "remote_shootdowns": "nr_tlb_remote_flush_received", "tlb_shootdowns": "tlb_shootdowns",
+    "ipi_vectors": "nr_tlb_remote_flush_received",
+    "nr_tlb_local_flush_all": "nr_tlb_local_flush_all",
+    "nr_tlb_local_flush_one": "nr_tlb_local_flush_one",
+}
+
+
+def json_of(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object]:
+    assert main(list(argv)) == 0
+    out: dict[str, object] = json.loads(capsys.readouterr().out)
+    return out
+
+
+def test_the_real_sample_reads_as_its_readme_counts_it(capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    """tests/data/README.md counted these with awk; the rebuild must find the same."""
+    text = SAMPLE.read_text()
+    counts = json_of(capsys, "replay", str(SAMPLE), "--json")
+    fields = [line.split()[4] for line in text.splitlines()]
+    assert counts["calls"] == fields.count("migrate:mm_migrate_pages:") == 4
+    assert counts["set_migration_pte"] == fields.count("migrate:set_migration_pte:") == 160
+    assert counts["remove_migration_pte"] == 160
+    sends = [line for line in text.splitlines() if "reason:remote IPI send (4)" in line]
+    assert counts["nr_tlb_remote_flush"] == len(sends) == 2
+    assert counts["remote_shootdowns"] == text.count("remote shootdown (1)") == 1
+    assert counts["tlb_shootdowns"] == [0, 1]
+    succeeded = sum(int(n) for n in re.findall(r"nr_succeeded=(\d+)", text))
+    failed = sum(int(n) for n in re.findall(r"nr_failed=(\d+)", text))
+    assert (counts["pgmigrate_success"], counts["pgmigrate_fail"]) == (succeeded, failed)
+    assert counts["cpus"] == 2 and counts["unparsed_lines"] == 0
+    first, last = (float(line.split()[3].rstrip(":")) for line in (text.splitlines()[0],
+                                                                     text.splitlines()[-1]))
+    assert counts["duration_ns"] == round((last - first) * 1e9)
+
+
+def test_calls_pages_and_rounds_are_rebuilt() -> None:
+    recording = load_recording(SAMPLE)
+    moved = [call for call in recording.calls if call.pages]
+    assert [len(call.pages) for call in moved] == [32, 128]
+    for call in moved:
+        assert all(page.remap_line >= 0 for page in call.pages)
+        (number,) = call.rounds
+        send = recording.rounds[number]
+        assert send.pages == -1 and send.cpu == call.cpu
+        # Every unmap before the one send, every remap after it: the batched shape.
+        assert max(page.unmap_line for page in call.pages) < send.line
+        assert min(page.remap_line for page in call.pages) > send.line
+    first, second = (recording.rounds[call.rounds[0]] for call in moved)
+    assert [(r.cpu, r.pages) for r in first.receipts] == [(1, -1)]
+    assert second.receipts == []
+
+
+def test_each_layout_reads_the_same_trace() -> None:
+    """The same events as perf script, tracefs and trace-cmd report print them."""
+    perf = SAMPLE.read_text().splitlines()
+    pattern = re.compile(r"^\s*(\S+)\s+(\d+) \[(\d{3})\]\s+(\d+\.\d{6}):\s+\w+:(\w+): (.*)$")
+    tracefs, tracecmd = ["# tracer: nop", "#"], ["cpus=2"]
+    for line in perf:
+        comm, pid, cpu, stamp, event, payload = pattern.match(line).groups()  # type: ignore
+        tracefs.append(f"{comm:>16}-{pid:<7} [{cpu}] d..1. {stamp:>12}: {event}: {payload}")
+        tracecmd.append(f"{comm:>16}-{pid:<7} [{cpu}] {stamp:>12}: {event}: {payload}")
+    reference = parse_recording("\n".join(perf), "perf").counts()
+    for name, lines in (("tracefs", tracefs), ("trace-cmd", tracecmd)):
+        counts = parse_recording("\n".join(lines), name).counts()
+        assert {k: v for k, v in counts.items() if k != "source"} == \
+            {k: v for k, v in reference.items() if k != "source"}
+
+
+def test_gzip_unknown_lines_and_not_a_trace(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    packed = tmp_path / "t.txt.gz"
+    text = SAMPLE.read_text()
+    packed.write_bytes(gzip.compress(("garbage line\n" + text + "another one\n").encode()))
+    counts = json_of(capsys, "replay", str(packed), "--json")
+    assert counts["calls"] == 4 and counts["unparsed_lines"] == 2
+    for content, says in ((b"hello\nworld\n", "not a kernel trace"),
+                          (b"PERFILE2\x00\x00binary", "perf script -i"),
+                          (b"", "the file is empty")):
+        bad = tmp_path / "bad"
+        bad.write_bytes(content)
+        assert main(["replay", str(bad), "--json"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("migviz: error: ") and says in err and err.count("\n") == 1
+    assert main(["replay", str(tmp_path / "missing.txt")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    with pytest.raises(InputError, match="not a kernel trace"):
+        parse_recording("# only a header\n", "x")
+
+
+@pytest.mark.parametrize("name", ["tiny", "default", "contended", "thp", "numa-balancing"])
+@pytest.mark.parametrize("mode", [Mode.SERIAL, Mode.BATCHED])
+@pytest.mark.parametrize("kernel", ["6.3", "6.18"])
+def test_round_trip_through_migviz_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         name: str, mode: Mode, kernel: str) -> None:
+    """`migviz trace S -o t.txt; migviz replay t.txt --json` gives `migviz run S`'s counters."""
+    overrides = ["numa.passes=1", "memory.folios=[{order=9,count=1},{order=0,count=64}]"] \
+        if name == "numa-balancing" else []
+    trace = tmp_path / "t.txt"
+    sets = [word for o in overrides for word in ("--set", o)]
+    assert main(["trace", name, "--mode", mode.value, "--kernel", kernel, "--printk",
+                 "-o", str(trace), *sets]) == 0
+    replayed = json_of(capsys, "replay", str(trace), "--json")
+    run = json_of(capsys, "run", name, "--mode", mode.value, "--json", *sets)
+    assert {key: replayed[key] for key in RUN_KEYS} == {key: run[other]
+                                                        for key, other in RUN_KEYS.items()}
+    assert replayed["unparsed_lines"] == 0
+    assert replayed["cpus"] == len(run["tlb_shootdowns"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", [Mode.SERIAL, Mode.BATCHED])
+def test_the_model_beside_its_own_trace_agrees(mode: Mode) -> None:
+    """A migviz trace replayed against the model: each call's scenario, rebuilt from the lines
+    alone, gives the same sends, receipts, flush kinds and pages."""
+    scenario = load_scenario("default", ["workload.lazy_cpus=[2]"])
+    engine = Engine(scenario, mode, checkpoints=False, history=1)
+    formatter = TraceFormatter(scenario)
+    text = "\n".join([*header(scenario.topology.cpus), *write_trace(engine.iter_events(),
+                                                                     formatter)])
+    result = against_model(parse_recording(text, "default"))
+    assert len(result["calls"]) == scenario.migration.moves
+    for call in result["calls"]:
+        assert call["shape"] == mode.value
+        assert call["mask"] == [0, 1, 3, 4, 5], "a lazy CPU answers nothing: not seen in a mask"
+        assert call["differ"] == [] and call["why"] == []
+
+
+def test_the_model_beside_the_real_sample(capsys: pytest.CaptureFixture[str]) -> None:
+    result = against_model(load_recording(SAMPLE))
+    assert [call["call"] for call in result["calls"]] == [3, 4]
+    assert result["calls_without_unmaps"] == [1, 2]
+    third, fourth = result["calls"]
+    assert third["differ"] == [] and third["mask"] == [1] and third["lazy"] == []
+    assert fourth["lazy"] == [1] and fourth["differ"] == ["pgmigrate_fail"]
+    assert any("failed 1 page" in why for why in fourth["why"])
+    assert main(["replay", str(SAMPLE), "--against-model"]) == 0
+    out = capsys.readouterr().out
+    assert "call 4:" in out and "≠" in out
