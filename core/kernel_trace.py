@@ -38,6 +38,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from core.errors import InputError
 
@@ -55,16 +56,16 @@ KNOWN_EVENTS = frozenset(("mm_migrate_pages_start", "mm_migrate_pages", "tlb_flu
                           *UNMAP_EVENTS, *REMAP_EVENTS, *VECTOR_EVENTS))
 PMD_ORDER = 9
 
-_TIME = r"(?P<sec>\d+)\.(?P<frac>\d+)"
-# tracefs, trace-cmd report, migviz trace: comm-pid [cpu] (flags) seconds: event: payload.
-# The comm may hold spaces and dashes; the pid is the digits after the last dash before the CPU.
-_FTRACE = re.compile(
-    r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
-    r"(?:[\w.]{4,6}\s+)?" + _TIME + r":\s+(?P<event>[\w:]+):\s?(?P<payload>.*)$")
-# perf script: comm pid(/tid) [cpu] seconds: (period) subsystem:event: payload.
-_PERF = re.compile(
-    r"^\s*(?P<comm>.*?)\s+(?P<pid>\d+)(?:/(?P<tid>\d+))?\s+\[(?P<cpu>\d+)\]\s+" + _TIME
-    + r":\s+(?:\d+\s+)?(?P<event>\w+:\w+):\s?(?P<payload>.*)$")
+# Every layout has the CPU as `[ddd]` after the task and before the time, so a line is cut there.
+# Before it: `comm-pid` (tracefs, trace-cmd; the comm may hold spaces and dashes, the pid is the
+# digits after the last dash), optionally followed by `(tgid)`; or `comm pid` / `comm pid/tid`
+# (perf script). After it: optional flags (tracefs), the time, perf's optional period, the event
+# (`subsystem:event` in perf script) and the payload.
+_CPU = re.compile(r"\s\[(\d+)\]\s")
+_TGID = re.compile(r"\s+\(\s*[\d-]+\)$")
+_FTRACE_TASK = re.compile(r"^(.*)-(\d+)$")
+_PERF_TASK = re.compile(r"^(.*?)\s+(\d+)(?:/\d+)?$")
+_REST = re.compile(r"\s*(?:[\w.]{4,6}\s+)?(\d+)\.(\d+):\s+(?:\d+\s+)?(\w+(?::\w+)?):(?:\s(.*)|$)")
 _CPUS_HEADER = (re.compile(r"^cpus=(\d+)\s*$"), re.compile(r"^#.*\bCPUs: (\d+)\b"),
                 re.compile(r"^# entries-in-buffer/entries-written: .* #P:(\d+)"))
 _FIELD = re.compile(r"(\w+)[=:]\s*([^\s,]+)")
@@ -78,8 +79,7 @@ _MAGIC = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(NamedTuple):
     """One tracepoint hit: where it is in the file, when, where, and what it says."""
 
     number: int  # line number in the file, from 1
@@ -311,15 +311,22 @@ def parse_lines(text: str) -> tuple[list[Line], int, str | None, int]:
 
 
 def _parse_line(number: int, raw: str) -> Line | None:
-    found = _PERF.match(raw) or _FTRACE.match(raw)
+    cut = _CPU.search(raw)
+    if cut is None:
+        return None
+    rest = _REST.match(raw, cut.end())
+    if rest is None:
+        return None
+    task = _TGID.sub("", raw[: cut.start()].strip())
+    found = _PERF_TASK.match(task) or _FTRACE_TASK.match(task)
     if found is None:
         return None
-    frac = found.group("frac")
-    time_ns = int(found.group("sec")) * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
-    event = found.group("event").rsplit(":", 1)[-1]
-    return Line(number=number, time_ns=time_ns, cpu=int(found.group("cpu")),
-                comm=found.group("comm").strip(), pid=int(found.group("pid")), event=event,
-                payload=found.group("payload").strip(), text=raw.rstrip("\n"))
+    sec, frac, event, payload = rest.groups()
+    time_ns = int(sec) * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
+    return Line(number=number, time_ns=time_ns, cpu=int(cut.group(1)),
+                comm=found.group(1).strip(), pid=int(found.group(2)),
+                event=event.rsplit(":", 1)[-1], payload=(payload or "").strip(),
+                text=raw.rstrip("\n"))
 
 
 def parse_recording(text: str, source: str = "trace") -> Recording:

@@ -129,15 +129,14 @@ class Replay:
             elif line.event in VECTOR_EVENTS:
                 kind[index] = 3
         self._kind = kind
-        # Per kind and CPU: how many such lines come before line i ([i] is the prefix of i).
-        self._per_cpu = {}
+        # Per kind and CPU: the indices of such lines, so that how many come before a position
+        # is one binary search (memory grows with the lines, not with lines × CPUs).
+        self._hits: dict[int, list[npt.NDArray[np.int64]]] = {}
+        self._hits_all: dict[int, npt.NDArray[np.int64]] = {}
         for code in (1, 2, 3, 4):
-            table = np.zeros((n + 1, cpus), dtype=np.int64)
             hits = np.flatnonzero(kind == code)
-            if hits.size:
-                np.add.at(table, (hits + 1, cpu[hits]), 1)
-                np.cumsum(table, axis=0, out=table)
-            self._per_cpu[code] = table
+            self._hits_all[code] = hits
+            self._hits[code] = [hits[cpu[hits] == c] for c in range(cpus)]
         calls = recording.calls
         self._call_starts = np.array([call.start_line for call in calls], dtype=np.int64)
         self._call_ends = np.array([call.end_line if call.finished else n + 1 for call in calls],
@@ -160,10 +159,7 @@ class Replay:
                 current = owner
             focus[index + 1] = current
         self._focus = focus
-        self._last_line_of_cpu: list[list[int]] = [[] for _ in range(cpus)]
-        for index, line in enumerate(lines):
-            self._last_line_of_cpu[line.cpu].append(index)
-        self._cpu_lines = [np.asarray(found, dtype=np.int64) for found in self._last_line_of_cpu]
+        self._cpu_lines = [np.flatnonzero(cpu == c) for c in range(cpus)]
 
     # ------------------------------------------------------------------------------------------
     # Moving
@@ -307,10 +303,9 @@ class Replay:
             k = int(np.searchsorted(mine, position, side="left"))
             last = recording.lines[int(mine[k - 1])] if k else None
             cpu_views.append(CpuView(
-                cpu=cpu, shootdowns=int(self._per_cpu[2][position, cpu]),
-                vectors=int(self._per_cpu[3][position, cpu]),
-                sends=int(self._per_cpu[1][position, cpu]),
-                local_flushes=int(self._per_cpu[4][position, cpu]),
+                cpu=cpu, shootdowns=self._before(2, position, cpu),
+                vectors=self._before(3, position, cpu), sends=self._before(1, position, cpu),
+                local_flushes=self._before(4, position, cpu),
                 migrating=cpu in open_cpus,
                 last=f"{last.event}: {last.payload}" if last else ""))
         last_line = recording.lines[position - 1] if position else None
@@ -321,11 +316,16 @@ class Replay:
             page_state=states, page_order=orders, round=current, receipts=receipts,
             call_rounds=len(sends), pgmigrate_success=int(self._succeeded[position]),
             pgmigrate_fail=int(self._failed[position]),
-            sends=int(self._per_cpu[1][position].sum()),
-            shootdowns=int(self._per_cpu[2][position].sum()), cpus=tuple(cpu_views),
+            sends=self._before(1, position), shootdowns=self._before(2, position),
+            cpus=tuple(cpu_views),
             last=last_line,
             recent=tuple(recording.lines[max(0, position - self._recent):position]),
             done=self.done)
+
+    def _before(self, code: int, position: int, cpu: int | None = None) -> int:
+        """How many lines of this kind (on this CPU) come before the position."""
+        hits = self._hits_all[code] if cpu is None else self._hits[code][cpu]
+        return int(np.searchsorted(hits, position, side="left"))
 
     def page_lines(self, addr: int) -> list[Line]:
         """Every migration-entry line of this address in the trace, in time order."""

@@ -573,6 +573,15 @@ class MigvizApp(App[int]):
 
         self.push_screen(BreakpointScreen(self.breakpoints, self.selected), chosen)
 
+    def action_host(self) -> None:
+        """This machine's own counters beside the model (migviz host); the model pauses."""
+        from tui.screens.host import HostScreen
+
+        if isinstance(self.screen, HostScreen):
+            return
+        self.playing = False
+        self.push_screen(HostScreen())
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             self.pop_screen()

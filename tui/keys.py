@@ -30,6 +30,8 @@ KEYS: tuple[Key, ...] = (
         "toggle serial/batched (applies at the next batch boundary)"),
     Key("s", "split", "Split", "split view: serial and batched race on one clock"),
     Key("k", "breakpoints", "Break", "breakpoints: stop at a flush, a retry, a failure, a folio"),
+    Key("H", "host", "Host", "this machine's live shootdown and migration counters "
+        "(migviz host); escape returns", show=False),
     Key("question_mark", "help", "Help", "help: every key and glyph", "?"),
     Key("q", "quit", "Quit", "quit"),
     Key("plus,equals_sign", "faster", "Faster", "double the speed", "+", group="speed"),
@@ -51,6 +53,7 @@ COMMANDS = {
     "step_batch": "step batch", "step_back": "step back", "toggle_mode": "toggle serial/batched",
     "split": "split view", "breakpoints": "breakpoints", "faster": "faster", "slower": "slower",
     "reset": "reset",
-    "inspect": "inspect folio", "help": "help", "save_screenshot": "screenshot", "quit": "quit",
+    "inspect": "inspect folio", "host": "host counters (live)", "help": "help",
+    "save_screenshot": "screenshot", "quit": "quit",
 }
 SPLIT_DISABLED = {"step_phase", "step_batch", "step_back", "toggle_mode", "breakpoints"}

@@ -243,6 +243,7 @@ class ReplayApp(App[int]):
         Binding("plus,equals_sign", "faster", "Faster", key_display="+"),
         Binding("minus", "slower", "Slower", key_display="-"),
         Binding("r", "reset", "Reset"),
+        Binding("H", "host", "Host", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
@@ -453,6 +454,14 @@ class ReplayApp(App[int]):
                 body.append(f"    {lines[receipt.line].text.strip()}\n")
         self.push_screen(PageScreen(body))
 
+    def action_host(self) -> None:
+        """This machine's live counters (migviz host) over the replay; escape returns."""
+        from tui.screens.host import HostScreen
+
+        if not isinstance(self.screen, HostScreen):
+            self._pause()
+            self.push_screen(HostScreen())
+
     def action_help(self) -> None:
         self.push_screen(PageScreen(Text(
             "migviz replay: a real kernel trace on its own timestamps\n\n"
@@ -461,7 +470,7 @@ class ReplayApp(App[int]):
             "B      to the call's return, or the next call's start\n"
             "u ←    one line back   r  back to the start\n"
             "k      breakpoints     [ ]  select a page     enter  inspect it\n"
-            "+ -    faster / slower q  quit\n\n"
+            "+ -    faster / slower H  this host's live counters   q  quit\n\n"
             "Pages: · not yet unmapped  ▮ red: migration entry  ▮ yellow: the call has sent a "
             "shootdown since  ■ green: restored (remove_migration_pte).\n"
             "CPUs count what the trace shows so far: shootdowns handled (the TLB row of "
