@@ -11,7 +11,8 @@ For each call that unmapped anything the scenario is built from the recording al
 - lazy CPUs: those of the mask that answered none of this call's sends, though it sent some
   (a CPU that was idle, or ran another mm, is skipped by the kernel's send);
 - the shape: batched (Linux 6.3 and later) if the call unmapped more than one PTE before its
-  first send, else serial; ``moves = 1``; the batch limit of the kernel (512 pages).
+  first send or sent a full flush (a batch's flush is one), else serial; ``moves = 1``; the
+  batch limit of the kernel (512 pages).
 
 Pages the kernel failed to migrate without unmapping them (isolation failures, busy pages:
 ``nr_failed`` with no migration entry) have no line saying why; the model is not given them, and
@@ -56,7 +57,10 @@ def call_scenario(recording: Recording, call: Call) -> tuple[Scenario, str]:
                 folios.append({"order": order, "count": 1})
     first_send = recording.rounds[call.rounds[0]].line if call.rounds else None
     before = sum(1 for page in call.pages if first_send is None or page.unmap_line < first_send)
-    mode = "batched" if before > 1 or not call.rounds else "serial"
+    # A 6.3 batch flush is a full flush of deferred unmaps (its send says pages:-1); 6.2 flushes
+    # each PTE as it clears it (pages:1 or 512, before the entry's line).
+    full = any(recording.rounds[number].pages < 0 for number in call.rounds)
+    mode = "batched" if before > 1 or full or not call.rounds else "serial"
     cpus = max(recording.cpus, sender + 1, 2)
     data: dict[str, Any] = {
         "name": f"call {call.index + 1}",
@@ -130,9 +134,18 @@ def _why(kernel: dict[str, Any], model: dict[str, Any], call: Call, lazy: list[i
     if lazy:
         notes.append(f"CPU {', '.join(map(str, lazy))} answered none of this call's sends: "
                      "modelled as lazy (idle, or running another mm)")
-    if kernel["pgmigrate_success"] != model["pgmigrate_success"] and not call.failed:
-        notes.append("nr_succeeded differs: pages the model moved that the kernel counted "
-                     "otherwise")
+    if 0 in kernel["receipt_pages"] and 0 not in model["receipt_pages"]:
+        notes.append("a receiver logged pages:0: its TLB was already current when the IPI came "
+                     "(it had flushed meanwhile, e.g. on a switch of mm); the model's threads "
+                     "never leave their CPU")
+    extra = kernel["pgmigrate_success"] - model["pgmigrate_success"]
+    if extra > 0:
+        notes.append(f"the kernel moved {extra} page(s) more than it unmapped: pages no process "
+                     "mapped (page cache, or freed meanwhile) move without a migration entry, so "
+                     "without a line")
+    elif extra < 0:
+        notes.append("the model moved pages the kernel counted as failed after unmapping them "
+                     "(they were restored: remove_migration_pte does not say which)")
     return notes
 
 

@@ -192,6 +192,15 @@ class Recording:
     rounds: list[Round]
     line_call: list[int]  # per line: the call it belongs to, -1 if none
     line_round: list[int]  # per line: the round it sends or answers, -1 if none
+    # Lines with reason 5 (remote wrong CPU) that the sender logged itself: flush_tlb_func() ran
+    # locally on a CPU no longer running the mm. Not an IPI: not in the TLB row.
+    local_wrong_cpu: frozenset[int] = frozenset()
+
+    def is_receipt(self, index: int) -> bool:
+        """Whether line ``index`` is a CPU handling a shootdown IPI (the TLB row counts it)."""
+        line = self.lines[index]
+        return line.event == "tlb_flush" and line.reason in (REMOTE_SHOOTDOWN, REMOTE_WRONG_CPU) \
+            and index not in self.local_wrong_cpu
 
     @property
     def duration_ns(self) -> int:
@@ -209,14 +218,14 @@ class Recording:
         local_all = local_one = 0
         reasons: Counter[int] = Counter()
         vectors: Counter[int] = Counter()
-        for line in self.lines:
+        for index, line in enumerate(self.lines):
             if line.event in VECTOR_EVENTS:
                 vectors[line.number_of("vector", -1)] += 1
             if line.event != "tlb_flush":
                 continue
             reason = line.reason
             reasons[reason] += 1
-            if reason in (REMOTE_SHOOTDOWN, REMOTE_WRONG_CPU):
+            if self.is_receipt(index):
                 shootdowns[line.cpu] += 1
             elif reason in (LOCAL_SHOOTDOWN, LOCAL_MM_SHOOTDOWN):
                 pages = line.number_of("pages")
@@ -236,8 +245,9 @@ class Recording:
             "set_migration_pmd": events["set_migration_pmd"],
             "remove_migration_pmd": events["remove_migration_pmd"],
             "nr_tlb_remote_flush": reasons[REMOTE_SEND],
-            "remote_shootdowns": reasons[REMOTE_SHOOTDOWN] + reasons[REMOTE_WRONG_CPU],
-            "remote_wrong_cpu": reasons[REMOTE_WRONG_CPU],
+            "remote_shootdowns": sum(shootdowns),
+            "remote_wrong_cpu": reasons[REMOTE_WRONG_CPU] - len(self.local_wrong_cpu),
+            "local_wrong_cpu": len(self.local_wrong_cpu),
             "tlb_shootdowns": shootdowns,
             "nr_tlb_local_flush_all": local_all,
             "nr_tlb_local_flush_one": local_one,
@@ -343,7 +353,8 @@ def parse_recording(text: str, source: str = "trace") -> Recording:
         builder.add(index, line)
     return Recording(source=source, lines=lines, cpus=cpus, unparsed=unparsed,
                      first_unparsed=first_unparsed, calls=builder.calls, rounds=builder.rounds,
-                     line_call=builder.line_call, line_round=builder.line_round)
+                     line_call=builder.line_call, line_round=builder.line_round,
+                     local_wrong_cpu=frozenset(builder.local_wrong_cpu))
 
 
 class _Builder:
@@ -358,6 +369,7 @@ class _Builder:
         self.open_pages: dict[tuple[int, int], list[int]] = {}  # (call, addr) -> page indices
         self.answered: dict[int, set[int]] = {}  # round -> CPUs that answered it
         self.vector: dict[int, int] = {}  # cpu -> vector of an IPI entry not yet matched
+        self.local_wrong_cpu: set[int] = set()
 
     def add(self, index: int, line: Line) -> None:
         event = line.event
@@ -415,6 +427,12 @@ class _Builder:
                 self.calls[call].rounds.append(number)
             self.line_round[index] = number
             return call
+        elif reason == REMOTE_WRONG_CPU and self.rounds and self.rounds[-1].cpu == line.cpu \
+                and self.rounds[-1].pid == line.pid:
+            # The sender's own flush_tlb_func() call, on a CPU that left the mm: local.
+            self.local_wrong_cpu.add(index)
+            self.line_round[index] = len(self.rounds) - 1
+            return self.rounds[-1].call
         elif reason in (REMOTE_SHOOTDOWN, REMOTE_WRONG_CPU):
             # The latest send, from another CPU, that this CPU has not answered yet.
             for number in range(len(self.rounds) - 1, max(len(self.rounds) - 64, 0) - 1, -1):

@@ -30,7 +30,6 @@ from core.kernel_trace import (
     LOCAL_SHOOTDOWN,
     REMAP_EVENTS,
     REMOTE_SEND,
-    REMOTE_SHOOTDOWN,
     REMOTE_WRONG_CPU,
     UNMAP_EVENTS,
     VECTOR_EVENTS,
@@ -124,8 +123,9 @@ class Replay:
         for index, line in enumerate(lines):
             if line.event == "tlb_flush":
                 reason = line.reason
-                kind[index] = {REMOTE_SEND: 1, REMOTE_SHOOTDOWN: 2, REMOTE_WRONG_CPU: 2,
-                               LOCAL_SHOOTDOWN: 4, LOCAL_MM_SHOOTDOWN: 4}.get(reason, 0)
+                kind[index] = 2 if recording.is_receipt(index) else \
+                    {REMOTE_SEND: 1, LOCAL_SHOOTDOWN: 4, LOCAL_MM_SHOOTDOWN: 4,
+                     REMOTE_WRONG_CPU: 4}.get(reason, 0)
             elif line.event in VECTOR_EVENTS:
                 kind[index] = 3
         self._kind = kind

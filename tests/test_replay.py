@@ -20,6 +20,8 @@ from tui.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "compaction-6.18.perf.txt"
+HOT_PERF = ROOT / "tests" / "data" / "compaction-hot-6.18.perf.txt.gz"
+HOT_TRACEFS = ROOT / "tests" / "data" / "compaction-hot-6.18.tracefs.txt"
 
 # What `migviz replay --json` calls a counter, and what `migviz run --json` calls it.
 RUN_KEYS = {
@@ -163,3 +165,81 @@ def test_the_model_beside_the_real_sample(capsys: pytest.CaptureFixture[str]) ->
     assert main(["replay", str(SAMPLE), "--against-model"]) == 0
     out = capsys.readouterr().out
     assert "call 4:" in out and "≠" in out
+    assert json_of(capsys, "replay", str(SAMPLE), "--against-model", "--json") == result
+
+
+def test_the_tracefs_sample_by_its_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    """Raw tracefs text carries the context in its flags: a CPU handling the shootdown IPI logs
+    from hard-irq context (`h`). The rebuild, which reads no flags, must find exactly those as
+    receipts, and the sender's own `remote wrong CPU (5)` lines as local."""
+    counts = json_of(capsys, "replay", str(HOT_TRACEFS), "--json")
+    flush = re.compile(r"\[(\d{3})\] (\S{5}) .*tlb_flush: pages:-?\d+ reason:remote "
+                       r"(shootdown \(1\)|wrong CPU \(5\))")
+    in_irq = [0, 0]
+    local = 0
+    for line in HOT_TRACEFS.read_text().splitlines():
+        found = flush.search(line)
+        if found:
+            if "h" in found.group(2):
+                in_irq[int(found.group(1))] += 1
+            else:
+                local += 1
+    assert counts["tlb_shootdowns"] == in_irq and counts["remote_shootdowns"] == sum(in_irq)
+    assert counts["local_wrong_cpu"] == local == 2
+    text = HOT_TRACEFS.read_text()
+    assert counts["calls"] == text.count(" mm_migrate_pages:") == 5
+    assert counts["set_migration_pte"] == text.count(" set_migration_pte:") == 109
+    assert counts["ipi_vectors"] == text.count("call_function_single_entry:") == 8
+    assert counts["unparsed_lines"] == 0
+
+
+def test_the_hot_perf_sample_and_the_model(capsys: pytest.CaptureFixture[str]) -> None:
+    """127 calls recorded with migviz record: every call that unmapped pages has the batched
+    shape (one full-flush send, one receipt on CPU 1), and beside the model every difference
+    comes with its reason."""
+    text = gzip.decompress(HOT_PERF.read_bytes()).decode()
+    counts = json_of(capsys, "replay", str(HOT_PERF), "--json")
+    assert counts["calls"] == text.count("migrate:mm_migrate_pages:") == 127
+    assert counts["nr_tlb_remote_flush"] == text.count("remote IPI send (4)") == 125
+    assert counts["remote_shootdowns"] == text.count("remote shootdown (1)") == 125
+    assert counts["tlb_shootdowns"] == [0, 125]
+    assert counts["ipi_vectors"] == text.count("call_function_single_entry") == 125
+    result = against_model(load_recording(HOT_PERF))
+    assert len(result["calls"]) == 125
+    assert all(call["shape"] == "batched" for call in result["calls"])
+    assert all(call["kernel"]["rounds"] == call["model"]["rounds"] == 1
+               for call in result["calls"])
+    agree = [call for call in result["calls"] if not call["differ"]]
+    assert len(agree) > len(result["calls"]) // 2
+    assert all(call["why"] for call in result["calls"] if call["differ"])
+
+
+def test_record_a_real_compaction_and_replay_it(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Where root and perf allow: migviz record, then migviz replay, on this machine."""
+    import os
+    import shutil
+
+    if shutil.which("perf") is None:
+        pytest.skip("perf is not installed")
+    if os.geteuid() != 0:
+        pytest.skip("recording system-wide tracepoints needs root")
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: no remote shootdown to see")
+    out = tmp_path / "real.txt"
+    code = main(["record", "-o", str(out), "--hot-mib", "4"])
+    err = capsys.readouterr().err
+    if code != 0:
+        pytest.skip(f"perf could not record here: {err.strip().splitlines()[-1]}")
+    counts = json_of(capsys, "replay", str(out), "--json")
+    text = out.read_text()
+    assert counts["calls"] == text.count("migrate:mm_migrate_pages:") > 0
+    assert counts["set_migration_pte"] == text.count("migrate:set_migration_pte:")
+    assert counts["unparsed_lines"] == 0
+    recording = load_recording(out)
+    from core.replay import Replay
+
+    replay = Replay(recording)
+    while not replay.done:
+        replay.step_call()
+    assert replay.view().calls_finished == counts["calls"]

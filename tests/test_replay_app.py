@@ -16,7 +16,8 @@ from core.scenario import Mode, load_scenario
 from core.trace import TraceFormatter, header, write_trace
 from tui.replay_app import CountersLine, CpuPanel, PagesPanel, ReplayApp, RoundPanel, TraceLog
 
-SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "compaction-6.18.perf.txt"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+SAMPLE = DATA / "compaction-6.18.perf.txt"
 
 
 def model_trace(name: str, mode: Mode, overrides: tuple[str, ...] = ()) -> Recording:
@@ -29,6 +30,7 @@ def model_trace(name: str, mode: Mode, overrides: tuple[str, ...] = ()) -> Recor
 
 RECORDINGS = {
     "sample": lambda: load_recording(SAMPLE),
+    "tracefs": lambda: load_recording(DATA / "compaction-hot-6.18.tracefs.txt"),
     "tiny-batched": lambda: model_trace("tiny", Mode.BATCHED),
     "tiny-serial": lambda: model_trace("tiny", Mode.SERIAL),
     "contended": lambda: model_trace("contended", Mode.BATCHED, ("memory.folios="
@@ -40,8 +42,12 @@ def recount(recording: Recording, position: int) -> dict[str, object]:
     """What the first `position` lines say, counted straight from their text."""
     seen = recording.lines[:position]
     per_cpu = [0] * recording.cpus
+    sender = None
     for line in seen:
-        if re.search(r"reason:remote (shootdown|wrong CPU) \(", line.payload):
+        if re.search(r"reason:remote (ipi|IPI) send", line.payload):
+            sender = (line.cpu, line.pid)
+        if "reason:remote shootdown (" in line.payload or (
+                "reason:remote wrong CPU (" in line.payload and (line.cpu, line.pid) != sender):
             per_cpu[line.cpu] += 1
     ends = [line for line in seen if line.event == "mm_migrate_pages"]
     return {

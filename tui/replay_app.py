@@ -220,11 +220,11 @@ class ReplayApp(App[int]):
     #pages { height: auto; min-height: 3; max-height: 45%; border: round $node-0;
              border-title-style: bold; }
     #middle { height: auto; max-height: 50%; }
-    #cpus { width: 3fr; height: auto; border: round $panel-lighten-2; text-wrap: nowrap;
+    #cpus { width: 3fr; height: auto; border: round $primary 60%; text-wrap: nowrap;
             text-overflow: ellipsis; }
-    #round { width: 2fr; height: auto; border: round $ipi; }
+    #round { width: 2fr; height: auto; border: round $ipi 70%; }
     #counters { height: 1; color: $text-muted; }
-    #log { height: 1fr; min-height: 3; border: round $panel-lighten-2; text-wrap: nowrap;
+    #log { height: 1fr; min-height: 3; border: round $primary 60%; text-wrap: nowrap;
            text-overflow: ellipsis; }
     #too-small { display: none; }
     Screen.-too-small > * { display: none; }
