@@ -236,11 +236,11 @@ def _kernel_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     host = commands.add_parser(
         "host", help="this host's live shootdown and migration counters",
         description="Watch /proc/interrupts' TLB row, /proc/vmstat's migration, NUMA and TLB "
-        "counters and the node topology, once a second.")
+        "counters and the node topology, read every --interval seconds.")
     host.add_argument("--once", action="store_true", help="print one snapshot and exit")
     host.add_argument("--json", action="store_true", help="with --once: as one JSON object")
-    host.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS",
-                      help="seconds between readings (default %(default)g)")
+    host.add_argument("--interval", type=_interval, default=1.0, metavar="SECONDS",
+                      help="seconds between readings, at least 0.1 (default %(default)g)")
 
     calibrate = commands.add_parser(
         "calibrate", help="measure this host's shootdown round and copy bandwidth",
@@ -263,6 +263,8 @@ class _CostsFile(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: object, option_string: str | None = None) -> None:
         import tomllib
+
+        from pydantic import ValidationError
 
         from core.costs import Costs
 
@@ -290,6 +292,12 @@ class _CostsFile(argparse.Action):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise argparse.ArgumentError(self, f"{path}: [costs] {key}: must be a number of "
                                              f"nanoseconds, got {value!r}")
+            try:
+                Costs(**{key: value})
+            except ValidationError as err:
+                reason = err.errors()[0]["msg"]
+                raise argparse.ArgumentError(self, f"{path}: [costs] {key} = {value}: "
+                                             f"{reason}") from None
         overrides = list(getattr(namespace, "overrides", None) or [])
         overrides += [f"costs.{key}={value}" for key, value in costs.items()]
         namespace.overrides = overrides
@@ -304,6 +312,14 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def _interval(text: str) -> float:
+    value = _positive_float(text)
+    if value < 0.1:
+        raise argparse.ArgumentTypeError(f"must be at least 0.1 s (a reading redraws the "
+                                         f"screen), got {text}")
     return value
 
 
