@@ -174,8 +174,8 @@ async def _screen_shows_the_view() -> None:
             cpus = str(app.query_one(CpuPanel).render())
             for cpu in view.cpus:
                 assert f"CPU {cpu.cpu:<3}" in cpus
-                assert re.search(rf"CPU {cpu.cpu}\s.*shootdowns\s+{cpu.shootdowns} · IPIs\s+"
-                                 rf"{cpu.vectors} · sends\s+{cpu.sends}", cpus)
+                assert re.search(rf"CPU {cpu.cpu}\s.*\s{cpu.shootdowns} shootdowns · \s*"
+                                 rf"{cpu.vectors} IPIs · \s*{cpu.sends} sends", cpus)
             counters = str(app.query_one(CountersLine).render())
             assert f"nr_succeeded {view.pgmigrate_success}" in counters
             assert f"sends {view.sends}" in counters

@@ -31,6 +31,7 @@ MIN_WIDTH, MIN_HEIGHT = 60, 16
 RATE_NS = 20_000  # trace time per second at speed 1: a shootdown round (a few µs) is visible
 SPEEDS = (1 / 64, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8, 16, 64, 256, 1024, 4096)
 GAP_S = 1.0  # a quiet stretch longer than this on screen is skipped, and the header says so
+NOTE_S = 2.0  # how long the header keeps saying so
 GLYPH = {PageState.WAITING: "·", PageState.UNMAPPED: "▮", PageState.FLUSHED: "▮",
          PageState.RESTORED: "■"}
 STATE_CLASS = {PageState.WAITING: "waiting", PageState.UNMAPPED: "unmapped",
@@ -55,7 +56,7 @@ class ReplayHeader(Static):
         text.append("migviz replay ", style="bold")
         text.append(f"{Path(source).name} · +{format_ns(view.time_ns)} of "
                     f"{format_ns(view.duration_ns)} · line {view.position:,}/{view.lines:,} · "
-                    f"{'▶' if playing else '❚❚'} {format_ns(rate)} of trace per second")
+                    f"{'▶' if playing else '❚❚'} {format_ns(rate)}/s")
         if view.done:
             text.append(" · end of trace", style="bold")
         if note:
@@ -104,12 +105,15 @@ class CpuPanel(Static):
     def show(self, view: ReplayView) -> None:
         text = Text()
         last = view.last
+        wide = max((len(f"{n:,}") for cpu in view.cpus for n in (
+            cpu.shootdowns, cpu.vectors, cpu.sends, cpu.local_flushes)), default=1)
         for cpu in view.cpus:
             lit = last is not None and last.cpu == cpu.cpu
             role = "migrating" if cpu.migrating else ""
             text.append(f"CPU {cpu.cpu:<3}", style="bold" if lit else "")
-            text.append(f" {role:<9} shootdowns {cpu.shootdowns:>5,} · IPIs {cpu.vectors:>5,} · "
-                        f"sends {cpu.sends:>5,} · local {cpu.local_flushes:>5,}\n")
+            text.append(f" {role:<9} {cpu.shootdowns:>{wide},} shootdowns · {cpu.vectors:>{wide},}"
+                        f" IPIs · {cpu.sends:>{wide},} sends · {cpu.local_flushes:>{wide},} "
+                        "local\n")
             text.append(f"  {cpu.last or '(no line yet)'}\n", style="bold" if lit else "dim")
         text.rstrip()
         self.update(text)
@@ -261,6 +265,7 @@ class ReplayApp(App[int]):
         self.stops: frozenset[Stop] = frozenset()
         self.selected = 0
         self.note = ""
+        self._note_until = 0.0
         self.view = self.replay.view()
         self._target = 0.0
         self._last_tick = 0.0
@@ -314,6 +319,7 @@ class ReplayApp(App[int]):
             self.query_one("#too-small", Static).update(
                 f"migviz replay needs at least {MIN_WIDTH}×{MIN_HEIGHT} (now {width}×{height})")
             return
+        self.query_one(Footer).show_command_palette = width >= 140  # else it overlaps the keys
         self.refresh_view()
 
     # ------------------------------------------------------------------------------------------
@@ -342,9 +348,11 @@ class ReplayApp(App[int]):
         replay = self.replay
         self._target = max(self._target, float(replay.time_ns)) + elapsed * self.rate_ns
         upcoming = replay.next_time_ns()
-        self.note = ""
+        if now > self._note_until:
+            self.note = ""
         if upcoming is not None and upcoming - self._target > GAP_S * self.rate_ns:
             self.note = f"skipped {format_ns(upcoming - self._target)} with no line"
+            self._note_until = now + NOTE_S
             self._target = float(upcoming)
         start = replay.position
         replay.run_until(self._target)
@@ -465,7 +473,8 @@ class ReplayApp(App[int]):
     def action_help(self) -> None:
         self.push_screen(PageScreen(Text(
             "migviz replay: a real kernel trace on its own timestamps\n\n"
-            "space  play / pause (quiet stretches longer than a second are skipped)\n"
+            "space  play / pause; the header's rate is trace time per second (quiet stretches\n"
+            "       longer than a second on screen are skipped, and the header says so)\n"
             "n →    one line        p  to the next phase of the call (unmap, flush, move)\n"
             "B      to the call's return, or the next call's start\n"
             "u ←    one line back   r  back to the start\n"
