@@ -66,6 +66,12 @@ _TGID = re.compile(r"\s+\(\s*[\d-]+\)$")
 _FTRACE_TASK = re.compile(r"^(.*)-(\d+)$")
 _PERF_TASK = re.compile(r"^(.*?)\s+(\d+)(?:/\d+)?$")
 _REST = re.compile(r"\s*(?:[\w.]{4,6}\s+)?(\d+)\.(\d+):\s+(?:\d+\s+)?(\w+(?::\w+)?):(?:\s(.*)|$)")
+# Lines that belong to a trace without being a tracepoint: perf script's call-chain frames
+# (`\t    ffffffff81234567 func+0x1f ([kernel.kallsyms])`), trace-cmd's `CPU 3 is empty`, its
+# buffer headers, and tracefs's `CPU:2 [LOST 12 EVENTS]`.
+_NOISE = re.compile(r"^\s+[0-9a-f]{6,16}\s|^CPU \d+ is empty|^\s*CPU:\d+ \[LOST \d+ EVENTS\]"
+                    r"|^\s*\[LOST \d+ EVENTS\]|^\s*buffer: ")
+_LOST = re.compile(r"\[LOST (\d+) EVENTS\]")
 _CPUS_HEADER = (re.compile(r"^cpus=(\d+)\s*$"), re.compile(r"^#.*\bCPUs: (\d+)\b"),
                 re.compile(r"^# entries-in-buffer/entries-written: .* #P:(\d+)"))
 _FIELD = re.compile(r"(\w+)[=:]\s*([^\s,]+)")
@@ -195,6 +201,7 @@ class Recording:
     # Lines with reason 5 (remote wrong CPU) that the sender logged itself: flush_tlb_func() ran
     # locally on a CPU no longer running the mm. Not an IPI: not in the TLB row.
     local_wrong_cpu: frozenset[int] = frozenset()
+    lost_events: int = 0  # `[LOST N EVENTS]` markers: the counts then miss what the buffer dropped
 
     def is_receipt(self, index: int) -> bool:
         """Whether line ``index`` is a CPU handling a shootdown IPI (the TLB row counts it)."""
@@ -260,6 +267,7 @@ class Recording:
             "lines": len(self.lines),
             "other_events": sum(n for event, n in events.items() if event not in KNOWN_EVENTS),
             "unparsed_lines": self.unparsed,
+            "lost_events": self.lost_events,
         }
 
 
@@ -292,10 +300,11 @@ def load_recording(path: Path) -> Recording:
     return parse_recording(read_text(path), str(path))
 
 
-def parse_lines(text: str) -> tuple[list[Line], int, str | None, int]:
-    """The tracepoint lines (in time order), the unparsed count, the first unparsed line and the
-    CPU count the header gives (0 if none)."""
+def parse_lines(text: str) -> tuple[list[Line], int, str | None, int, int]:
+    """The tracepoint lines (in time order), the unparsed count, the first unparsed line, the
+    CPU count the header gives (0 if none) and the events the kernel says it lost."""
     lines: list[Line] = []
+    lost = 0
     unparsed = 0
     first_unparsed: str | None = None
     header_cpus = 0
@@ -303,8 +312,10 @@ def parse_lines(text: str) -> tuple[list[Line], int, str | None, int]:
         stripped = raw.strip()
         if not stripped:
             continue
-        if stripped.startswith("#") or stripped.startswith("cpus=") or \
-                stripped.startswith("version ="):
+        dropped = _LOST.search(raw)
+        if dropped:
+            lost += int(dropped.group(1))
+        if stripped.startswith(("#", "cpus=", "version =")) or _NOISE.match(raw):
             for pattern in _CPUS_HEADER:
                 found = pattern.match(stripped)
                 if found:
@@ -317,7 +328,7 @@ def parse_lines(text: str) -> tuple[list[Line], int, str | None, int]:
             continue
         lines.append(parsed)
     lines.sort(key=lambda line: (line.time_ns, line.number))  # a stable merge of per-CPU buffers
-    return lines, unparsed, first_unparsed, header_cpus
+    return lines, unparsed, first_unparsed, header_cpus, lost
 
 
 def _parse_line(number: int, raw: str) -> Line | None:
@@ -341,7 +352,7 @@ def _parse_line(number: int, raw: str) -> Line | None:
 
 def parse_recording(text: str, source: str = "trace") -> Recording:
     """Rebuild calls, pages and shootdowns from a trace's text."""
-    lines, unparsed, first_unparsed, header_cpus = parse_lines(text)
+    lines, unparsed, first_unparsed, header_cpus, lost = parse_lines(text)
     if not lines:
         detail = f" (first line: {first_unparsed.strip()[:60]!r})" if first_unparsed else \
             " (the file is empty)"
@@ -354,7 +365,7 @@ def parse_recording(text: str, source: str = "trace") -> Recording:
     return Recording(source=source, lines=lines, cpus=cpus, unparsed=unparsed,
                      first_unparsed=first_unparsed, calls=builder.calls, rounds=builder.rounds,
                      line_call=builder.line_call, line_round=builder.line_round,
-                     local_wrong_cpu=frozenset(builder.local_wrong_cpu))
+                     local_wrong_cpu=frozenset(builder.local_wrong_cpu), lost_events=lost)
 
 
 class _Builder:

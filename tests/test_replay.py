@@ -243,3 +243,19 @@ def test_record_a_real_compaction_and_replay_it(tmp_path: Path,
     while not replay.done:
         replay.step_call()
     assert replay.view().calls_finished == counts["calls"]
+
+
+def test_trace_noise_is_not_unparsed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """perf's call chains, trace-cmd's empty-CPU lines and tracefs's lost-event markers belong to
+    a trace: not counted as unparsed; the lost events are reported."""
+    lines = SAMPLE.read_text().splitlines()
+    noisy = ["cpus=2", "CPU 1 is empty", "CPU:1 [LOST 7 EVENTS]"]
+    for line in lines:
+        noisy += [line, "\t    ffffffff8123abcd flush_tlb_func+0x1f ([kernel.kallsyms])"]
+    path = tmp_path / "noisy.txt"
+    path.write_text("\n".join(noisy) + "\n")
+    counts = json_of(capsys, "replay", str(path), "--json")
+    plain = json_of(capsys, "replay", str(SAMPLE), "--json")
+    assert counts["unparsed_lines"] == 0 and counts["lost_events"] == 7
+    assert {k: v for k, v in counts.items() if k not in ("source", "lost_events")} == \
+        {k: v for k, v in plain.items() if k not in ("source", "lost_events")}

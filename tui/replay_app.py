@@ -51,7 +51,7 @@ def _pages(pages: int) -> str:
 
 class ReplayHeader(Static):
     def show(self, view: ReplayView, source: str, playing: bool, rate: float,
-             note: str) -> None:
+             note: str, lost: int = 0) -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("migviz replay ", style="bold")
         text.append(f"{Path(source).name} · +{format_ns(view.time_ns)} of "
@@ -59,6 +59,8 @@ class ReplayHeader(Static):
                     f"{'▶' if playing else '❚❚'} {format_ns(rate)}/s")
         if view.done:
             text.append(" · end of trace", style="bold")
+        if lost:
+            text.append(f" · the trace lost {lost:,} events", style="bold")
         if note:
             text.append(f" · {note}", style="bold")
         self.update(text)
@@ -331,7 +333,7 @@ class ReplayApp(App[int]):
         if view.page_state.size:
             self.selected = min(self.selected, view.page_state.size - 1)
         self.query_one(ReplayHeader).show(view, self.recording.source, self.playing,
-                                          self.rate_ns, self.note)
+                                          self.rate_ns, self.note, self.recording.lost_events)
         self.query_one(PagesPanel).show(view, self.selected, len(self.recording.calls))
         self.query_one(CpuPanel).show(view)
         self.query_one(RoundPanel).show(view)
