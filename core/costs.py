@@ -134,6 +134,27 @@ class Costs(BaseModel):
         "(I/O bound; tens of us, [I]).",
     )
 
+    tlbi_ns: int = Field(
+        30, ge=0,
+        description="arm64: issuing one broadcast TLBI VALE1IS, not waited for (tens of ns, "
+        "[I], docs §10.1).",
+    )
+    dsb_ns: int = Field(
+        1_000, ge=0,
+        description="arm64: DSB ISH, waiting until every TLBI issued has completed on every CPU "
+        "(~1 us; 95% of ptep_clear_flush() time per Barry Song's profile; [I], docs §10.1).",
+    )
+    invlpgb_ns: int = Field(
+        50, ge=0,
+        description="AMD INVLPGB: issuing one broadcast invalidation, not waited for (tens of ns, "
+        "[I], docs §10.1).",
+    )
+    tlbsync_ns: int = Field(
+        1_000, ge=0,
+        description="AMD TLBSYNC: waiting for this CPU's INVLPGBs to complete everywhere (one "
+        "broadcast plus TLBSYNC ~ 1 us; [I], docs §10.1).",
+    )
+
     def copy_ns(self, order: int) -> int:
         """folio_copy() of a folio of this order (copy is linear in pages)."""
         return self.copy_page_ns << order

@@ -120,6 +120,8 @@ class EngineView:
     last_event: Event | None
     recent_events: tuple[Event, ...]
     events: int
+    arch: str = "x86-ipi"  # the flush mechanism (core/flush.py)
+    interrupts: bool = True  # its rounds interrupt targets (IPIs); False: broadcast + a wait
 
 
 @dataclass(slots=True)
@@ -444,6 +446,8 @@ class Engine:
         if s.round_targets:
             ipi_round = IpiRound(sender, s.round_targets, s.round_acked, s.round_pages,
                                  s.round_kind, flushed=tuple(s.round_flushed))
+        elif s.round_kind is not RoundKind.NONE:  # a broadcast's wait (DSB, TLBSYNC): no targets
+            ipi_round = IpiRound(sender, (), 0, s.round_pages, s.round_kind)
         elif last is not None and last.kind is EventKind.FLUSH_DONE:
             ipi_round = IpiRound(last.cpu, last.targets, len(last.targets),
                                  last.pages, last.round_kind, done=True,
@@ -485,7 +489,8 @@ class Engine:
             tlb_stale=tuple(stale), cpu_activity=tuple(activity),
             cpu_stalled_on=tuple(stalled_on), ipi_round=ipi_round, counters=self.counters.copy(),
             workload=workload.stats(), last_event=last, recent_events=tuple(self.recent),
-            events=self.events,
+            events=self.events, arch=self.scenario.topology.arch.value,
+            interrupts=self.task.flusher.interrupts,
         )
 
     def pages_done(self) -> int:
@@ -545,6 +550,9 @@ def summarize(engine: Engine) -> dict[str, Any]:
         "numa_hint_faults": c.numa_hint_faults,
         "numa_hint_faults_local": c.numa_hint_faults_local,
         "numa_pages_migrated": c.numa_pages_migrated,
+        "arch": engine.scenario.topology.arch.value,
+        "tlbi_broadcasts": c.tlbi_broadcasts,
+        "sync_waits": c.sync_waits,
         "tlb_shootdowns": c.tlb_shootdowns.tolist(),
         "migrate_calls": c.migrate_calls,
         "batches": c.batches,

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from core.events import Errno, Event, EventKind, Phase, RoundKind, WaitReason
+from core.flush import flush_model
 from core.folios import FolioState, FolioTable
 from core.scenario import Mode, Scenario
 from core.stats import Counters, MigrateStats, Spend
@@ -169,6 +170,7 @@ class TaskBase:
         self.timeline = timeline
         self.counters = counters
         self.machine = machine
+        self.flusher = flush_model(self)
         self.s = TaskState(mode=mode)
         self.s.busy_until = self._isolation_ns(0)
         # Called with the task's clock just before a split rewrites the page -> folio map. The
@@ -312,10 +314,10 @@ class TaskBase:
         s = self.s
         table = self.folios
         costs = self.costs
-        machine = self.machine
         ptes = self._ptes(folio)
         pmd = table.is_pmd_mapped(folio)
-        deferred = batch_flush and machine.has_remote_cpus and not pmd
+        flusher = self.flusher
+        deferred = batch_flush and flusher.should_defer() and not pmd
         table.unmapped[folio] = True
         if deferred:
             self._spend(Spend.UNMAP, costs.unmap_pte_ns * ptes)
@@ -324,9 +326,8 @@ class TaskBase:
             self.timeline.unmap(folio, s.now)
             s.ubc_required = True  # set_tlb_ubc_flush_pending()
             s.ubc_folios.append(folio)
-            # arch_tlbbatch_add_mm() for every PTE cleared: inc_mm_tlb_gen(). The CPUs of the
-            # mask fall behind by one generation per deferred PTE.
-            s.mm_tlb_gen += ptes
+            if not self.policy.skip_flush:
+                flusher.add_pending(folio, ptes)  # arch_tlbbatch_add_pending()
             yield self._event(EventKind.UNMAP, folio=folio, pages=ptes, arg=1)
             return
         send_pages = table.nr_pages(folio) if pmd else 1
@@ -344,19 +345,17 @@ class TaskBase:
             # the clear on.
             self._spend(Spend.UNMAP, costs.unmap_pte_ns)
             table.state[folio] = FolioState.UNMAPPED
-            table.flush_pending[folio] = machine.has_remote_cpus
+            flushes = flusher.needs_flush()
+            table.flush_pending[folio] = flushes
             self.timeline.unmap(folio, s.now)
-            if machine.has_remote_cpus and not self.policy.skip_flush:
+            if flushes and not self.policy.skip_flush:
                 if pmd:
                     self.counters.pmd_flush_rounds += 1
                 if s.sync and s.mode is Mode.BATCHED:
                     self.counters.fallback_flush_rounds += 1
-                # flush_tlb_mm_range(): a one-page (one-PMD) range, the next generation.
-                s.mm_tlb_gen += 1
-                yield from self.flush_round(folio, send_pages, [folio], kind,
-                                            request_gen=s.mm_tlb_gen)
+                yield from flusher.flush_now(folio, send_pages, kind)
             yield self._event(EventKind.UNMAP, folio=folio, pages=1, arg=0, pte=pte)
-        if not (self.policy.skip_flush and machine.has_remote_cpus):
+        if not (self.policy.skip_flush and flusher.needs_flush()):
             table.state[folio] = FolioState.FLUSHED
 
     def flush_tlb_func(self, cpu: int, request_gen: int | None) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from core.events import Errno, Event, EventKind, Phase, RoundKind
+from core.events import Errno, Event, EventKind, Phase
 from core.folios import FolioState
 from core.kernel import (
     MIGRATEPAGE_SUCCESS,
@@ -22,7 +22,6 @@ from core.kernel import (
     TaskBase,
 )
 from core.stats import MigrateStats, Spend
-from core.timeline import FULL
 
 
 class BatchedPath(TaskBase):
@@ -253,7 +252,5 @@ class BatchedPath(TaskBase):
             return  # the teaching scenario's broken kernel: stale entries survive the copy
         self._new_phase(Phase.FLUSH)
         self.counters.batch_flush_rounds += 1
-        # arch_tlbbatch_flush(): a full-flush request (new_tlb_gen invalid, end = TLB_FLUSH_ALL)
-        # to the CPUs the batch's PTEs were mapped on.
-        yield from self.flush_round(FULL, -1, folios, RoundKind.BATCH, request_gen=None)
+        yield from self.flusher.flush_batch(folios)  # arch_tlbbatch_flush()
 

@@ -46,8 +46,19 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class Arch(StrEnum):
+    """How the machine makes other CPUs forget a page (core/flush.py)."""
+
+    X86_IPI = "x86-ipi"  # IPIs to mm_cpumask and TLB generations (x86 up to 6.14)
+    X86_INVLPGB = "x86-invlpgb"  # AMD broadcast INVLPGB + TLBSYNC for a process on >= 3 CPUs
+    ARM64_TLBI = "arm64-tlbi"  # broadcast TLBI + DSB ISH; batched from Linux 6.5
+
+
 class Topology(_Section):
     """The machine: NUMA nodes and CPUs (CPUs 0..cpus-1, spread evenly over the nodes)."""
+
+    arch: Arch = Field(Arch.X86_IPI, description="flush mechanism: x86-ipi, x86-invlpgb or "
+                       "arm64-tlbi")
 
     nodes: int = Field(2, ge=2, le=64, description="NUMA nodes; folios move between node 0 and 1")
     cpus: int = Field(8, ge=1, le=1024, description="CPUs, numbered 0..cpus-1")
@@ -233,6 +244,13 @@ class Scenario(_Section):
                 "migviz runs the migrating task on a "
                 "CPU of its own, like migratepages, never in the workload's mm_cpumask: pick a "
                 "CPU with no thread"
+            )
+        if self.migration.caller is Caller.NUMA_BALANCING and \
+                self.topology.arch is not Arch.X86_IPI:
+            raise ValueError(
+                f'topology.arch: "{self.topology.arch.value}" is not modelled for caller = '
+                '"numa-balancing" (its scans flush with x86 IPIs and TLB generations); use '
+                '"x86-ipi"'
             )
         if self.migration.caller is Caller.NUMA_BALANCING:
             for knob in ("contention", "move_contention", "writeback", "enomem", "skip_flush"):

@@ -70,6 +70,8 @@ class Counters:
     numa_hint_faults: int = 0  # NUMA hinting faults taken
     numa_hint_faults_local: int = 0  # ... on a folio already on the faulting CPU's node
     numa_pages_migrated: int = 0  # pages migrate_misplaced_folio() moved
+    tlbi_broadcasts: int = 0  # broadcast invalidations issued (arm64 TLBI, AMD INVLPGB)
+    sync_waits: int = 0  # waits for them to complete (DSB ISH, TLBSYNC)
     rounds_by_kind: npt.NDArray[np.int64] = field(  # indexed by events.RoundKind; sums to rounds
         default_factory=lambda: np.zeros(len(RoundKind), dtype=np.int64)
     )

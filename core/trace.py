@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from core.events import Errno, Event, EventKind, WaitReason
+from core.flush import broadcasts
 from core.folios import PMD_ORDER
-from core.scenario import Caller, Scenario
+from core.scenario import Arch, Caller, Scenario
 from core.tlb import CpuRole, Machine
 
 MIGRATOR_COMM, MIGRATOR_PID = "migratepages", 4242
@@ -145,6 +146,8 @@ class TraceFormatter:
         self.formats = KERNELS[kernel]
         self.machine = Machine(scenario)
         self.handler_ns = scenario.costs.ipi_handler_ns
+        self.arch = scenario.topology.arch
+        self.broadcast = broadcasts(self.machine, self.arch)
         # migratepages calls migrate_pages(2) (MIGRATE_SYNC, MR_SYSCALL); a NUMA hinting fault
         # calls migrate_misplaced_folio() (MIGRATE_ASYNC, MR_NUMA_MISPLACED).
         numa = scenario.migration.caller is Caller.NUMA_BALANCING
@@ -190,8 +193,20 @@ class TraceFormatter:
             return self._unmap_lines(event)
         if kind in (EventKind.REMAP, EventKind.RESTORE):
             return self._remap_lines(event)
-        if kind is EventKind.FLUSH_SEND:
+        if kind is EventKind.FLUSH_SEND and not self.broadcast:
             return [self._line(event, "tlb_flush", self._tlb_flush(event.pages, TlbReason.REMOTE_SEND_IPI))]
+        if kind in (EventKind.FLUSH_SEND, EventKind.FLUSH_DONE) and self.broadcast:
+            # A broadcast flush has no tracepoint: with --printk, what the CPU executes.
+            if not self.printk:
+                return []
+            arm64 = self.arch is Arch.ARM64_TLBI
+            if kind is EventKind.FLUSH_SEND:
+                what = ("dsb ish" if arm64 else "tlbsync") + (
+                    ": waits for the batch's broadcasts" if event.pages == -1 else
+                    f": {'tlbi vale1is' if arm64 else 'invlpgb'} pages={event.pages}, then waits")
+                function = "arch_tlbbatch_flush" if event.pages == -1 else "flush_tlb_page"
+                return [self._line(event, function, what)]
+            return [self._line(event, "tlb_sync_done", f"pages={event.pages}")]
         if kind is EventKind.LOCAL_FLUSH:
             # The initiating task runs flush_tlb_func() on its own CPU: interrupts are off
             # (flush_tlb_func() requires it; its callers use local_irq_disable()) and preemption

@@ -114,6 +114,14 @@ class IpiPanel(LinesView):
             ]
             variants.append(Content.assemble(label("acks"), count))
             lines.append((fitted(width, *variants), 1))
+        elif round_ is not None and not view.interrupts:
+            # A broadcast (arm64 TLBI, AMD INVLPGB): no IPI, no handler; the sender waits.
+            wait = "DSB ISH" if view.arch == "arm64-tlbi" else "TLBSYNC"
+            what = "the batch's broadcasts" if round_.pages == -1 else "one broadcast"
+            state = "done" if round_.done else "waiting"
+            lines.append((Content.assemble(label("last" if round_.done else "round"),
+                                           (f"cpu{round_.initiator} {wait} ", "bold $accent"),
+                                           (f"{state} · {what}, no IPIs", "$text-muted")), 0))
         else:
             lines.append((Content.assemble(label("round"), ("none in flight", "$text-muted")), 0))
         lines.append((fitted(width, *[Content.assemble(label("kinds"), *kinds_text(frame, short))
@@ -126,10 +134,17 @@ class IpiPanel(LinesView):
             label(""), ((f"deliveries per {format_ns(frame.spark_bucket_ns)}, now at right"
                          if width >= 46 else f"per {format_ns(frame.spark_bucket_ns)}, now →"),
                         "$text-muted")), 3))
-        lines.append((Content.assemble(
-            label("total"), (f"{counters.nr_tlb_remote_flush}", "bold"),
-            " round · " if counters.nr_tlb_remote_flush == 1 else " rounds · ",
-            (f"{counters.nr_tlb_remote_flush_received}", "bold $ipi"), " IPIs"), 0))
+        if view.interrupts or not counters.sync_waits:
+            lines.append((Content.assemble(
+                label("total"), (f"{counters.nr_tlb_remote_flush}", "bold"),
+                " round · " if counters.nr_tlb_remote_flush == 1 else " rounds · ",
+                (f"{counters.nr_tlb_remote_flush_received}", "bold $ipi"), " IPIs"), 0))
+        else:
+            lines.append((Content.assemble(
+                label("total"), (f"{counters.sync_waits}", "bold"),
+                " wait · " if counters.sync_waits == 1 else " waits · ",
+                (f"{counters.tlbi_broadcasts}", "bold"), " broadcasts · ",
+                (f"{counters.nr_tlb_remote_flush_received}", "bold $ipi"), " IPIs"), 0))
         lines.append((Content.assemble(
             label(""), (f"{view.ipis_per_page:.3g}", "bold"), " IPIs per migrated page"), 2))
         return lines

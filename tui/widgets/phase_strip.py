@@ -66,7 +66,9 @@ def _strip(frame: Frame, width: int, variant: int) -> Content:
     total = max(progress.folios, 1)
     figures = {
         Phase.UNMAP: (progress.unmapped, total),
-        Phase.FLUSH: (progress.round_acked, max(progress.round_targets, 1)),
+        # A broadcast's round has no acknowledgements, only the sender's wait (DSB, TLBSYNC).
+        Phase.FLUSH: (progress.round_acked, max(progress.round_targets, 1)) if view.interrupts
+        else (int(progress.round_done), 1),
         Phase.MOVE: (progress.moved, total),
     }
     numbers = sum(len(f" {d}/{o}") for d, o in figures.values()) + 5
@@ -97,7 +99,8 @@ def _strip(frame: Frame, width: int, variant: int) -> Content:
         if bar_width:
             parts.append((bar(done, of, bar_width) + " ",
                            colour if (active or done) else "$text-muted"))
-        acks = " acks" if phase is Phase.FLUSH and variant > -2 and variant else ""
+        acks = (" acks" if view.interrupts else " waits") \
+            if phase is Phase.FLUSH and variant > -2 and variant else ""
         parts.append((f"{done}/{of}{acks}", style))
         if index < 2:
             parts.append((" →" if variant > 0 else "→", "$text-muted"))

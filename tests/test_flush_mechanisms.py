@@ -1,0 +1,134 @@
+"""Flush mechanisms (core/flush.py): what each one sends, what it costs whom, and that every one
+keeps the ordering rule (no copy while a CPU can still write the old page)."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.engine import Engine
+from core.events import EventKind, RoundKind
+from core.scenario import Mode, load_scenario
+from core.trace import TraceFormatter, write_trace
+
+ARCHES = ["x86-ipi", "x86-invlpgb", "arm64-tlbi"]
+
+
+def run(name: str, mode: Mode, *overrides: str) -> tuple[Engine, list]:  # type: ignore[type-arg]
+    engine = Engine(load_scenario(name, list(overrides)), mode, checkpoints=False)
+    events = list(engine.iter_events())
+    return engine, events
+
+
+def unmapped_ptes(events: list) -> int:  # type: ignore[type-arg]
+    return sum(e.pages for e in events if e.kind is EventKind.UNMAP)
+
+
+@pytest.mark.parametrize("mode", [Mode.SERIAL, Mode.BATCHED])
+def test_invlpgb_broadcasts_for_three_cpus_and_sends_ipis_below(mode: Mode) -> None:
+    """A process on 4 CPUs gets a global ASID: no IPI, one INVLPGB per PTE (per PMD for a THP).
+    On 2 CPUs it keeps IPIs: exactly what x86-ipi does."""
+    engine, events = run("default", mode, "topology.arch=x86-invlpgb", "workload.threads=4")
+    summary = engine.summary()
+    assert not [e for e in events if e.kind is EventKind.IPI_RECV]
+    assert summary["nr_tlb_remote_flush"] == summary["nr_tlb_remote_flush_received"] == 0
+    assert summary["tlb_shootdowns"] == [0] * 8
+    assert summary["tlbi_broadcasts"] == unmapped_ptes(events)
+    two, _ = run("default", mode, "topology.arch=x86-invlpgb", "workload.threads=2")
+    ipi, _ = run("default", mode, "topology.arch=x86-ipi", "workload.threads=2")
+    assert {k: v for k, v in two.summary().items() if k != "arch"} == \
+        {k: v for k, v in ipi.summary().items() if k != "arch"}
+    assert two.summary()["nr_tlb_remote_flush_received"] > 0
+
+
+def test_arm64_batched_waits_once_per_batch() -> None:
+    """6.5's batched arm64: a TLBI per deferred PTE without waiting, one DSB per batch (plus the
+    THP's PMD, invalidated at once); serially a TLBI and a DSB per PTE."""
+    engine, events = run("default", Mode.BATCHED, "topology.arch=arm64-tlbi")
+    counters = engine.counters
+    assert counters.sync_waits == counters.batch_flush_rounds + counters.pmd_flush_rounds
+    assert counters.batch_flush_rounds == counters.batches
+    assert counters.tlbi_broadcasts == unmapped_ptes(events)
+    sends = [e for e in events if e.kind is EventKind.FLUSH_SEND]
+    assert all(e.targets == () for e in sends) and len(sends) == counters.sync_waits
+    assert not [e for e in events if e.kind is EventKind.IPI_RECV]
+    assert engine.summary()["nr_tlb_remote_flush"] == 0
+    serial, serial_events = run("default", Mode.SERIAL, "topology.arch=arm64-tlbi")
+    assert serial.counters.sync_waits == serial.counters.tlbi_broadcasts \
+        == unmapped_ptes(serial_events)
+    # The DSB is what a flush costs here; x86's serial round is dearer than a TLBI + DSB.
+    x86, _ = run("default", Mode.SERIAL)
+    assert serial.summary()["sim_time_ns"] < x86.summary()["sim_time_ns"]
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+@pytest.mark.parametrize("mode", [Mode.SERIAL, Mode.BATCHED])
+@pytest.mark.parametrize("name", ["tiny", "default", "contended", "thp"])
+def test_every_mechanism_keeps_the_ordering_rule(arch: str, mode: Mode, name: str) -> None:
+    """Each folio is copied only after a completed flush that covers its unmap: a deferred
+    unmap (arg 1) by the batch's flush after it, an immediate one (arg 0) by the round just
+    before its migration entry (clear and flush, then set_migration_pte). No write is lost."""
+    engine, events = run(name, mode, f"topology.arch={arch}")
+    summary = engine.summary()
+    assert summary["ordering_violations"] == 0 and summary["lost_writes"] == 0
+    waiting: set[int] = set()  # deferred unmaps not yet covered by a completed flush
+    covered: set[int] = set()
+    previous = None
+    for event in events:
+        if event.kind is EventKind.UNMAP:
+            if event.arg == 1:
+                waiting.add(event.folio)
+                covered.discard(event.folio)
+            else:
+                assert previous is not None and previous.kind is EventKind.FLUSH_DONE \
+                    and previous.folio == event.folio, (arch, mode, event)
+                covered.add(event.folio)
+        elif event.kind is EventKind.FLUSH_DONE:
+            covered |= waiting
+            waiting.clear()
+        elif event.kind is EventKind.COPY:
+            assert event.folio in covered, (arch, mode, event)
+            covered.discard(event.folio)
+        previous = event
+
+
+@pytest.mark.parametrize("arch", ["x86-invlpgb", "arm64-tlbi"])
+def test_stepping_a_broadcast_run_gives_the_headless_figures(arch: str) -> None:
+    scenario = load_scenario("contended", [f"topology.arch={arch}"])
+    headless = Engine(scenario, checkpoints=False)
+    headless.run_to_end()
+    stepped = Engine(scenario)
+    steps = 0
+    while not stepped.done:
+        stepped.step()
+        steps += 1
+        if steps % 97 == 0:
+            view = stepped.view()
+            assert not view.interrupts
+            stepped.back(5)
+    assert stepped.summary() == headless.summary()
+
+
+@pytest.mark.parametrize("arch", ["x86-invlpgb", "arm64-tlbi"])
+def test_a_broadcast_has_no_tlb_flush_tracepoint(arch: str) -> None:
+    # Three threads: enough for INVLPGB's global ASID.
+    scenario = load_scenario("tiny", [f"topology.arch={arch}", "workload.threads=3"])
+    engine = Engine(scenario, checkpoints=False)
+    lines = list(write_trace(engine.iter_events(), TraceFormatter(scenario)))
+    assert not [line for line in lines if "tlb_flush" in line or "call_function" in line]
+    assert sum("set_migration_pte" in line for line in lines) == 16
+    printk = list(write_trace(Engine(scenario, checkpoints=False).iter_events(),
+                              TraceFormatter(scenario, printk=True)))
+    wait = "dsb ish" if arch == "arm64-tlbi" else "tlbsync"
+    assert sum(wait in line for line in printk) == engine.counters.sync_waits
+
+
+def test_the_view_shows_a_broadcast_wait_in_flight() -> None:
+    engine = Engine(load_scenario("tiny", ["topology.arch=arm64-tlbi"]), Mode.BATCHED)
+    while True:
+        events = engine.step()
+        if events and events[-1].kind is EventKind.FLUSH_SEND:
+            break
+    view = engine.view()
+    assert view.ipi_round is not None and view.ipi_round.targets == ()
+    assert view.ipi_round.kind is RoundKind.BATCH and not view.ipi_round.done
+    assert view.arch == "arm64-tlbi" and not view.interrupts
