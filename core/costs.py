@@ -155,6 +155,13 @@ class Costs(BaseModel):
         "broadcast plus TLBSYNC ~ 1 us; [I], docs §10.1).",
     )
 
+    copy_setup_ns: int = Field(
+        5_000, ge=0,
+        description="A batched offloaded copy (migration.copy = mtcopy:N or dma:N), once per "
+        "batch: queueing the work on N threads and waiting for them, or mapping the batch for "
+        "DMA and taking its completion interrupt (a few us, [I], docs §9.1).",
+    )
+
     def copy_ns(self, order: int) -> int:
         """folio_copy() of a folio of this order (copy is linear in pages)."""
         return self.copy_page_ns << order

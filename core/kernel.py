@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from core.copy import engine as copy_engine
 from core.events import Errno, Event, EventKind, Phase, RoundKind, WaitReason
 from core.flush import flush_model
 from core.folios import FolioState, FolioTable
@@ -171,6 +172,7 @@ class TaskBase:
         self.counters = counters
         self.machine = machine
         self.flusher = flush_model(self)
+        self.copier = copy_engine(self.costs, scenario.migration.copy_engine)
         self.s = TaskState(mode=mode)
         self.s.busy_until = self._isolation_ns(0)
         # Called with the task's clock just before a split rewrites the page -> folio map. The
@@ -427,19 +429,35 @@ class TaskBase:
 
     def _copy_and_remap(self, folio: int) -> Iterator[Event]:
         """move_to_new_folio() → folio_copy(), then remove_migration_ptes(src, dst) and unlock."""
+        yield from self._copy_batch([folio], offload=False)
+        yield from self._remap(folio)
+
+    def _copy_batch(self, folios: list[int], *, offload: bool = True) -> Iterator[Event]:
+        """Copy the folios' contents: one folio on the CPU (``offload`` False), or a batch in
+        one offloaded copy (the copy engine's batch_ns). Every folio's copy starts now; the
+        remaps follow."""
         s = self.s
         table = self.folios
-        if table.flush_pending[folio]:
-            # The ordering rule: a write through a stale TLB entry after this copy would be lost.
-            self.counters.ordering_violations += 1
-        table.state[folio] = FolioState.COPYING
-        self.timeline.copy(folio, s.now)
-        copy_ns = self.costs.copy_ns(int(table.order[folio]))
-        remap_ns = self.costs.remap_pte_ns * self._ptes(folio)
+        remap_ns = sum(self.costs.remap_pte_ns * self._ptes(folio) for folio in folios)
+        orders = [int(table.order[folio]) for folio in folios]
+        copy_ns = self.copier.batch_ns(orders) if offload else \
+            sum(self.copier.folio_ns(order) for order in orders)
         s.busy_until = s.now + copy_ns + remap_ns
-        yield self._event(EventKind.COPY, folio=folio, pages=table.nr_pages(folio))
+        for folio in folios:
+            if table.flush_pending[folio]:
+                # The ordering rule: a write through a stale TLB entry after this copy would be
+                # lost.
+                self.counters.ordering_violations += 1
+            table.state[folio] = FolioState.COPYING
+            self.timeline.copy(folio, s.now)
+            yield self._event(EventKind.COPY, folio=folio, pages=table.nr_pages(folio))
         self._spend(Spend.COPY, copy_ns)
-        self._spend(Spend.MOVE, remap_ns)
+
+    def _remap(self, folio: int) -> Iterator[Event]:
+        """remove_migration_ptes(src, dst): the PTEs point at the new folio; src unlocked."""
+        s = self.s
+        table = self.folios
+        self._spend(Spend.MOVE, self.costs.remap_pte_ns * self._ptes(folio))
         table.node[folio] = s.dst
         table.unmapped[folio] = False
         table.state[folio] = FolioState.REMAPPED

@@ -191,18 +191,29 @@ class BatchedPath(TaskBase):
                 s.pass_ = pass_ + 1
                 self._new_phase(Phase.MOVE)
                 still: list[int] = []
+                offload = self.copier.batched
+                moved: list[int] = []
                 for folio in unmap_folios:
                     is_thp = table.is_pmd_mapped(folio)
                     nr_pages = table.nr_pages(folio)
-                    rc = yield from self.migrate_folio_move(folio)
+                    if offload:  # the copy-offload series: metadata first, contents later
+                        rc = yield from self.migrate_folio_metadata(folio)
+                    else:
+                        rc = yield from self.migrate_folio_move(folio)
                     if rc == -Errno.EAGAIN:
                         retry += 1
                         thp_retry += is_thp
                         nr_retry_pages += nr_pages
                         still.append(folio)
                     else:
+                        moved.append(folio)
                         stats.nr_succeeded += nr_pages
                         stats.nr_thp_succeeded += is_thp
+                if offload and moved:
+                    # One batched copy of every folio whose metadata moved, then the remaps.
+                    yield from self._copy_batch(moved)
+                    for folio in moved:
+                        yield from self._remap(folio)
                 unmap_folios = still
             nr_failed += retry
             stats.nr_thp_failed += thp_retry
@@ -230,6 +241,15 @@ class BatchedPath(TaskBase):
 
     def migrate_folio_move(self, folio: int) -> Steps:
         """folio_migrate_mapping() (may see an extra reference), folio_copy(), remap, unlock."""
+        rc = yield from self.migrate_folio_metadata(folio)
+        if rc:
+            return rc
+        yield from self._copy_and_remap(folio)
+        return MIGRATEPAGE_SUCCESS
+
+    def migrate_folio_metadata(self, folio: int) -> Steps:
+        """folio_migrate_mapping() and the flags: the part of the move before the copy (the
+        copy-offload series runs it for the whole batch first, MIGRATE_NO_COPY)."""
         table = self.folios
         attempt = self._attempt(folio, move=True)
         self._spend(Spend.MOVE, self.costs.move_ns)
@@ -239,7 +259,6 @@ class BatchedPath(TaskBase):
             table.state[folio] = FolioState.RETRYING
             yield self._fail(EventKind.MOVE_FAIL, folio, Errno.EAGAIN)
             return -Errno.EAGAIN
-        yield from self._copy_and_remap(folio)
         return MIGRATEPAGE_SUCCESS
 
     def try_to_unmap_flush(self) -> Iterator[Event]:

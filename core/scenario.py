@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.costs import Costs
 
@@ -154,6 +154,20 @@ class Migration(_Section):
         description="probability that one attempt finds the folio under writeback "
         "(-EBUSY in async passes, a wait in MIGRATE_SYNC)",
     )
+    copy_engine: str = Field(
+        "cpu", alias="copy", description='who copies the contents in a batched move: "cpu" (folio_copy() on '
+        'the migrating CPU, as 6.3), "mtcopy:N" (N kernel threads) or "dma:N" (N DMA channels), '
+        "the copy-offload series' batch copy; N = 1, 4 or 16 as published (core/copy.py)",
+    )
+
+    @field_validator("copy_engine")
+    @classmethod
+    def _known_copy_engine(cls, value: str) -> str:
+        from core.copy import parse_engine
+
+        parse_engine(value)
+        return value
+
     skip_flush: bool = Field(
         False,
         description="TEACHING ONLY: unmap without ever flushing TLBs, which breaks the ordering "
@@ -479,7 +493,7 @@ def _did_you_mean(loc: tuple[int | str, ...]) -> str:
 
 def to_toml(scenario: Scenario) -> str:
     """Serialise a scenario back to TOML (for `scenarios show` with overrides)."""
-    data = scenario.model_dump(mode="json")
+    data = scenario.model_dump(mode="json", by_alias=True)
     lines = [f"{key} = {_toml_value(data[key])}" for key in ("name", "description", "seed")]
     for section in ("topology", "memory", "workload", "migration", "numa", "costs"):
         lines.append("")
