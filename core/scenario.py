@@ -124,6 +124,10 @@ class Caller(StrEnum):
 class Migration(_Section):
     """The migrating task, like numactl's `migratepages`."""
 
+    # `copy` is the TOML key; the field is copy_engine (BaseModel has a copy()). A dump without
+    # aliases must still load.
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
     mode: Mode = Field(Mode.BATCHED, description='"serial" (Linux 6.2) or "batched" (Linux 6.3)')
     caller: Caller = Field(
         Caller.MIGRATEPAGES,
@@ -314,7 +318,7 @@ def _cpu_list(cpus: tuple[int, ...]) -> str:
 def builtin_names() -> tuple[str, ...]:
     """Names of the scenarios shipped with migviz, in a teaching order (read once)."""
     order = ["tiny", "default", "contended", "thp", "large", "pmbench-2s", "no-flush",
-             "numa-balancing"]
+             "numa-balancing", "arm64-128", "invlpgb", "copy-offload"]
     found = sorted(
         entry.name.removesuffix(".toml")
         for entry in resources.files("core").joinpath(BUILTIN_DIR).iterdir()

@@ -132,3 +132,52 @@ def test_bad_sweeps_get_one_line(spec: str, capsys: pytest.CaptureFixture[str]) 
     assert main(["bench", "tiny", "--sweep", spec]) == 2
     err = capsys.readouterr().err
     assert err.startswith("migviz: error:") and err.count("\n") == 1
+
+
+def test_pmbench_figures_list_each_seed_figure(bench: dict[str, object]) -> None:
+    rows = bench["figures"]
+    assert isinstance(rows, list)
+    assert [row["name"] for row in rows] == list(RANGES)
+    for row in rows:
+        assert row["published"] == SEED[row["name"]]
+        assert row["model"] == bench[row["name"]]
+        assert row["in_range"] == (row["low"] <= row["model"] <= row["high"])
+
+
+@pytest.mark.parametrize(("name", "overrides"), [
+    # Scaled down: the figures are ratios per page, so fewer pages give the same shape.
+    ("copy-offload", ["memory.folios=[{order=0,count=2048}]"]),
+    ("invlpgb", ["memory.folios=[{order=0,count=256}]"]),
+])
+def test_published_shapes_land_in_range(name: str, overrides: list[str]) -> None:
+    from core.bench import RECIPES, run_recipe
+
+    result = run_recipe(load_scenario(name, overrides), RECIPES[name])
+    assert result["figures"] and result["all_within_range"], result["figures"]
+    for row in result["figures"]:
+        assert row["low"] <= row["model"] <= row["high"]
+
+
+def test_arm64_figure_follows_from_its_runs() -> None:
+    """The migration takes about half as long batched; the figure is that ratio, and where it
+    falls outside the published bound the bench says which mechanism is missing."""
+    from core.bench import RECIPES, run_recipe
+
+    scenario = load_scenario("arm64-128", ["memory.folios=[{order=0,count=256}]",
+                                           "migration.moves=4"])
+    result = run_recipe(scenario, RECIPES["arm64-128"])
+    (row,) = result["figures"]
+    serial, batched = result["runs"]["serial"], result["runs"]["batched"]
+    assert row["model"] == round(100 * (1 - batched["sim_time_ns"] / serial["sim_time_ns"]), 2)
+    assert 35 < row["model"] < 90
+    assert serial["nr_tlb_remote_flush_received"] == batched["nr_tlb_remote_flush_received"] == 0
+    assert (result["why_outside"] != "") == (not row["in_range"])
+
+
+def test_bench_recipe_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "copy-offload", "--json", "--set",
+                 "memory.folios=[{order=0,count=1024}]"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {row["name"] for row in data["figures"]} >= {"dma16_2m_speedup", "baseline_4k_gbps"}
+    assert main(["bench", "copy-offload", "--set", "memory.folios=[{order=0,count=1024}]"]) == 0
+    assert "dma16_2m_speedup" in capsys.readouterr().out

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from core.bench import DURATION_NS, parse_sweep, run_bench, run_once, sweep
+from core.bench import DURATION_NS, RECIPES, parse_sweep, run_bench, run_once, run_recipe, sweep
 from core.breakpoints import Breakpoint
 from core.engine import Engine
 from core.errors import InputError
@@ -52,7 +52,14 @@ from tui.output import (
     writing,
 )
 from tui.progress import Progress
-from tui.report import format_bench, format_compare, format_costs, format_run, format_sweep
+from tui.report import (
+    format_bench,
+    format_compare,
+    format_costs,
+    format_recipe,
+    format_run,
+    format_sweep,
+)
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -588,6 +595,12 @@ def _bench(args: argparse.Namespace) -> int:
     if args.mode:
         raise UsageError("--mode sets the mode of the --sweep runs; without --sweep, bench runs "
                          "both modes (see 'migviz bench --help')")
+    recipe = RECIPES.get(scenario.name)
+    if recipe is not None:
+        with Progress(sys.stderr, runs=len(recipe.runs), enabled=not args.json) as progress:
+            result = run_recipe(scenario, recipe, progress.watch)
+        emit(json.dumps(result, indent=2) if args.json else format_recipe(result, scenario))
+        return 0
     with Progress(sys.stderr, runs=2, enabled=not args.json) as progress:
         result = run_bench(scenario, progress.watch, duration_ns=round(args.duration * 1e6))
     emit(json.dumps(result, indent=2) if args.json else format_bench(result, scenario))

@@ -278,3 +278,28 @@ def format_against(result: dict[str, Any]) -> str:
         out.append("calls still running when the trace ends: "
                    + ", ".join(map(str, result["unfinished_calls"])))
     return "\n".join(out)
+
+
+def format_recipe(result: dict[str, Any], scenario: Scenario) -> str:
+    """`migviz bench SCENARIO` for a scenario with published figures: each beside the model's."""
+    out = [f"migviz bench {scenario.name}: {scenario.description}", "",
+           f"  {'figure':<34}{'model':>10}{'published':>11}{'range':>16}{'in range?':>11}"]
+    for row in result["figures"]:
+        unit = row["unit"]
+
+        def shown(value: float, unit: str = unit) -> str:
+            return f"{value:.2f}{'' if unit == 'GB/s' else unit}"
+
+        bounds = f"{row['low']:g}..{row['high']:g}"
+        out.append(f"  {row['name']:<34}{shown(row['model']):>10}{shown(row['published']):>11}"
+                   f"{bounds:>16}{'yes' if row['in_range'] else 'NO':>11}")
+    out.append("")
+    sources = list(dict.fromkeys(row["source"] for row in result["figures"]))
+    for source in sources:
+        out.append(textwrap.fill(f"source: {source}", width=100, initial_indent="  ",
+                                 subsequent_indent="    "))
+    if result["why_outside"]:
+        out += ["", textwrap.fill(f"Outside the range, and why: {result['why_outside']}.",
+                                  width=100, initial_indent="  ", subsequent_indent="  ")]
+    out += ["", f"  runs: {', '.join(result['runs'])}; wall time {result['wall_s']:.1f} s"]
+    return "\n".join(out)
