@@ -59,6 +59,7 @@ from tui.report import (
     format_recipe,
     format_run,
     format_sweep,
+    format_versus,
 )
 
 if TYPE_CHECKING:
@@ -139,13 +140,20 @@ def _parser() -> _Parser:
     run.add_argument("scenario", help="built-in name or path to a .toml file")
     run.add_argument("--json", action="store_true", help="print one JSON object")
 
-    compare = commands.add_parser("compare", parents=[overrides],
-                                  help="run both modes on one scenario and compare",
-                                  description="Run serial and batched on the same scenario and "
-                                  "seed, side by side.")
-    compare.add_argument("scenario", help="built-in name or path to a .toml file")
+    compare = commands.add_parser(
+        "compare", parents=[overrides], help="compare serial and batched, or any two setups",
+        description="With one scenario: serial and batched on the same scenario and seed, side "
+        "by side. With two (A B), or with --a / --b overrides: any two configurations, e.g. "
+        "migviz compare default --a topology.arch=x86-ipi --b topology.arch=arm64-tlbi.")
+    compare.add_argument("scenario", help="built-in name or path to a .toml file (A)")
+    compare.add_argument("other", nargs="?", help="a second scenario (B; default: A again)")
+    compare.add_argument("--a", dest="a_sets", action="append", default=[],
+                         metavar="SECTION.KEY=VALUE", help="an override for A only (repeatable)")
+    compare.add_argument("--b", dest="b_sets", action="append", default=[],
+                         metavar="SECTION.KEY=VALUE", help="an override for B only (repeatable)")
     compare.add_argument("--json", action="store_true",
-                         help='print {"serial": {...}, "batched": {...}}')
+                         help='print {"serial": {...}, "batched": {...}}, or with two setups '
+                         '{"a": {...}, "b": {...}, "labels": {...}}')
 
     trace = commands.add_parser("trace", parents=[overrides, mode],
                                 help="print the run as ftrace text",
@@ -422,6 +430,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             result = run_once(scenario, Mode(args.mode) if args.mode else None, progress.watch)
         emit(json.dumps(result, indent=2) if args.json else format_run(result, scenario))
         return 0
+    if command == "compare" and (args.other or args.a_sets or args.b_sets):
+        return _versus(args)
     if command == "compare":
         scenario = load_scenario(args.scenario, args.overrides)
         with Progress(sys.stderr, runs=2, enabled=not args.json) as progress:
@@ -446,6 +456,28 @@ def _dispatch(args: argparse.Namespace) -> int:
         from tui.cmd_calibrate import calibrate_command
         return calibrate_command(args)
     return _scenarios(args)
+
+
+def _versus(args: argparse.Namespace) -> int:
+    """migviz compare A [B] [--a SET] [--b SET]: two configurations, each in its own mode."""
+    first = load_scenario(args.scenario, [*args.overrides, *args.a_sets])
+    second = load_scenario(args.other or args.scenario, [*args.overrides, *args.b_sets])
+    labels = {"a": _label(args.scenario, args.a_sets), "b": _label(args.other or args.scenario,
+                                                                     args.b_sets)}
+    if labels["a"] == labels["b"]:
+        labels = {"a": f"A: {labels['a']}", "b": f"B: {labels['b']}"}
+    with Progress(sys.stderr, runs=2, enabled=not args.json) as progress:
+        results = {"a": run_once(first, None, progress.watch),
+                   "b": run_once(second, None, progress.watch)}
+    if args.json:
+        emit(json.dumps({**results, "labels": labels}, indent=2))
+    else:
+        emit(format_versus(results["a"], results["b"], labels["a"], labels["b"], first, second))
+    return 0
+
+
+def _label(name: str, sets: list[str]) -> str:
+    return " ".join([name, *sets])
 
 
 def _tui(args: argparse.Namespace) -> int:

@@ -303,3 +303,33 @@ def format_recipe(result: dict[str, Any], scenario: Scenario) -> str:
                                   width=100, initial_indent="  ", subsequent_indent="  ")]
     out += ["", f"  runs: {', '.join(result['runs'])}; wall time {result['wall_s']:.1f} s"]
     return "\n".join(out)
+
+
+def format_versus(a: dict[str, Any], b: dict[str, Any], label_a: str, label_b: str,
+                  first: Scenario, second: Scenario) -> str:
+    """Any two configurations side by side: B's change against A."""
+    rows: list[tuple[str, str, Callable[[float], str]]] = [
+        ("simulated time", "sim_time_ns", format_ns),
+        ("pages per second", "pages_per_sec", format_count),
+        ("pages migrated", "pgmigrate_success", lambda v: f"{v:,.0f}"),
+        ("IPIs delivered (TLB row)", "nr_tlb_remote_flush_received", lambda v: f"{v:,.0f}"),
+        ("IPI rounds", "nr_tlb_remote_flush", lambda v: f"{v:,.0f}"),
+        ("broadcast invalidations", "tlbi_broadcasts", lambda v: f"{v:,.0f}"),
+        ("broadcast waits (DSB/TLBSYNC)", "sync_waits", lambda v: f"{v:,.0f}"),
+        ("time flushing", "time_flush_ns", format_ns),
+        ("time copying", "time_copy_ns", format_ns),
+        ("workload accesses/s", "workload_accesses_per_sec", format_count),
+        ("workload stall p99", "stall_p99_ns", format_ns),
+    ]
+    width = 14
+    lines = [f"migviz compare: A = {label_a}", f"                B = {label_b}",
+             f"  A: {a['mode']}, {first.topology.arch.value}, copy {first.migration.copy_engine}"
+             f"; B: {b['mode']}, {second.topology.arch.value}, copy "
+             f"{second.migration.copy_engine}", "",
+             f"  {'metric':<31}{'A':>{width}}{'B':>{width}}{'change':>10}"]
+    for label, key, fmt in rows:
+        lines.append(f"  {label:<31}{fmt(a[key]):>{width}}{fmt(b[key]):>{width}}"
+                     f"{_change(a[key], b[key]):>10}")
+    speedup = b["pages_per_sec"] / a["pages_per_sec"] if a["pages_per_sec"] else 0.0
+    lines += ["", f"  B migrates {speedup:.2f}× as many pages per second as A"]
+    return "\n".join(lines)

@@ -1,0 +1,48 @@
+"""`migviz compare`: serial against batched, or any two configurations."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tui.cli import main
+
+
+def json_of(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object]:
+    assert main(list(argv)) == 0
+    out: dict[str, object] = json.loads(capsys.readouterr().out)
+    return out
+
+
+def test_two_scenarios_each_as_run_gives_it(capsys: pytest.CaptureFixture[str]) -> None:
+    both = json_of(capsys, "compare", "tiny", "thp", "--json")
+    assert both["labels"] == {"a": "tiny", "b": "thp"}
+    assert both["a"] == json_of(capsys, "run", "tiny", "--json")
+    assert both["b"] == json_of(capsys, "run", "thp", "--json")
+
+
+def test_one_scenario_two_overrides(capsys: pytest.CaptureFixture[str]) -> None:
+    both = json_of(capsys, "compare", "tiny", "--a", "topology.arch=x86-ipi",
+                   "--b", "topology.arch=arm64-tlbi", "--json")
+    a, b = both["a"], both["b"]
+    assert isinstance(a, dict) and isinstance(b, dict)
+    assert a == json_of(capsys, "run", "tiny", "--json")
+    assert b["arch"] == "arm64-tlbi" and b["nr_tlb_remote_flush_received"] == 0
+    assert b["sync_waits"] > 0
+    assert main(["compare", "tiny", "--a", "topology.arch=x86-ipi",
+                 "--b", "topology.arch=arm64-tlbi"]) == 0
+    text = capsys.readouterr().out
+    assert "A = tiny topology.arch=x86-ipi" in text and "broadcast waits" in text
+
+
+def test_the_default_form_stays_serial_against_batched(capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    both = json_of(capsys, "compare", "tiny", "--json")
+    assert set(both) == {"serial", "batched"}
+
+
+def test_same_setup_twice_is_labelled_a_and_b(capsys: pytest.CaptureFixture[str]) -> None:
+    both = json_of(capsys, "compare", "tiny", "tiny", "--json")
+    assert both["labels"] == {"a": "A: tiny", "b": "B: tiny"}
+    assert both["a"] == both["b"]
