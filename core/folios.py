@@ -57,7 +57,6 @@ class FolioTable:
         self.first_page[:count] = np.concatenate(([0], np.cumsum(pages)[:-1]))
         self.total_pages = int(pages.sum())
         self.page_folio = np.repeat(np.arange(count, dtype=np.int32), pages)
-        self.parent = np.full(capacity, -1, dtype=np.int32)
 
     def nr_pages(self, folio: int) -> int:
         """folio_nr_pages()."""
@@ -84,7 +83,6 @@ class FolioTable:
         self.state[ids] = FolioState.MAPPED
         self.alive[ids] = True
         self.first_page[ids] = self.first_page[folio] + np.arange(pages)
-        self.parent[ids] = folio
         first = int(self.first_page[folio])
         self.page_folio[first : first + pages] = ids
         self.alive[folio] = False

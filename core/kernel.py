@@ -111,7 +111,6 @@ class TaskState:
     serial_pass: int = 0
     serial_retry_pages: int = 0  # serial: pages that got -EAGAIN in the current pass
     serial_thp_retry: int = 0
-    serial_counting: bool = True  # serial: False while retrying split pieces
     ret: list[int] = field(default_factory=list)  # ret_folios
     split: list[int] = field(default_factory=list)  # split_folios
     stats: MigrateStats = field(default_factory=MigrateStats)

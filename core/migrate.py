@@ -78,7 +78,6 @@ class MigrationTask(BatchedPath, SerialPath):
         s.units = 0
         s.serial_pass = 0
         s.serial_retry_pages = s.serial_thp_retry = 0
-        s.serial_counting = True
         s.batches_planned = self._count_batches(s.from_list) if s.mode is Mode.BATCHED else 0
         table = self.folios
         table.state[: table.count][table.alive[: table.count]] = FolioState.MAPPED

@@ -38,7 +38,6 @@ class SerialPath(TaskBase):
                 s.from_list, s.from_pos, s.split = s.split, 0, []
                 s.serial_pass = 0
                 s.serial_retry_pages = s.serial_thp_retry = 0
-                s.serial_counting = False
                 self.counters.passes += 1
                 continue
             return None

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.costs import Costs
@@ -496,25 +497,10 @@ def _did_you_mean(loc: tuple[int | str, ...]) -> str:
 
 
 def to_toml(scenario: Scenario) -> str:
-    """Serialise a scenario back to TOML (for `scenarios show` with overrides)."""
+    """Serialise a scenario back to TOML (for `scenarios show` with overrides). tomli-w does
+    the quoting: a description with a newline or a quote stays valid TOML."""
     data = scenario.model_dump(mode="json", by_alias=True)
-    lines = [f"{key} = {_toml_value(data[key])}" for key in ("name", "description", "seed")]
+    ordered = {key: data[key] for key in ("name", "description", "seed")}
     for section in ("topology", "memory", "workload", "migration", "numa", "costs"):
-        lines.append("")
-        lines.append(f"[{section}]")
-        lines.extend(f"{key} = {_toml_value(value)}" for key, value in data[section].items())
-    return "\n".join(lines) + "\n"
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"cannot write {value!r} as TOML")
+        ordered[section] = data[section]
+    return tomli_w.dumps(ordered)

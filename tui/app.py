@@ -54,8 +54,7 @@ ROUND_ON_SCREEN_S = 1.2  # at ×1 one full shootdown round stays this long on sc
 SPEEDS = tuple(2.0**k for k in range(-4, 15))  # ×1/16 … ×16384, in doublings
 FRAME_BUDGET_S = 0.012  # engine work per frame before the simulation is allowed to lag
 EARLY_S = 0.5  # an event may be shown this much (wall time) before its simulated time
-GAP_S = 1.5  # a wait for the next event longer than this (wall time) is fast-forwarded ...
-FAST_FORWARD = 8  # ... this many times faster, shown as ⏩ in the header
+GAP_S = 1.5  # a wait for the next event longer than this (wall time) is fast-forwarded
 SPARK_SPAN = 48  # buckets the whole run should fit in (the sparkline rescales in doublings)
 
 

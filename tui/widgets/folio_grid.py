@@ -18,6 +18,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
+from textual.cache import LRUCache
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -76,6 +77,8 @@ LEGEND: tuple[tuple[int, str, str], ...] = (
 )
 
 THP_ORDER = 9
+
+CACHED_ROWS = 1024  # rendered rows kept: bounded, the least recently drawn go first
 
 
 def cell_glyphs(order: int) -> int:
@@ -245,7 +248,7 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
             self.clicked = clicked
 
     def __init__(self, node: int, *, id: str | None = None, classes: str | None = None) -> None:
-        self._cache: dict[int, Strip] = {}
+        self._cache: LRUCache[int, Strip] = LRUCache(CACHED_ROWS)
         self._styles: list[Style] | None = None
         super().__init__(id=id, classes=f"{classes or ''} -node-{node}".strip())
         self.node = node
@@ -311,7 +314,7 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
         top = self.scroll_offset.y
         height = self.scrollable_content_region.height
         for row in rows:
-            self._cache.pop(row, None)
+            self._cache.discard(row)
             line = row * self._step
             if top <= line < top + height:
                 self.refresh_line(line)

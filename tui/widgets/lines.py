@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rich.segment import Segment
 from textual import events
+from textual.cache import LRUCache
 from textual.content import Content
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
@@ -16,6 +17,8 @@ from textual.strip import Strip
 from textual.widgets import Static
 
 from tui.widgets.frame import Frame
+
+CACHED_ROWS = 1024  # rendered rows kept: bounded, the least recently drawn go first
 
 
 class LinesView(ScrollView, can_focus=False, inherit_bindings=False):
@@ -31,7 +34,7 @@ class LinesView(ScrollView, can_focus=False, inherit_bindings=False):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         self._lines: list[Content] = []
-        self._cache: dict[int, Strip] = {}
+        self._cache: LRUCache[int, Strip] = LRUCache(CACHED_ROWS)
         super().__init__(id=id, classes=classes)
 
     @property
@@ -57,7 +60,7 @@ class LinesView(ScrollView, can_focus=False, inherit_bindings=False):
         for index, (before, after) in enumerate(zip(old, lines, strict=True)):
             if before is after or before == after:
                 continue
-            self._cache.pop(index, None)
+            self._cache.discard(index)
             if top <= index < top + height:
                 self.refresh_line(index)
 
