@@ -20,7 +20,8 @@ from core.events import EventKind
 from core.folios import FolioState
 from core.scenario import Mode, load_scenario
 from themes import ThemeError, builtin_theme_files, parse_theme
-from tui.app import KEYS, MIN_HEIGHT, MIN_WIDTH, MigvizApp
+from tui.app import MIN_HEIGHT, MIN_WIDTH, MigvizApp
+from tui.keys import KEYS
 from tui.lane import Lane
 from tui.screens.breakpoints import BreakpointChoice, BreakpointScreen
 from tui.screens.help import HelpScreen
@@ -149,12 +150,12 @@ def test_toggle_mid_batch_takes_effect_at_next_batch() -> None:
             last = engine.view().last_event
             assert last is not None
             if last.kind in (EventKind.BATCH_START, EventKind.UNMAP, EventKind.FLUSH_SEND) and \
-                    engine.mode is Mode.SERIAL:
+                    engine.mode is Mode.SERIAL:  # type: ignore[comparison-overlap]
                 break  # the first serial folio: its PTE is cleared and flushed
             if last.kind is EventKind.FLUSH_SEND:
                 assert last.pages == -1, "the batch in flight still flushes once, in full"
                 assert engine.mode is Mode.BATCHED
-        assert engine.mode is Mode.SERIAL
+        assert engine.mode is Mode.SERIAL  # type: ignore[comparison-overlap]
         assert engine.pending_mode is None
         view = engine.view()
         assert first_batch == 1
@@ -564,6 +565,7 @@ def test_a_split_thps_pieces_take_its_place_in_the_grid() -> None:
         thp, first_piece, base = 0, 5, 1
         assert grid._rank[first_piece] == grid._rank[thp] + 1
         assert grid._rank[base] == grid._rank[thp] + 513  # after every piece
-        assert grid.folio_at(*grid.cell_offset(first_piece)) == first_piece
+        offset = grid.cell_offset(first_piece)
+        assert offset is not None and grid.folio_at(*offset) == first_piece
 
     drive(app, script)

@@ -45,7 +45,7 @@ def test_figures_follow_from_the_counters(bench: dict[str, object]) -> None:
     for mode in (serial, batched):
         assert mode["pages_per_sec"] == pytest.approx(mode["pages_migrated"] / (TEST_NS / 1e9))
     # Per page the reduction is larger: batched moved more pages in the same time.
-    assert bench["ipi_per_page_reduction_pct"] > bench["ipi_reduction_pct"]
+    assert float(bench["ipi_per_page_reduction_pct"]) > float(bench["ipi_reduction_pct"])  # type: ignore[arg-type]
     # The test outlasts a move: the folios went back and forth, the last move cut short.
     scenario = load_scenario("pmbench-2s", SMALL)
     assert serial["moves_started"] >= 2 and batched["moves_started"] > serial["moves_started"]
@@ -67,7 +67,7 @@ def test_ipi_cost_follows_the_x86_round_shape() -> None:
         scenario = load_scenario("pmbench-2s", SMALL + [
             "migration.moves=1", f"workload.threads={len(cpus)}", f"workload.cpus={cpus}"])
         result = run_once(scenario, Mode.SERIAL)
-        return result["time_flush_ns"] / result["nr_tlb_remote_flush"]
+        return float(result["time_flush_ns"] / result["nr_tlb_remote_flush"])
 
     # The initiator is CPU 47, on node 1 (CPUs 24-47).
     same_8 = per_round(list(range(24, 32)))

@@ -6,16 +6,16 @@ import pytest
 
 from core.breakpoints import Breakpoint, matches, stopper
 from core.engine import Engine
-from core.events import Errno, EventKind
+from core.events import Errno, Event, EventKind
 from core.scenario import Mode, load_scenario
 
 
-def all_events(name: str, mode: Mode) -> list:
+def all_events(name: str, mode: Mode) -> list[Event]:
     engine = Engine(load_scenario(name), mode, checkpoints=False)
     return list(engine.iter_events())
 
 
-def stops(name: str, mode: Mode, kinds: list[Breakpoint], folio: int | None = None) -> list:
+def stops(name: str, mode: Mode, kinds: list[Breakpoint], folio: int | None = None) -> list[Event]:
     """Run to the end through run_until with a breakpoint; the events it stopped at."""
     engine = Engine(load_scenario(name), mode)
     stop = stopper(kinds, folio)

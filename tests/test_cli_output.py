@@ -37,8 +37,9 @@ def migviz(argv: list[str], *, unbuffered: bool = False,
     env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
     if unbuffered:
         env["PYTHONUNBUFFERED"] = "1"
-    return subprocess.run([sys.executable, "-m", "tui.cli", *argv], text=True, check=False,
-                          env=env, **kwargs)  # type: ignore[call-overload, no-any-return]
+    done: subprocess.CompletedProcess[str] = subprocess.run(  # type: ignore[call-overload]
+        [sys.executable, "-m", "tui.cli", *argv], text=True, check=False, env=env, **kwargs)
+    return done
 
 
 @needs_dev_full

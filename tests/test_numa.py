@@ -23,6 +23,8 @@ from core.workload import Workload
 SMALL = ["memory.folios=[{order = 9, count = 1}, {order = 0, count = 128}]",
          "numa.scan_period_ns=300000"]
 
+NumaRun = tuple[Mode, Engine, list[Event]]
+
 
 def run(mode: Mode, overrides: list[str] = SMALL) -> tuple[Engine, list[Event]]:
     engine = Engine(load_scenario("numa-balancing", overrides), mode, checkpoints=False)
@@ -47,7 +49,7 @@ def calls(events: list[Event]) -> dict[int, list[Event]]:
     return by_call
 
 
-def test_every_call_migrates_one_folio_the_faulting_thread_touched(numa_run) -> None:
+def test_every_call_migrates_one_folio_the_faulting_thread_touched(numa_run: NumaRun) -> None:
     mode, engine, events = numa_run
     faults = {e.folio: e for e in events if e.kind is EventKind.NUMA_FAULT and not e.arg}
     by_call = calls(events)
@@ -68,7 +70,7 @@ def test_every_call_migrates_one_folio_the_faulting_thread_touched(numa_run) -> 
         assert len(batch_starts) == (1 if mode is Mode.BATCHED else 0), call
 
 
-def test_counters_are_the_events(numa_run) -> None:
+def test_counters_are_the_events(numa_run: NumaRun) -> None:
     _, engine, events = numa_run
     c = engine.counters
     kinds = [e.kind for e in events]
@@ -89,7 +91,7 @@ def test_counters_are_the_events(numa_run) -> None:
     assert (table.node[: table.count] == 1).all()
 
 
-def test_the_sender_flushes_itself_and_ipis_the_others(numa_run) -> None:
+def test_the_sender_flushes_itself_and_ipis_the_others(numa_run: NumaRun) -> None:
     """flush_tlb_mm_range() from a thread: the sender is in mm_cpumask, so flush_tlb_func()
     runs on it (reason 3, or 2 for 6.3's batch flush) between the send and the acks, and only
     the other CPUs of the mask get IPIs."""
@@ -109,7 +111,7 @@ def test_the_sender_flushes_itself_and_ipis_the_others(numa_run) -> None:
             assert mode is Mode.BATCHED and send.pages == -1
 
 
-def test_scan_flushes_follow_the_chunk_and_the_generations(numa_run) -> None:
+def test_scan_flushes_follow_the_chunk_and_the_generations(numa_run: NumaRun) -> None:
     """The THP alone in its 2 MiB chunk is one PMD stride: a partial flush that every CPU, one
     generation behind, does as one INVLPG; the base pages' chunk is 64 pages, past the ceiling
     of 33: a full flush."""
@@ -125,7 +127,7 @@ def test_scan_flushes_follow_the_chunk_and_the_generations(numa_run) -> None:
     assert full, "the base pages' chunk is flushed whole"
 
 
-def test_a_prot_none_page_migrates_without_a_flush(numa_run) -> None:
+def test_a_prot_none_page_migrates_without_a_flush(numa_run: NumaRun) -> None:
     """pte_accessible() is false for a PROT_NONE PTE: neither 6.2's ptep_clear_flush() nor
     6.3's set_tlb_ubc_flush_pending() flushes for it, unless a scan's own flush is still
     pending (mm_tlb_flush_pending). A THP's pmdp_invalidate() flushes always."""
@@ -157,7 +159,7 @@ def test_a_prot_none_page_migrates_without_a_flush(numa_run) -> None:
 def test_batching_has_nothing_to_batch() -> None:
     """One folio per call: in either kernel a call sends at most one round, to the same CPUs;
     the scans' rounds are the same code in both."""
-    per_call = {}
+    per_call: dict[object, object] = {}
     for mode in (Mode.SERIAL, Mode.BATCHED):
         _, events = run(mode)
         rounds = [len([e for e in steps if e.kind is EventKind.FLUSH_SEND])
@@ -170,7 +172,7 @@ def test_batching_has_nothing_to_batch() -> None:
     assert per_call[Mode.SERIAL, "scans"] == per_call[Mode.BATCHED, "scans"]
 
 
-def test_the_planned_faults_are_the_workloads_faults(numa_run) -> None:
+def test_the_planned_faults_are_the_workloads_faults(numa_run: NumaRun) -> None:
     """The planner finds faults by simulating the workload ahead; the workload itself, run over
     the finished timeline in small windows, must stall at exactly those accesses, plus those
     that met a folio another thread was already migrating (or restoring)."""

@@ -71,7 +71,7 @@ def test_the_view_is_the_lines_so_far(which: str) -> None:
         expected = recount(recording, position)
         assert view.sends == expected["sends"]
         assert [cpu.shootdowns for cpu in view.cpus] == expected["per_cpu"]
-        assert view.shootdowns == sum(expected["per_cpu"])  # type: ignore[arg-type]
+        assert view.shootdowns == sum(expected["per_cpu"])
         assert (view.pgmigrate_success, view.pgmigrate_fail) == (expected["success"],
                                                                  expected["fail"])
         assert (view.calls_started, view.calls_finished) == (expected["started"],
@@ -117,8 +117,7 @@ def test_phases_of_a_batched_call() -> None:
     replay = Replay(RECORDINGS["tiny-batched"]())
     replay.step()  # mm_migrate_pages_start
     phases = [replay.view().phase]
-    while replay.view().call is not None and replay.view().call.index == 0 \
-            and not replay.done:  # type: ignore[union-attr]
+    while (call := replay.view().call) is not None and call.index == 0 and not replay.done:
         replay.step_phase()
         phases.append(replay.view().phase)
         if phases[-1] is CallPhase.DONE:
@@ -160,7 +159,8 @@ async def _screen_shows_the_view() -> None:
             await pilot.pause()
             view = app.replay.view()
             pages = app.query_one(PagesPanel)
-            assert str(pages.border_title).startswith(f"call {view.call.index + 1}/4")  # type: ignore[union-attr]
+            assert view.call is not None
+            assert str(pages.border_title).startswith(f"call {view.call.index + 1}/4")
             assert view.phase.value in str(pages.border_title)
             glyphs = str(pages.render())
             if view.page_state.size:
@@ -183,7 +183,7 @@ async def _screen_shows_the_view() -> None:
             assert view.last is not None and log[-1] == view.last.text.strip()
             shot = str(app.query_one(RoundPanel).render())
             if view.round is not None:
-                assert f"send {view.call_rounds} of call {view.call.index + 1}" in shot  # type: ignore[union-attr]
+                assert f"send {view.call_rounds} of call {view.call.index + 1}" in shot
         await pilot.press("enter")
         await pilot.pause()
         assert "address 0x" in str(app.screen.query_one("Static").render())

@@ -77,7 +77,7 @@ def test_trace_counts_match_the_counters(mode: Mode) -> None:
     assert len(received) == summary["nr_tlb_remote_flush_received"]
     starts = [p for e, p in payloads if e == "mm_migrate_pages_start"]
     assert len(starts) == scenario.migration.moves
-    succeeded = sum(int(re.search(r"nr_succeeded=(\d+)", p)[1])  # type: ignore[index]
+    succeeded = sum(int(re.search(r"nr_succeeded=(\d+)", p)[1])  # type: ignore[index, misc]
                     for e, p in payloads if e == "mm_migrate_pages")
     assert succeeded == summary["pgmigrate_success"]
     # Every remote shootdown happens in an IPI handler, on the target CPU.

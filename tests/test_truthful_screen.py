@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 from textual.pilot import Pilot
+from textual.widget import Widget
 
 from core.engine import Engine
 from core.events import Errno, Event, EventKind
 from core.scenario import Scenario, load_scenario, scenario_from_dict
 from core.trace import TraceFormatter, write_trace
-from tui import app as app_module
-from tui import lane as lane_module
 from tui.app import MigvizApp
 from tui.screens.help import HelpScreen
 from tui.screens.inspect import InspectScreen
@@ -48,7 +48,7 @@ def make(scenario: str | Scenario = "default", **options: object) -> MigvizApp:
 
 
 def text(app: MigvizApp, widget: type) -> str:
-    found = app.query_one(widget)
+    found: Widget = app.query_one(widget)
     lines = getattr(found, "text", None)
     return lines if isinstance(lines, str) else str(found.render())
 
@@ -172,8 +172,7 @@ class FakeClock:
 def play_to_end(app: MigvizApp, clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
                 frames: int = 20_000) -> None:
     """Play with frames driven by hand on a fake clock (the real timer never gets a turn)."""
-    monkeypatch.setattr(app_module.time, "perf_counter", clock)
-    monkeypatch.setattr(lane_module.time, "perf_counter", clock)
+    monkeypatch.setattr(time, "perf_counter", clock)
     app.playing = True
     for _ in range(frames):
         if not app.playing:
@@ -209,8 +208,7 @@ def test_a_slow_engine_shows_the_rate_achieved_and_says_it_is_behind(
     app = make(load_scenario("default", ["migration.moves=40"]), speed=16384.0)
 
     async def script(pilot: Pilot[int]) -> None:
-        monkeypatch.setattr(app_module.time, "perf_counter", FakeClock(1.0))
-        monkeypatch.setattr(lane_module.time, "perf_counter", FakeClock(1.0))
+        monkeypatch.setattr(time, "perf_counter", FakeClock(1.0))  # tui.app's and tui.lane's
         app.playing = True
         for _ in range(10):
             app._tick()
