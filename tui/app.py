@@ -94,9 +94,15 @@ class MigvizApp(App[int]):
     def __init__(self, scenario: Scenario, mode: Mode | None = None, *, paused: bool = False,
                  speed: float = 1.0, theme: str | None = None,
                  breakpoints: frozenset[Breakpoint] = frozenset(),
-                 keymap: dict[str, str] | None = None, user_theme: Theme | None = None) -> None:
+                 keymap: dict[str, str] | None = None, user_theme: Theme | None = None,
+                 versus: Scenario | None = None,
+                 versus_labels: tuple[str, str] = ("A", "B")) -> None:
+        """``versus``: race the scenario (A) against this configuration (B) in split view,
+        each in its own mode, instead of serial against batched."""
         super().__init__()
         self.scenario = scenario
+        self.versus = versus
+        self.versus_labels = versus_labels
         self.start_mode = Mode(mode) if mode is not None else None
         self._autoplay = not paused
         self._speed_index = nearest_speed(speed if speed > 0 else 1.0)
@@ -169,6 +175,8 @@ class MigvizApp(App[int]):
         self._timer = self.set_interval(1 / FPS, self._tick, pause=True, name="migviz-frames")
         self._apply_size()
         self.push_frame()
+        if self.versus is not None:
+            self.call_after_refresh(self.action_split)
         if self._autoplay:
             self.playing = True
 
@@ -238,8 +246,7 @@ class MigvizApp(App[int]):
                 serial, batched = self.race
                 s_frame, b_frame = self._lane_frame(serial), self._lane_frame(batched)
                 header.show(self._split_header())
-                self.query_one(SplitView).show(
-                    RaceResult(s_frame, b_frame))
+                self.query_one(SplitView).show(RaceResult(s_frame, b_frame, self._labels))
                 self.last_frame = b_frame
             else:
                 frame = self._lane_frame(self.lane)
@@ -267,7 +274,7 @@ class MigvizApp(App[int]):
         return SplitHeader(scenario=self.scenario.name, clock_ns=int(clock), speed=self.speed,
                            rate_ns=self.rate_ns, playing=self.playing, done=done,
                            fast_forward=self.fast_forward and self.playing,
-                           achieved_ns=achieved, behind=behind)
+                           achieved_ns=achieved, behind=behind, versus=self.versus is not None)
 
     def _active_lane(self) -> Lane:
         if self.split and self.race is not None:
@@ -494,11 +501,22 @@ class MigvizApp(App[int]):
                         f"flight completes as {engine.mode.value}", title="mode switch")
         self.push_frame()
 
+    def _new_race(self) -> tuple[Lane, Lane]:
+        """Serial against batched on the scenario, or (--versus) the scenario against another
+        configuration, each in its own mode."""
+        if self.versus is not None:
+            return (Lane(self.scenario, None, split=True), Lane(self.versus, None, split=True))
+        return (Lane(self.scenario, Mode.SERIAL, split=True),
+                Lane(self.scenario, Mode.BATCHED, split=True))
+
+    @property
+    def _labels(self) -> tuple[str, str] | None:
+        return self.versus_labels if self.versus is not None else None
+
     async def action_split(self) -> None:
         if not self.split:
             if self.race is None:
-                self.race = (Lane(self.scenario, Mode.SERIAL, split=True),
-                         Lane(self.scenario, Mode.BATCHED, split=True))
+                self.race = self._new_race()
                 self._race_target = 0.0
             if not self.query(SplitView):
                 await self.mount(SplitView(id="split"), before=self.query_one("#too-small"))
@@ -525,8 +543,7 @@ class MigvizApp(App[int]):
 
     def action_reset(self) -> None:
         if self.split:
-            self.race = (Lane(self.scenario, Mode.SERIAL, split=True),
-                         Lane(self.scenario, Mode.BATCHED, split=True))
+            self.race = self._new_race()
             self._race_target = 0.0
         else:
             engine = self.lane.engine
@@ -614,9 +631,11 @@ def run_app(scenario: Scenario, mode: Mode | None = None, *, paused: bool = Fals
             speed: float = 1.0, theme: str | None = None,
             breakpoints: frozenset[Breakpoint] = frozenset(),
             keymap: dict[str, str] | None = None, mouse: bool = True,
-            user_theme: Theme | None = None) -> int:
+            user_theme: Theme | None = None, versus: Scenario | None = None,
+            versus_labels: tuple[str, str] = ("A", "B")) -> int:
     """Run the TUI; returns the process exit code."""
     app = MigvizApp(scenario, mode, paused=paused, speed=speed, theme=theme,
-                    breakpoints=breakpoints, keymap=keymap, user_theme=user_theme)
+                    breakpoints=breakpoints, keymap=keymap, user_theme=user_theme,
+                    versus=versus, versus_labels=versus_labels)
     app.run(mouse=mouse)
     return int(app.return_code or 0)

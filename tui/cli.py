@@ -118,6 +118,12 @@ def _parser() -> _Parser:
     tui.add_argument("scenario", nargs="?", default="default",
                      help="built-in name or path to a .toml file (default: default)")
     tui.add_argument("--paused", action="store_true", help="start paused")
+    tui.add_argument("--versus", metavar="SCENARIO",
+                     help="open split view racing this scenario (B) against the first (A), each "
+                     "in its own mode, instead of serial against batched; --set applies to both, "
+                     "--versus-set to B only")
+    tui.add_argument("--versus-set", dest="versus_sets", action="append", default=[],
+                     metavar="SECTION.KEY=VALUE", help="an override for B only (repeatable)")
     tui.add_argument("--speed", type=_positive_float, default=1.0,
                      help="playback speed factor, e.g. 0.5, 2, 8 (default 1)")
     tui.add_argument("--theme", help="colour theme (migviz-dark, migviz-light, migviz-okabe-ito), "
@@ -490,9 +496,16 @@ def _tui(args: argparse.Namespace) -> int:
                        f"with migviz run, compare or trace {args.scenario}")
     mode = Mode(args.mode) if args.mode else None
     theme, user_theme = _check_theme(args.theme) if args.theme is not None else (None, None)
+    versus = None
+    labels = ("A", "B")
+    if args.versus or args.versus_sets:
+        other = args.versus or args.scenario
+        versus = load_scenario(other, [*args.overrides, *args.versus_sets])
+        _migratepages_only(versus, "the app draws a migratepages task only")
+        labels = (args.scenario, _label(other, args.versus_sets))
     return _open_app(scenario, mode, paused=args.paused, speed=args.speed, theme=theme,
                      breakpoints=frozenset(args.breaks), keymap=keymap, mouse=not args.no_mouse,
-                     user_theme=user_theme)
+                     user_theme=user_theme, versus=versus, versus_labels=labels)
 
 
 def _check_theme(name: str) -> tuple[str, Theme | None]:
@@ -554,7 +567,8 @@ def _migratepages_only(scenario: Scenario, why: str) -> None:
 def _open_app(scenario: Scenario, mode: Mode | None, *, paused: bool, speed: float,
               theme: str | None, breakpoints: frozenset[Breakpoint] = frozenset(),
               keymap: dict[str, str] | None = None, mouse: bool = True,
-              user_theme: Theme | None = None) -> int:
+              user_theme: Theme | None = None, versus: Scenario | None = None,
+              versus_labels: tuple[str, str] = ("A", "B")) -> int:
     try:
         from tui.app import run_app
     except ImportError:  # pragma: no cover - the app ships with the package
@@ -562,7 +576,8 @@ def _open_app(scenario: Scenario, mode: Mode | None, *, paused: bool, speed: flo
         return 0
     runner: Callable[..., int] = run_app
     return runner(scenario, mode, paused=paused, speed=speed, theme=theme,
-                  breakpoints=breakpoints, keymap=keymap, mouse=mouse, user_theme=user_theme)
+                  breakpoints=breakpoints, keymap=keymap, mouse=mouse, user_theme=user_theme,
+                  versus=versus, versus_labels=versus_labels)
 
 
 # ------------------------------------------------------------------------------------------

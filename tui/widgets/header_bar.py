@@ -84,6 +84,7 @@ class SplitHeader:
     fast_forward: bool = False
     achieved_ns: float | None = None
     behind: bool = False
+    versus: bool = False  # A against B (two configurations), not serial against batched
 
 
 def rate_piece(speed: float, rate_ns: float, achieved_ns: float | None, behind: bool,
@@ -186,7 +187,7 @@ class HeaderBar(Static):
             (0, Content.assemble((" migviz", "bold $primary"), " · ", (header.scenario, "bold")),
              Content.assemble((f" {header.scenario}", "bold"))),
             (0, Content.assemble((" SPLIT ", "bold $background on $accent"),
-                                 " serial vs batched"),
+                                 " A vs B" if header.versus else " serial vs batched"),
              Content.assemble((" SPLIT ", "bold $background on $accent"))),
             (2, Content("same seed, one clock"), Content("")),
             *timing_pieces(header.clock_ns, header.speed, header.fast_forward, header.rate_ns,

@@ -27,8 +27,9 @@ from tui.widgets.stats_line import StatsLine
 class RaceResult:
     """Where the race stands."""
 
-    serial: Frame
-    batched: Frame
+    serial: Frame  # the left side: serial, or A in a race of two configurations
+    batched: Frame  # the right side: batched, or B
+    labels: tuple[str, str] | None = None  # A's and B's, when racing two configurations
 
     @property
     def serial_end_ns(self) -> int | None:
@@ -49,6 +50,8 @@ def _rounds(count: int) -> str:
 
 def race_content(race: RaceResult, width: int = 200) -> Content:
     """The comparison line (the bracketed details only when there is room)."""
+    if race.labels is not None:
+        return versus_content(race, width)
     wide = width >= 100
     s, b = race.serial, race.batched
     s_ipis = s.view.counters.nr_tlb_remote_flush_received
@@ -88,6 +91,28 @@ def race_content(race: RaceResult, width: int = 200) -> Content:
                              "space plays, n steps", "$text-muted"))
 
 
+def versus_content(race: RaceResult, width: int = 200) -> Content:
+    """The comparison line of two configurations: B against A."""
+    assert race.labels is not None
+    wide = width >= 100
+    a, b = race.serial.view, race.batched.view
+    a_ipis, b_ipis = a.counters.nr_tlb_remote_flush_received, b.counters.nr_tlb_remote_flush_received
+    if race.serial_end_ns is not None and race.batched_end_ns is not None:
+        ratio = race.serial_end_ns / max(race.batched_end_ns, 1)
+        verdict = f"{ratio:.2f}× faster" if ratio >= 1 else f"{1 / ratio:.2f}× slower"
+        return Content.assemble(
+            ("B is ", ""), (verdict, "bold $success"), (" than A", ""),
+            (f"   (done in {format_ns(race.batched_end_ns)} vs {format_ns(race.serial_end_ns)};"
+             f" {b_ipis} vs {a_ipis} IPIs)" if wide else "", "$text-muted"))
+    if a.pages_done and b.pages_done:
+        return Content.assemble(
+            ("so far B moved ", ""), (f"{b.pages_done / a.pages_done:.2f}× A's pages", "bold"),
+            (f" ({b.pages_done} vs {a.pages_done}; {b_ipis} vs {a_ipis} IPIs)" if wide else "",
+             "$text-muted"))
+    return Content.assemble((f"A: {race.labels[0]}  ·  B: {race.labels[1]}; one simulated "
+                             "clock, space plays", "$text-muted"))
+
+
 class ModeColumn(Vertical):
     """One side of the race."""
 
@@ -105,14 +130,19 @@ class ModeColumn(Vertical):
         yield IpiPanel(classes="split-ipi")
         yield StatsLine()
 
-    def show(self, frame: Frame, scale: int | None) -> None:
+    def show(self, frame: Frame, scale: int | None, label: str | None = None) -> None:
         title = self.query_one(".mode-title", Static)
         view = frame.view
-        text = Content.assemble(
-            mode_piece(view.mode, view.pending_mode),
-            (" Linux 6.2 per-folio flush" if self.mode is Mode.SERIAL else
-             " Linux 6.3 batched flush", "$text-muted"),
-            ("   done" if view.done else "", "bold $success"))
+        if label is not None:  # one side of a race of two configurations
+            text = Content.assemble((label, "bold"), (f"  {view.mode.value}, {view.arch}",
+                                                      "$text-muted"),
+                                    ("   done" if view.done else "", "bold $success"))
+        else:
+            text = Content.assemble(
+                mode_piece(view.mode, view.pending_mode),
+                (" Linux 6.2 per-folio flush" if self.mode is Mode.SERIAL else
+                 " Linux 6.3 batched flush", "$text-muted"),
+                ("   done" if view.done else "", "bold $success"))
         if text != self._title:
             self._title = text
             title.update(text, layout=False)
@@ -142,5 +172,8 @@ class SplitView(Vertical):
         if line != self._race:
             self._race = line
             self.query_one("#race", Static).update(line)
-        self.query_one("#split-serial", ModeColumn).show(race.serial, scale)
-        self.query_one("#split-batched", ModeColumn).show(race.batched, scale)
+        labels = race.labels or (None, None)
+        self.query_one("#split-serial", ModeColumn).show(race.serial, scale,
+                                                         labels[0] and f"A: {labels[0]}")
+        self.query_one("#split-batched", ModeColumn).show(race.batched, scale,
+                                                          labels[1] and f"B: {labels[1]}")
