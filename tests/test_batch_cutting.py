@@ -10,7 +10,7 @@ batch and `arg` = folios in the batch.
 from __future__ import annotations
 
 import pytest
-from helpers import folio_groups
+from helpers import folio_groups, headless_run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,10 +35,7 @@ def make_scenario(orders: list[int], batch_pages: int, *, moves: int = 1,
 
 
 def run(scenario: Scenario) -> tuple[Engine, list[Event]]:
-    events: list[Event] = []
-    engine = Engine(scenario, Mode.BATCHED, checkpoints=False)
-    engine.run_to_end(events.append)
-    return engine, events
+    return headless_run(scenario, Mode.BATCHED)
 
 
 def batch_starts(events: list[Event], move: int = 0) -> list[tuple[int, int]]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import folio_groups
+from helpers import folio_groups, headless_run
 
 from core.engine import Engine
 from core.events import Event, EventKind
@@ -57,10 +57,7 @@ def make_scenario(
 
 
 def run(scenario: Scenario, mode: str) -> tuple[Engine, list[Event]]:
-    events: list[Event] = []
-    engine = Engine(scenario, Mode(mode), checkpoints=False)
-    engine.run_to_end(events.append)
-    return engine, events
+    return headless_run(scenario, mode)
 
 
 def mask_of(threads: int, initiator: int) -> list[int]:

@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
-from helpers import folio_groups
+from helpers import folio_groups, headless_run
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -72,10 +72,7 @@ def scenarios(draw: st.DrawFn, *, failures: bool = True) -> Scenario:
 
 
 def run(scenario: Scenario) -> tuple[Engine, list[Event]]:
-    events: list[Event] = []
-    engine = Engine(scenario, checkpoints=False)
-    engine.run_to_end(events.append)
-    return engine, events
+    return headless_run(scenario)
 
 
 def isolated(scenario: Scenario) -> list[tuple[int, int]]:

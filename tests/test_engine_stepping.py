@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import headless_run
 
 from core.engine import CHECKPOINT_EVERY, Engine, EngineView
 from core.events import Event, EventKind, Phase, RoundKind
@@ -38,9 +39,7 @@ def make_scenario(count: int = 12, *, batch_pages: int = 4, moves: int = 1, thre
 
 
 def reference(scenario: Scenario, mode: str | None = None) -> list[Event]:
-    events: list[Event] = []
-    Engine(scenario, Mode(mode) if mode else None, checkpoints=False).run_to_end(events.append)
-    return events
+    return headless_run(scenario, mode or None)[1]
 
 
 # ---------------------------------------------------------------------------------------------

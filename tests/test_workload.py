@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import headless_run
 
 from core.engine import CpuActivity, Engine
 from core.events import Event, EventKind
@@ -44,10 +45,7 @@ def make_scenario(*, count: int = 24, orders: list[int] | None = None, threads: 
 
 
 def headless(scenario: Scenario) -> tuple[Engine, list[Event]]:
-    events: list[Event] = []
-    engine = Engine(scenario, checkpoints=False)
-    engine.run_to_end(events.append)
-    return engine, events
+    return headless_run(scenario)
 
 
 def unmapped_intervals(events: list[Event]) -> list[tuple[int, int, int]]:
