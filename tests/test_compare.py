@@ -46,3 +46,11 @@ def test_same_setup_twice_is_labelled_a_and_b(capsys: pytest.CaptureFixture[str]
     both = json_of(capsys, "compare", "tiny", "tiny", "--json")
     assert both["labels"] == {"a": "A: tiny", "b": "B: tiny"}
     assert both["a"] == both["b"]
+
+
+def test_an_error_in_one_side_names_its_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "tiny", "--b", "topology.arch=riscv"]) == 2
+    err = capsys.readouterr().err
+    assert "topology.arch" in err and "[from --b]" in err and err.count("\n") == 1
+    assert main(["compare", "tiny", "--a", "nonsense"]) == 2
+    assert capsys.readouterr().err.startswith("migviz: error: --a nonsense:")

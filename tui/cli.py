@@ -466,8 +466,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _versus(args: argparse.Namespace) -> int:
     """migviz compare A [B] [--a SET] [--b SET]: two configurations, each in its own mode."""
-    first = load_scenario(args.scenario, [*args.overrides, *args.a_sets])
-    second = load_scenario(args.other or args.scenario, [*args.overrides, *args.b_sets])
+    first = _load_side(args.scenario, args.overrides, args.a_sets, "--a")
+    second = _load_side(args.other or args.scenario, args.overrides, args.b_sets, "--b")
     labels = {"a": _label(args.scenario, args.a_sets), "b": _label(args.other or args.scenario,
                                                                      args.b_sets)}
     if labels["a"] == labels["b"]:
@@ -480,6 +480,20 @@ def _versus(args: argparse.Namespace) -> int:
     else:
         emit(format_versus(results["a"], results["b"], labels["a"], labels["b"], first, second))
     return 0
+
+
+def _load_side(name: str, shared: list[str], own: list[str], option: str) -> Scenario:
+    """One side of a comparison; an error in one of its own overrides names its option."""
+    try:
+        return load_scenario(name, [*shared, *own])
+    except ScenarioError as err:
+        text = str(err)
+        for override in own:
+            text = text.replace(f"--set {override}", f"{option} {override}")
+            field = override.partition("=")[0].strip()
+            if f"{field}:" in text:
+                text = text.replace("[from --set]", f"[from {option}]")
+        raise ScenarioError(text) from None
 
 
 def _label(name: str, sets: list[str]) -> str:

@@ -24,6 +24,7 @@ from textual.widgets import Footer, SelectionList, Static
 from core.kernel_trace import Recording
 from core.replay import PageState, Replay, ReplayView, Stop
 from themes import DEFAULT_THEME, fallback_palette, load_builtin_themes, offered
+from tui.keys import Key
 from tui.units import format_ns
 
 FPS = 30
@@ -43,6 +44,39 @@ STOP_HELP = {
     Stop.SHOOTDOWN: "a CPU handles a shootdown (tlb_flush reason 1 or 5)",
     Stop.FAILURE: "a call returns with nr_failed > 0",
 }
+
+
+# Every key of the replay screen, once: its binding and its help line (the model's Key record).
+REPLAY_KEYS: tuple[Key, ...] = (
+    Key("space", "toggle_play", "Play/Pause", "play / pause"),
+    Key("n,right", "step", "Step", "one line forward", "n"),
+    Key("p", "phase", "Phase", "to the next phase of the call (unmap, flush, move)"),
+    Key("B", "call", "Call", "to the call's return, or the next call's start"),
+    Key("u,left", "step_back", "Back", "one line back, exactly", "u"),
+    Key("k", "breakpoints", "Break", "breakpoints: a call, an unmap, a send, a shootdown, a "
+        "failure"),
+    Key("left_square_bracket", "select(-1)", "Page ←", "select the previous page", "[",
+        show=False),
+    Key("right_square_bracket", "select(1)", "Page →", "select the next page", "]", show=False),
+    Key("enter", "inspect", "Inspect", "inspect the selected page: its lines in the trace and "
+        "the shootdowns between its unmap and restore"),
+    Key("plus,equals_sign", "faster", "Faster", "double the speed", "+"),
+    Key("minus", "slower", "Slower", "halve the speed", "-", show=False),
+    Key("r", "reset", "Reset", "back to the start"),
+    Key("H", "host", "Host", "this machine's live counters (migviz host)", show=False),
+    Key("question_mark", "help", "Help", "this help", "?"),
+    Key("q", "quit", "Quit", "quit"),
+)
+
+
+_KEY_NAMES = {"right": "→", "left": "←", "left_square_bracket": "[",
+              "right_square_bracket": "]", "plus": "+", "equals_sign": "=", "minus": "-",
+              "question_mark": "?"}
+
+
+def _key_names(keys: str) -> str:
+    """A binding's keys as a person types them: `n,right` is `n →`."""
+    return " ".join(_KEY_NAMES.get(key, key) for key in keys.split(","))
 
 
 def _pages(pages: int) -> str:
@@ -236,23 +270,8 @@ class ReplayApp(App[int]):
     Screen.-too-small > * { display: none; }
     Screen.-too-small > #too-small { display: block; height: 1fr; content-align: center middle; }
     """
-    BINDINGS = [
-        Binding("space", "toggle_play", "Play/Pause"),
-        Binding("n,right", "step", "Step", key_display="n"),
-        Binding("p", "phase", "Phase"),
-        Binding("B", "call", "Call"),
-        Binding("u,left", "step_back", "Back", key_display="u"),
-        Binding("k", "breakpoints", "Break"),
-        Binding("left_square_bracket", "select(-1)", "Page ←", key_display="["),
-        Binding("right_square_bracket", "select(1)", "Page →", key_display="]"),
-        Binding("enter", "inspect", "Inspect"),
-        Binding("plus,equals_sign", "faster", "Faster", key_display="+"),
-        Binding("minus", "slower", "Slower", key_display="-"),
-        Binding("r", "reset", "Reset"),
-        Binding("H", "host", "Host", show=False),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("q", "quit", "Quit"),
-    ]
+    BINDINGS = [Binding(key.keys, key.action, key.label, show=key.show,
+                        key_display=key.key_display) for key in REPLAY_KEYS]
 
     def __init__(self, recording: Recording, *, paused: bool = False, speed: float = 1.0,
                  theme: str | None = None, keymap: dict[str, str] | None = None) -> None:
@@ -473,15 +492,11 @@ class ReplayApp(App[int]):
             self.push_screen(HostScreen())
 
     def action_help(self) -> None:
+        keys = "\n".join(f"{_key_names(key.keys):<9}{key.help}" for key in REPLAY_KEYS)
         self.push_screen(PageScreen(Text(
-            "migviz replay: a real kernel trace on its own timestamps\n\n"
-            "space  play / pause; the header's rate is trace time per second (quiet stretches\n"
-            "       longer than a second on screen are skipped, and the header says so)\n"
-            "n →    one line        p  to the next phase of the call (unmap, flush, move)\n"
-            "B      to the call's return, or the next call's start\n"
-            "u ←    one line back   r  back to the start\n"
-            "k      breakpoints     [ ]  select a page     enter  inspect it\n"
-            "+ -    faster / slower H  this host's live counters   q  quit\n\n"
+            "migviz replay: a real kernel trace on its own timestamps\n\n" + keys + "\n\n"
+            "The header's rate is trace time per second; quiet stretches longer than a second "
+            "on screen are skipped, and the header says so.\n"
             "Pages: · not yet unmapped  ▮ red: migration entry  ▮ yellow: the call has sent a "
             "shootdown since  ■ green: restored (remove_migration_pte).\n"
             "CPUs count what the trace shows so far: shootdowns handled (the TLB row of "
