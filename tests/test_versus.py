@@ -6,6 +6,7 @@ import asyncio
 
 from core.scenario import load_scenario
 from tui.app import MigvizApp
+from tui.widgets.ipi_panel import IpiPanel
 from tui.widgets.split_view import ModeColumn, SplitView
 
 
@@ -40,5 +41,7 @@ def test_the_race_is_a_against_b_and_each_side_runs_its_own_configuration() -> N
             assert f"{a_view.counters.nr_tlb_remote_flush_received} IPIs" in race
             header = str(app.query_one("#header").render())
             assert "A vs B" in header
+            panels = [str(panel.border_title) for panel in app.query_one(SplitView).query(IpiPanel)]
+            assert panels == ["TLB shootdown IPIs", "TLB shootdowns: broadcast TLBI + DSB, no IPIs"]
 
     asyncio.run(main())

@@ -47,6 +47,12 @@ class IpiPanel(LinesView):
     def show(self, frame: Frame, scale: int | None = None) -> None:
         self._frame = frame
         self._scale = scale
+        view = frame.view
+        title = "TLB shootdown IPIs" if view.interrupts else (
+            "TLB shootdowns: broadcast " + ("TLBI + DSB" if view.arch == "arm64-tlbi"
+                                            else "INVLPGB + TLBSYNC") + ", no IPIs")
+        if self.border_title != title:
+            self.border_title = title
         self.set_lines(self._fitted(frame))
 
     def on_width(self, width: int) -> None:
@@ -134,12 +140,12 @@ class IpiPanel(LinesView):
             label(""), ((f"deliveries per {format_ns(frame.spark_bucket_ns)}, now at right"
                          if width >= 46 else f"per {format_ns(frame.spark_bucket_ns)}, now →"),
                         "$text-muted")), 3))
-        if view.interrupts or not counters.sync_waits:
+        if view.interrupts:
             lines.append((Content.assemble(
                 label("total"), (f"{counters.nr_tlb_remote_flush}", "bold"),
                 " round · " if counters.nr_tlb_remote_flush == 1 else " rounds · ",
                 (f"{counters.nr_tlb_remote_flush_received}", "bold $ipi"), " IPIs"), 0))
-        else:
+        else:  # a broadcast mechanism, once it has waited
             lines.append((Content.assemble(
                 label("total"), (f"{counters.sync_waits}", "bold"),
                 " wait · " if counters.sync_waits == 1 else " waits · ",
