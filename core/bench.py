@@ -177,10 +177,6 @@ def _gbps(run: dict[str, Any]) -> float:
     return float(run["pgmigrate_success"] * 4096 / run["sim_time_ns"])
 
 
-def _flush_cpu_ns(run: dict[str, Any]) -> float:
-    return float(run["flush_cpu_ns"])
-
-
 _THP = "memory.folios=[{order=9,count=32}]"
 COPY_SOURCE = "Shivank Garg, copy-offload RFC v3, move_pages() of 1 GiB (docs/kernel.md §9.1)"
 RECIPES: dict[str, Recipe] = {
@@ -228,8 +224,8 @@ RECIPES: dict[str, Recipe] = {
             Figure("serial_flush_cpu_reduction_pct", 90.0, 85.0, 97.0,
                    "Rik van Riel, AMD INVLPGB series: TLB invalidation ~40% of CPU time with "
                    "IPIs, ~4% with INVLPGB (will-it-scale, 36-core Milan)",
-                   lambda r: 100 * (1 - _flush_cpu_ns(r["invlpgb-serial"])
-                                    / _flush_cpu_ns(r["ipi-serial"]))),
+                   lambda r: 100 * (1 - r["invlpgb-serial"]["flush_cpu_ns"]
+                                    / r["ipi-serial"]["flush_cpu_ns"])),
         ),
     ),
 }

@@ -172,14 +172,11 @@ class _Broadcast(FlushModel):
 
 
 class Arm64Tlbi(_Broadcast):
-    """arm64: TLBI VALE1IS per page, DSB ISH to wait (arch/arm64/include/asm/tlbflush.h)."""
+    """arm64: TLBI VALE1IS per page, DSB ISH to wait (arch/arm64/include/asm/tlbflush.h).
+    arch_tlbbatch_should_defer() returns true on current arm64 (6.5 had a CPU-count gate and a
+    sysctl, docs/kernel.md §10.1): the base's should_defer()."""
 
     arch = Arch.ARM64_TLBI
-
-    def should_defer(self) -> bool:
-        # arch_tlbbatch_should_defer() returns true on current arm64 (6.5 had a CPU-count gate
-        # and a sysctl, docs/kernel.md §10.1).
-        return True
 
     def needs_flush(self) -> bool:
         # flush_tlb_page() broadcasts whatever the mask holds: the TLBI and its DSB are paid.
@@ -187,41 +184,18 @@ class Arm64Tlbi(_Broadcast):
 
 
 class X86Invlpgb(_Broadcast):
-    """AMD INVLPGB: broadcast for a process on 3 or more CPUs, IPIs below that."""
+    """AMD INVLPGB for a process with a global ASID (flush_model() gives X86Ipi to one on
+    fewer than 3 CPUs): INVLPGB per page, TLBSYNC to wait."""
 
     arch = Arch.X86_INVLPGB
     issue_cost = "invlpgb_ns"
     sync_cost = "tlbsync_ns"
 
-    def __init__(self, task: TaskBase) -> None:
-        super().__init__(task)
-        self.broadcast = broadcasts(task.machine, self.arch)
-        self.interrupts = not self.broadcast
-        self._ipi = X86Ipi(task)
-
     def should_defer(self) -> bool:
-        return self._ipi.should_defer()
+        return self.task.machine.has_remote_cpus  # should_defer_flush(), as on x86
 
     def needs_flush(self) -> bool:
-        return self._ipi.needs_flush()
-
-    def add_pending(self, folio: int, ptes: int) -> None:
-        if self.broadcast:
-            super().add_pending(folio, ptes)
-        else:
-            self._ipi.add_pending(folio, ptes)
-
-    def flush_now(self, folio: int, send_pages: int, kind: RoundKind) -> Iterator[Event]:
-        if self.broadcast:
-            yield from super().flush_now(folio, send_pages, kind)
-        else:
-            yield from self._ipi.flush_now(folio, send_pages, kind)
-
-    def flush_batch(self, folios: list[int]) -> Iterator[Event]:
-        if self.broadcast:
-            yield from super().flush_batch(folios)
-        else:
-            yield from self._ipi.flush_batch(folios)
+        return self.task.machine.has_remote_cpus
 
 
 def broadcasts(machine: Machine, arch: Arch) -> bool:
@@ -241,5 +215,8 @@ MECHANISMS: dict[Arch, type[FlushModel]] = {
 
 
 def flush_model(task: TaskBase) -> FlushModel:
-    """The mechanism of the task's scenario."""
-    return MECHANISMS[task.scenario.topology.arch](task)
+    """The mechanism of the task's scenario. INVLPGB without a global ASID is the IPI path."""
+    arch = task.scenario.topology.arch
+    if arch is Arch.X86_INVLPGB and not broadcasts(task.machine, arch):
+        return X86Ipi(task)
+    return MECHANISMS[arch](task)

@@ -35,7 +35,6 @@ from __future__ import annotations
 import gzip
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -465,8 +464,3 @@ def _int(text: str | None) -> int:
         return int(text) if text is not None else 0
     except ValueError:
         return 0
-
-
-def lines_of(recording: Recording, events: Iterable[str]) -> Iterator[Line]:
-    wanted = set(events)
-    return (line for line in recording.lines if line.event in wanted)

@@ -160,6 +160,7 @@ class Replay:
             focus[index + 1] = current
         self._focus = focus
         self._cpu_lines = [np.flatnonzero(cpu == c) for c in range(cpus)]
+        self._phases = self._phase_table()
 
     # ------------------------------------------------------------------------------------------
     # Moving
@@ -242,29 +243,35 @@ class Replay:
                 and line.number_of("nr_failed") > 0))
 
     def _phase_key(self, position: int) -> tuple[int, CallPhase]:
-        focus = int(self._focus[position])
-        return focus, self._phase(focus, position)
+        return int(self._focus[position]), self._phases[position]
 
-    def _phase(self, focus: int, position: int) -> CallPhase:
-        if focus < 0:
-            return CallPhase.NONE
-        call = self.recording.calls[focus]
-        if call.finished and call.end_line < position:
-            return CallPhase.DONE
-        last_unmap = max((page.unmap_line for page in call.pages if page.unmap_line < position),
-                         default=-1)
-        last_remap = max((page.remap_line for page in call.pages
-                          if 0 <= page.remap_line < position), default=-1)
-        last_send = max((self.recording.rounds[number].line for number in call.rounds
-                         if self.recording.rounds[number].line < position), default=-1)
-        latest = max(last_unmap, last_remap, last_send)
-        if latest < 0:
-            return CallPhase.STARTED
-        if latest == last_remap:
-            return CallPhase.MOVE
-        if latest == last_send:
-            return CallPhase.FLUSH
-        return CallPhase.UNMAP
+    def _phase_table(self) -> list[CallPhase]:
+        """The focus call's phase at every position, in one pass: the phase is the kind of the
+        call's latest unmap, send or restore before the position (STARTED if none yet), DONE
+        once its end line is applied."""
+        recording = self.recording
+        step: dict[int, tuple[int, CallPhase]] = {}  # line -> (call, the phase its line starts)
+        for call in recording.calls:
+            for page in call.pages:
+                step[page.unmap_line] = (call.index, CallPhase.UNMAP)
+                if page.remap_line >= 0:
+                    step[page.remap_line] = (call.index, CallPhase.MOVE)
+            for number in call.rounds:
+                step[recording.rounds[number].line] = (call.index, CallPhase.FLUSH)
+        latest: dict[int, CallPhase] = {}
+        phases = [CallPhase.NONE]
+        for index in range(self.count):
+            if index in step:
+                owner, phase = step[index]
+                latest[owner] = phase
+            focus = int(self._focus[index + 1])
+            if focus < 0:
+                phases.append(CallPhase.NONE)
+                continue
+            call = recording.calls[focus]
+            done = call.finished and call.end_line <= index
+            phases.append(CallPhase.DONE if done else latest.get(focus, CallPhase.STARTED))
+        return phases
 
     # ------------------------------------------------------------------------------------------
     # Looking
@@ -312,7 +319,7 @@ class Replay:
         return ReplayView(
             position=position, lines=self.count, time_ns=self.time_ns,
             duration_ns=recording.duration_ns, call=call, calls_started=started,
-            calls_finished=finished, phase=self._phase(focus, position),
+            calls_finished=finished, phase=self._phases[position],
             page_state=states, page_order=orders, round=current, receipts=receipts,
             call_rounds=len(sends), pgmigrate_success=int(self._succeeded[position]),
             pgmigrate_fail=int(self._failed[position]),

@@ -374,13 +374,15 @@ def _read_text(path: Path, spec: str) -> str:
                             f"{err.start}); a scenario is a TOML text file") from None
 
 
-def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
-    """Parse one ``--set section.key=value``; the value is TOML, or a bare string."""
+def parse_override(text: str, option: str = "--set") -> tuple[tuple[str, ...], Any]:
+    """Parse one ``--set section.key=value``; the value is TOML, or a bare string. ``option``
+    names the command-line option it came from in errors."""
     key, sep, raw = text.partition("=")
     key = key.strip()
     path = tuple(part.strip() for part in key.split("."))
     if not sep or not all(path):
-        raise ScenarioError(f"--set {text}: expected section.key=value, e.g. migration.mode=serial")
+        raise ScenarioError(f"{option} {text}: expected section.key=value, e.g. "
+                            "migration.mode=serial")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -388,42 +390,45 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
     return path, value
 
 
-def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str],
+                    option: str = "--set") -> dict[str, Any]:
     """Return a copy of raw scenario data with each ``section.key=value`` applied."""
     result: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
     for text in overrides:
-        path, value = parse_override(text)
+        path, value = parse_override(text, option)
         target = result
         for part in path[:-1]:
             node = target.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ScenarioError(f"--set {text}: '{part}' is not a section")
+                raise ScenarioError(f"{option} {text}: '{part}' is not a section")
             target = node
         target[path[-1]] = value
     return result
 
 
-def load_scenario(spec: str, overrides: Sequence[str] = ()) -> Scenario:
-    """Load a scenario by built-in name or path, apply ``--set`` overrides, and validate it."""
+def load_scenario(spec: str, overrides: Sequence[str] = (), option: str = "--set") -> Scenario:
+    """Load a scenario by built-in name or path, apply ``--set`` overrides, and validate it
+    (errors name ``option`` as where an override came from)."""
     label, text = scenario_source(spec)
-    return parse_scenario(text, label, overrides)
+    return parse_scenario(text, label, overrides, option)
 
 
-def parse_scenario(text: str, label: str, overrides: Sequence[str] = ()) -> Scenario:
+def parse_scenario(text: str, label: str, overrides: Sequence[str] = (),
+                   option: str = "--set") -> Scenario:
     """Parse a scenario's TOML text, apply ``--set`` overrides, and validate it as user input."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ScenarioError(f"{label}: TOML syntax error: {err}") from None
-    data = apply_overrides(data, overrides)
-    overridden = {".".join(parse_override(text)[0]) for text in overrides}
-    return user_scenario(data, label, overridden)
+    data = apply_overrides(data, overrides, option)
+    overridden = {".".join(parse_override(text, option)[0]) for text in overrides}
+    return user_scenario(data, label, overridden, option)
 
 
 def user_scenario(data: dict[str, Any], label: str = "scenario",
-                  overridden: set[str] | None = None) -> Scenario:
+                  overridden: set[str] | None = None, option: str = "--set") -> Scenario:
     """Validate a scenario someone wrote (a file, --set, --sweep)."""
-    return scenario_from_dict(data, label, overridden)
+    return scenario_from_dict(data, label, overridden, option)
 
 
 def _from_set(field: str, overridden: set[str]) -> bool:
@@ -432,15 +437,15 @@ def _from_set(field: str, overridden: set[str]) -> bool:
 
 
 def scenario_from_dict(data: dict[str, Any], label: str = "scenario",
-                       overridden: set[str] | None = None) -> Scenario:
+                       overridden: set[str] | None = None, option: str = "--set") -> Scenario:
     """Validate raw data into a Scenario, turning pydantic errors into one ScenarioError."""
     try:
         return Scenario.model_validate(data)
     except ValidationError as err:
-        raise ScenarioError(f"{label}: {_describe(err, overridden or set())}") from None
+        raise ScenarioError(f"{label}: {_describe(err, overridden or set(), option)}") from None
 
 
-def _describe(err: ValidationError, overridden: set[str]) -> str:
+def _describe(err: ValidationError, overridden: set[str], option: str = "--set") -> str:
     """The errors on one line, each naming the field path and the reason."""
     lines = []
     errors = err.errors()
@@ -472,7 +477,7 @@ def _describe(err: ValidationError, overridden: set[str]) -> str:
         named = any(key in text for key in overridden if "." in key)
         if _from_set(field, overridden) or named or (unknown and any(
                 key.startswith(field + ".") for key in overridden)):
-            text += " [from --set]"
+            text += f" [from {option}]"
         lines.append(text)
     return "; ".join(lines)
 

@@ -483,17 +483,10 @@ def _versus(args: argparse.Namespace) -> int:
 
 
 def _load_side(name: str, shared: list[str], own: list[str], option: str) -> Scenario:
-    """One side of a comparison; an error in one of its own overrides names its option."""
-    try:
-        return load_scenario(name, [*shared, *own])
-    except ScenarioError as err:
-        text = str(err)
-        for override in own:
-            text = text.replace(f"--set {override}", f"{option} {override}")
-            field = override.partition("=")[0].strip()
-            if f"{field}:" in text:
-                text = text.replace("[from --set]", f"[from {option}]")
-        raise ScenarioError(text) from None
+    """One side of a comparison: the shared --set overrides are checked first, on their own, so
+    that an error after adding the side's overrides names that side's option."""
+    first = load_scenario(name, shared)
+    return load_scenario(name, [*shared, *own], option) if own else first
 
 
 def _label(name: str, sets: list[str]) -> str:

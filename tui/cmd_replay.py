@@ -12,18 +12,17 @@ from tui.output import emit
 
 def replay_command(args: argparse.Namespace) -> int:
     recording = load_recording(Path(args.file))
-    if args.json and args.against_model:
+    if args.against_model:
         from core.against import against_model
-        emit(json.dumps(against_model(recording), indent=2))
+        from tui.report import format_against
+
+        result = against_model(recording)
+        emit(json.dumps(result, indent=2) if args.json else format_against(result))
         return 0
     if args.json:
         emit(json.dumps(recording.counts(), indent=2))
         return 0
-    if args.against_model:
-        from core.against import against_model
-        from tui.report import format_against
-        emit(format_against(against_model(recording)))
-        return 0
     from tui.replay_app import run_replay
+
     return run_replay(recording, paused=args.paused, speed=args.speed, theme=args.theme,
                       keymap_file=args.keymap, mouse=not args.no_mouse)
