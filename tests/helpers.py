@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from core.engine import Engine
 from core.events import Event
 from core.scenario import Mode, Scenario
@@ -26,3 +28,25 @@ def headless_run(scenario: Scenario, mode: Mode | str | None = None) -> tuple[En
     engine = Engine(scenario, Mode(mode) if mode is not None else None, checkpoints=False)
     engine.run_to_end(events.append)
     return engine, events
+
+
+def call(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run `migviz` in-process: (exit code, stdout, stderr); an exit argparse forces counts like
+    a returned code."""
+    from tui.cli import main
+
+    try:
+        code = main(list(argv))
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line(err: str, *expected: str) -> None:
+    """Bad input's house style: one `migviz: error:` line, no traceback, no usage block."""
+    assert err.startswith("migviz: error: "), err
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert "usage:" not in err and "Traceback" not in err
+    for text in expected:
+        assert text in err, (text, err)

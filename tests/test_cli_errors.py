@@ -10,29 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import assert_one_line, call
 
 from core.breakpoints import Breakpoint
 from core.scenario import Caller, builtin_names, load_scenario
-from tui.cli import main
-
-
-def call(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run main(); an exit argparse forces counts like a returned code."""
-    try:
-        code = main(list(argv))
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line(err: str, *expected: str) -> None:
-    assert err.startswith("migviz: error: "), err
-    assert err.count("\n") == 1 and err.endswith("\n"), err
-    assert "usage:" not in err and "Traceback" not in err
-    for text in expected:
-        assert text in err, (text, err)
-
 
 # ---------------------------------------------------------------------------------------------
 # Argument errors: one line naming the command whose --help explains it

@@ -16,31 +16,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import assert_one_line, call
 
 from core.hot import HotMemory, usable_cpus
 from core.record import COMPACT_MEMORY, EVENTS, PARANOID
-from tui.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 WAIT_S = 60.0  # a deadline for what takes milliseconds, never a measurement
 
 
-def call(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
-def assert_one_line(err: str, *expected: str) -> None:
-    assert err.startswith("migviz: error: "), err
-    assert err.count("\n") == 1 and err.endswith("\n"), err
-    assert "Traceback" not in err and "usage:" not in err
-    for text in expected:
-        assert text in err, (text, err)
 
 
 def perf_unavailable() -> str | None:

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from textual import events
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
@@ -29,13 +29,14 @@ from core.breakpoints import Breakpoint, stopper
 from core.events import Event, explain
 from core.scenario import Mode, Scenario
 from core.tlb import Machine
-from themes import DEFAULT_THEME, fallback_palette, load_builtin_themes, offered
+from themes import DEFAULT_THEME
 from tui.keys import COMMANDS, KEYS, SPLIT_DISABLED, Key, binding_id
 from tui.lane import Lane, spark_base_ns
 from tui.pace import Pace
 from tui.screens.breakpoints import BreakpointChoice, BreakpointScreen
 from tui.screens.help import HelpScreen
 from tui.screens.inspect import InspectScreen
+from tui.themed import ThemedApp
 from tui.units import format_ns, format_speed
 from tui.widgets.event_log import EventLog
 from tui.widgets.folio_grid import FolioGrid
@@ -68,7 +69,7 @@ def nearest_speed(speed: float) -> int:
     return min(range(len(SPEEDS)), key=lambda i: abs(SPEEDS[i] - speed) / SPEEDS[i])
 
 
-class MigvizApp(App[int]):
+class MigvizApp(ThemedApp):
     """Watch migrate_pages() move folios between NUMA nodes, serial vs batched TLB flushing."""
 
     CSS_PATH = Path(__file__).parent / "app.tcss"
@@ -146,30 +147,11 @@ class MigvizApp(App[int]):
         yield Static("", id="too-small")
         yield Footer(compact=True)
 
-    def get_theme_variable_defaults(self) -> dict[str, str]:
-        # Textual's own themes (nord, solarized-light, …) lack migviz's variables: fill them in
-        # from the palette made for the theme's kind of background (themes/fallback/). Textual
-        # asks again on every theme change, so a switch from dark to light switches palettes.
-        return fallback_palette(self.current_theme.dark)
-
-    @property
-    def available_themes(self) -> dict[str, Theme]:
-        # The picker offers only themes whose state colours reach 3:1 against the grid, which
-        # leaves out the ANSI ones: they paint on the terminal's background, of unknown colour.
-        return {name: theme for name, theme in super().available_themes.items() if offered(theme)}
-
     def on_mount(self) -> None:
         if self._keymap:
             self.set_keymap(self._keymap)
-        for theme in load_builtin_themes():
-            self.register_theme(theme)
-        if self._user_theme is not None:
-            self.register_theme(self._user_theme)
-        wanted = self._theme_name or DEFAULT_THEME
-        if wanted in self.available_themes:
-            self.theme = wanted
-        else:
-            self.theme = DEFAULT_THEME
+        if not self.use_theme(self._theme_name, self._user_theme):
+            wanted = self._theme_name
             self.notify(f"unknown theme '{wanted}'; using {DEFAULT_THEME}. Themes: "
                         + ", ".join(sorted(self.available_themes)), severity="error")
         self._timer = self.set_interval(1 / FPS, self._tick, pause=True, name="migviz-frames")

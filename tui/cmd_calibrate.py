@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 import textwrap
@@ -21,6 +20,7 @@ from typing import TextIO
 from core.calibrate import Calibration, describe_host, measure, render_profile
 from core.costs import Costs
 from tui.output import emit, output_file, say
+from tui.progress import StatusLine
 from tui.units import format_ns
 
 
@@ -104,43 +104,20 @@ def _round_lines(calibration: Calibration) -> list[str]:
     return lines + [""]
 
 
-class _Status:
-    """One line on standard error, redrawn in place, saying what is being measured; only on a
-    terminal. Blanked at the end, so that the table starts on a clean line."""
+class _Status(StatusLine):
+    """What is being measured, with the time so far, on one line of standard error (only on a
+    terminal); blanked at the end, so that the table starts on a clean line."""
 
     def __init__(self, stream: TextIO, *, enabled: bool) -> None:
-        self._stream = stream
-        try:
-            self._on = enabled and stream.isatty()
-        except (OSError, ValueError):
-            self._on = False
+        super().__init__(stream, enabled=enabled)
         self._start = time.monotonic()
-        self._shown = 0
-        try:
-            self._columns = (os.get_terminal_size(stream.fileno()).columns or 80) if self._on else 80
-        except (OSError, ValueError):
-            self._columns = 80
 
     def __enter__(self) -> _Status:
         return self
 
     def __exit__(self, *_: object) -> None:
-        if self._shown:
-            self._write("\r" + " " * self._shown + "\r")
+        self.clear()
 
     def show(self, what: str) -> None:
         """Draw ``what`` with the time so far (between measurements, never inside one)."""
-        if not self._on:
-            return
-        line = f"migviz: calibrate: {what} · {time.monotonic() - self._start:.0f} s"
-        line = line[: max(self._columns - 1, 1)]
-        self._write("\r" + line + " " * max(self._shown - len(line), 0))
-        self._shown = len(line)
-
-    def _write(self, text: str) -> None:
-        try:
-            self._stream.write(text)
-            self._stream.flush()
-        except (OSError, ValueError):  # standard error went away: carry on without it
-            self._on = False
-            self._shown = 0
+        self.draw(f"migviz: calibrate: {what} · {time.monotonic() - self._start:.0f} s")

@@ -30,18 +30,48 @@ BAR_CELLS = 10
 monotonic: Callable[[], float] = _system_monotonic
 
 
+class StatusLine:
+    """One line on a terminal, redrawn in place with a carriage return and blanked at the end;
+    nothing at all when the stream is not a terminal (or stops taking writes)."""
+
+    def __init__(self, stream: TextIO, *, enabled: bool = True) -> None:
+        self._stream = stream
+        self.on = enabled and _is_terminal(stream)
+        self._columns = _columns(stream) if self.on else 80
+        self._shown = 0  # characters of the line now on the terminal
+
+    def draw(self, text: str) -> None:
+        """Show ``text`` (cut to the terminal's width) in place of the line before."""
+        if not self.on:
+            return
+        line = text[: max(self._columns - 1, 1)]
+        self._write("\r" + line + " " * max(self._shown - len(line), 0))
+        self._shown = len(line)
+
+    def clear(self) -> None:
+        """Blank the line, leaving the cursor where the line began."""
+        if self._shown:
+            self._write("\r" + " " * self._shown + "\r")
+            self._shown = 0
+
+    def _write(self, text: str) -> None:
+        try:
+            self._stream.write(text)
+            self._stream.flush()
+        except (OSError, ValueError):  # standard error went away: carry on without it
+            self.on = False
+            self._shown = 0
+
+
 class Progress:
     """Watches the runs of one command and draws their progress on ``stream``."""
 
     def __init__(self, stream: TextIO, *, runs: int = 1, enabled: bool = True) -> None:
-        self._stream = stream
-        self._on = enabled and _is_terminal(stream)
+        self._line = StatusLine(stream, enabled=enabled)
         self._runs = max(runs, 1)
         self._run = -1
-        self._start = monotonic() if self._on else 0.0
+        self._start = monotonic() if self._line.on else 0.0
         self._last_draw = float("-inf")
-        self._columns = _columns(stream) if self._on else 80
-        self._shown = 0  # characters of the line now on the terminal
         self._done = 0.0  # fraction of all runs shown by the bar: it never goes back
 
     def __enter__(self) -> Progress:
@@ -54,7 +84,7 @@ class Progress:
     def watch(self, engine: Engine) -> Callable[[Event], None] | None:
         """What to call with each event of the next run, on ``engine`` (None when nothing is
         ever shown: a run without a callback costs nothing)."""
-        if not self._on:
+        if not self._line.on:
             return None
         self._run += 1
         run, every = self._run, EVERY
@@ -91,15 +121,13 @@ class Progress:
 
     def close(self) -> None:
         """Blank the line, leaving the cursor where the line began."""
-        if self._shown:
-            self._write("\r" + " " * self._shown + "\r")
-            self._shown = 0
+        self._line.clear()
 
     def _tick(self, label: str, run: int, moves: int, folios: int, clock_ns: int,
               event: Event, unit: str = "move") -> None:
         now = monotonic()
         elapsed = now - self._start
-        if not self._on or elapsed < DELAY_S or now - self._last_draw < REDRAW_S:
+        if not self._line.on or elapsed < DELAY_S or now - self._last_draw < REDRAW_S:
             return
         self._last_draw = now
         move = min(max(event.move, 0), moves - 1)
@@ -109,18 +137,8 @@ class Progress:
         self._done = max(self._done, (run + (move + within) / moves) / self._runs)
         cells = min(int(self._done * BAR_CELLS), BAR_CELLS)
         bar = "█" * cells + "░" * (BAR_CELLS - cells)
-        line = (f"migviz: {label}  {bar}  {unit} {move + 1}/{moves} · {format_ns(clock_ns)} "
-                f"simulated · {elapsed:.0f} s")[: self._columns - 1]
-        self._write("\r" + line + " " * max(self._shown - len(line), 0))
-        self._shown = len(line)
-
-    def _write(self, text: str) -> None:
-        try:
-            self._stream.write(text)
-            self._stream.flush()
-        except (OSError, ValueError):  # standard error went away: carry on without it
-            self._on = False
-            self._shown = 0
+        self._line.draw(f"migviz: {label}  {bar}  {unit} {move + 1}/{moves} · "
+                        f"{format_ns(clock_ns)} simulated · {elapsed:.0f} s")
 
 
 def _is_terminal(stream: TextIO) -> bool:

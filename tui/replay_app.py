@@ -13,18 +13,17 @@ from pathlib import Path
 
 from rich.text import Text
 from textual import events
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.theme import Theme
 from textual.timer import Timer
 from textual.widgets import Footer, SelectionList, Static
 
 from core.kernel_trace import Recording
 from core.replay import PageState, Replay, ReplayView, Stop
-from themes import DEFAULT_THEME, fallback_palette, load_builtin_themes, offered
 from tui.keys import Key
+from tui.themed import ThemedApp
 from tui.units import format_ns
 
 FPS = 30
@@ -250,7 +249,7 @@ class PageScreen(ModalScreen[None]):
             yield Static(self.body)
 
 
-class ReplayApp(App[int]):
+class ReplayApp(ThemedApp):
     """The replay screen."""
 
     TITLE = "migviz replay"
@@ -307,20 +306,10 @@ class ReplayApp(App[int]):
         yield Static("", id="too-small")
         yield Footer(compact=True)
 
-    def get_theme_variable_defaults(self) -> dict[str, str]:
-        return fallback_palette(self.current_theme.dark)
-
-    @property
-    def available_themes(self) -> dict[str, Theme]:
-        return {name: theme for name, theme in super().available_themes.items() if offered(theme)}
-
     def on_mount(self) -> None:
         if self._keymap:
             self.set_keymap(self._keymap)
-        for theme in load_builtin_themes():
-            self.register_theme(theme)
-        wanted = self._theme_name or DEFAULT_THEME
-        self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
+        self.use_theme(self._theme_name)
         self.query_one("#cpus").border_title = "CPUs: so far in the trace"
         self.query_one("#round").border_title = "the call's latest shootdown"
         self.query_one("#log").border_title = "the trace"

@@ -85,29 +85,49 @@ def _change(before: float, after: float) -> str:
     return f"{(after - before) / before * 100:+.1f}%"
 
 
+def _count(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+# Figures of `migviz run --json` as the comparison tables show them: label and format, by key.
+METRICS: dict[str, tuple[str, Callable[[float], str]]] = {
+    "nr_tlb_remote_flush_received": ("IPIs delivered (TLB row)", _count),
+    "nr_tlb_remote_flush": ("shootdown rounds", _count),
+    "nr_tlb_local_flush_all": ("local flushes (full)", _count),
+    "nr_tlb_local_flush_one": ("local flushes (entries)", _count),
+    "numa_hint_faults": ("NUMA hinting faults", _count),
+    "pages_per_sec": ("pages per second", format_count),
+    "sim_time_ns": ("simulated time", format_ns),
+    "pgmigrate_success": ("pages migrated", _count),
+    "pgmigrate_fail": ("pages failed", _count),
+    "ipis_per_page": ("IPIs per page", lambda v: f"{v:.3f}"),
+    "retries": ("retries", _count),
+    "stall_p50_ns": ("workload stall p50", format_ns),
+    "stall_p99_ns": ("workload stall p99", format_ns),
+    "stalls": ("workload stalls", _count),
+    "tlbi_broadcasts": ("broadcast invalidations", _count),
+    "sync_waits": ("broadcast waits (DSB/TLBSYNC)", _count),
+    "time_flush_ns": ("time flushing", format_ns),
+    "time_copy_ns": ("time copying", format_ns),
+    "workload_accesses_per_sec": ("workload accesses/s", format_count),
+}
+
+
+def _metrics(*keys: str) -> list[tuple[str, str, Callable[[float], str]]]:
+    """(label, key, format) rows of these figures, in this order."""
+    return [(METRICS[key][0], key, METRICS[key][1]) for key in keys]
+
+
 def format_compare(results: dict[str, dict[str, Any]], scenario: Scenario) -> str:
     """Serial and batched side by side, with the change in percent."""
     serial, batched = results["serial"], results["batched"]
-    rows: list[tuple[str, str, Callable[[float], str]]] = [
-        ("IPIs delivered (TLB row)", "nr_tlb_remote_flush_received", lambda v: f"{v:,.0f}"),
-        ("shootdown rounds", "nr_tlb_remote_flush", lambda v: f"{v:,.0f}"),
-        ("pages per second", "pages_per_sec", format_count),
-        ("simulated time", "sim_time_ns", format_ns),
-        ("pages migrated", "pgmigrate_success", lambda v: f"{v:,.0f}"),
-        ("pages failed", "pgmigrate_fail", lambda v: f"{v:,.0f}"),
-        ("IPIs per page", "ipis_per_page", lambda v: f"{v:.3f}"),
-        ("retries", "retries", lambda v: f"{v:,.0f}"),
-        ("workload stall p50", "stall_p50_ns", format_ns),
-        ("workload stall p99", "stall_p99_ns", format_ns),
-        ("workload stalls", "stalls", lambda v: f"{v:,.0f}"),
-    ]
+    rows = _metrics("nr_tlb_remote_flush_received", "nr_tlb_remote_flush", "pages_per_sec",
+                    "sim_time_ns", "pgmigrate_success", "pgmigrate_fail", "ipis_per_page",
+                    "retries", "stall_p50_ns", "stall_p99_ns", "stalls")
     numa = scenario.migration.caller is Caller.NUMA_BALANCING
     if numa:
-        rows[2:2] = [
-            ("local flushes (full)", "nr_tlb_local_flush_all", lambda v: f"{v:,.0f}"),
-            ("local flushes (entries)", "nr_tlb_local_flush_one", lambda v: f"{v:,.0f}"),
-            ("NUMA hinting faults", "numa_hint_faults", lambda v: f"{v:,.0f}"),
-        ]
+        rows[2:2] = _metrics("nr_tlb_local_flush_all", "nr_tlb_local_flush_one",
+                             "numa_hint_faults")
     lines = [f"migviz compare {scenario.name}: serial (Linux 6.2) vs batched (Linux 6.3)",
              _describe(scenario), "",
              f"  {'metric':<26}{'serial':>14}{'batched':>14}{'change':>10}"]
@@ -308,19 +328,10 @@ def format_recipe(result: dict[str, Any], scenario: Scenario) -> str:
 def format_versus(a: dict[str, Any], b: dict[str, Any], label_a: str, label_b: str,
                   first: Scenario, second: Scenario) -> str:
     """Any two configurations side by side: B's change against A."""
-    rows: list[tuple[str, str, Callable[[float], str]]] = [
-        ("simulated time", "sim_time_ns", format_ns),
-        ("pages per second", "pages_per_sec", format_count),
-        ("pages migrated", "pgmigrate_success", lambda v: f"{v:,.0f}"),
-        ("IPIs delivered (TLB row)", "nr_tlb_remote_flush_received", lambda v: f"{v:,.0f}"),
-        ("IPI rounds", "nr_tlb_remote_flush", lambda v: f"{v:,.0f}"),
-        ("broadcast invalidations", "tlbi_broadcasts", lambda v: f"{v:,.0f}"),
-        ("broadcast waits (DSB/TLBSYNC)", "sync_waits", lambda v: f"{v:,.0f}"),
-        ("time flushing", "time_flush_ns", format_ns),
-        ("time copying", "time_copy_ns", format_ns),
-        ("workload accesses/s", "workload_accesses_per_sec", format_count),
-        ("workload stall p99", "stall_p99_ns", format_ns),
-    ]
+    rows = _metrics("sim_time_ns", "pages_per_sec", "pgmigrate_success",
+                    "nr_tlb_remote_flush_received", "nr_tlb_remote_flush", "tlbi_broadcasts",
+                    "sync_waits", "time_flush_ns", "time_copy_ns", "workload_accesses_per_sec",
+                    "stall_p99_ns")
     width = 14
     lines = [f"migviz compare: A = {label_a}", f"                B = {label_b}",
              f"  A: {a['mode']}, {first.topology.arch.value}, copy {first.migration.copy_engine}"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textual import events
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
@@ -27,8 +27,8 @@ from textual.timer import Timer
 from textual.widgets import Footer, Static
 
 from core.host import PROC, SYS, HostRates, HostSnapshot, host_rates, take_snapshot
-from themes import DEFAULT_THEME, fallback_palette, load_builtin_themes
 from tui.cmd_host import NO_TLB_COUNTERS, node_text
+from tui.themed import ThemedApp
 from tui.widgets.ipi_panel import sparkline
 from tui.widgets.lines import LinesView
 
@@ -255,7 +255,7 @@ def header_text(view: HostView, interval: float) -> Content:
     return Content.assemble(*parts)
 
 
-class HostApp(App[int]):
+class HostApp(ThemedApp):
     """`migviz host` without --once: the HostScreen in an app of its own; closing it quits."""
 
     TITLE = "migviz host"
@@ -265,13 +265,8 @@ class HostApp(App[int]):
         super().__init__()
         self.host_screen = HostScreen(interval, proc=proc, sys=sys, first=first)
 
-    def get_theme_variable_defaults(self) -> dict[str, str]:
-        return fallback_palette(self.current_theme.dark)
-
     def on_mount(self) -> None:
-        for theme in load_builtin_themes():
-            self.register_theme(theme)
-        self.theme = DEFAULT_THEME
+        self.use_theme(None)
         self.push_screen(self.host_screen, callback=lambda _: self.exit(0))
 
 
