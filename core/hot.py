@@ -80,6 +80,9 @@ def check_cpus(cpus: Sequence[int]) -> None:
 class HotMemory:
     """``mib`` MiB of anonymous memory and one thread per CPU of ``cpus``, pinned to it, that
     writes one byte of every page, over and over, until ``stop()`` (or the end of a ``with``).
+    Thread *i* writes byte *i* of each page: every thread uses every PTE, and no two threads
+    race on a byte (a read-modify-write race would lose increments, and with them the proof
+    that a page was written).
 
     The memory is mapped with ``mmap`` and advised MADV_NOHUGEPAGE, so it is made of base pages
     (one PTE each, as in migviz's scenarios) even where transparent huge pages are always on.
@@ -123,8 +126,9 @@ class HotMemory:
         return tuple(self._passes)
 
     def page_bytes(self) -> npt.NDArray[np.uint8]:
-        """A copy of the byte the threads write in each page."""
-        return self._touched().copy()
+        """A copy of the bytes the threads write: row *i*, column *p* is thread *i*'s byte of
+        page *p*."""
+        return np.stack([self._touched(index) for index in range(len(self.cpus))])
 
     def start(self) -> None:
         """Map and fault in the memory, start the threads and wait until each is pinned.
@@ -137,7 +141,7 @@ class HotMemory:
         if self.first_touch:
             os.sched_setaffinity(0, self.first_touch)
         try:
-            self._touched()[:] = 1  # fault every page in now, from this thread
+            self._touched(0)[:] = 1  # fault every page in now, from this thread
         finally:
             os.sched_setaffinity(0, before)
         for index, cpu in enumerate(self.cpus):
@@ -170,10 +174,11 @@ class HotMemory:
                 self._map.close()
             self._map = None
 
-    def _touched(self) -> npt.NDArray[np.uint8]:
+    def _touched(self, index: int) -> npt.NDArray[np.uint8]:
+        """Byte ``index`` of every page: what thread ``index`` writes."""
         if self._memory is None:
             raise RuntimeError("HotMemory is not started")
-        return self._memory[::PAGE_SIZE]
+        return self._memory[index % PAGE_SIZE::PAGE_SIZE]
 
     def _keep_hot(self, index: int, cpu: int) -> None:
         try:
@@ -189,7 +194,7 @@ class HotMemory:
             return
         if self._errors[index] is not None:
             return
-        pages = self._touched()
+        pages = self._touched(index)
         while not self._stop.is_set():
             # One byte per page: every PTE gets used, and the TLB entry with it. np.add runs
             # without the GIL, so each thread's loop is really on its own CPU.
