@@ -142,7 +142,16 @@ class Costs(BaseModel):
     dsb_ns: int = Field(
         1_000, ge=0,
         description="arm64: DSB ISH, waiting until every TLBI issued has completed on every CPU "
-        "(~1 us; 95% of ptep_clear_flush() time per Barry Song's profile; [I], docs §10.1).",
+        "of one node (~1 us; 95% of ptep_clear_flush() time per Barry Song's profile on an "
+        "8-core phone; [I], docs §10.1); broadcast_remote_ns adds the other node.",
+    )
+    broadcast_remote_ns: int = Field(
+        900, ge=0,
+        description="Added to a broadcast invalidation's wait (dsb_ns, tlbsync_ns): the "
+        "invalidation reaches every CPU of the machine, so its completion comes back from the "
+        "other node across the interconnect, one cross-node round trip beyond a local one: 2 x "
+        "(ipi_remote_latency_ns - ipi_latency_ns) at the defaults ([I], derived from the IPI "
+        "latencies, not fitted to a published figure; docs §10.1).",
     )
     invlpgb_ns: int = Field(
         50, ge=0,
@@ -151,8 +160,9 @@ class Costs(BaseModel):
     )
     tlbsync_ns: int = Field(
         1_000, ge=0,
-        description="AMD TLBSYNC: waiting for this CPU's INVLPGBs to complete everywhere (one "
-        "broadcast plus TLBSYNC ~ 1 us; [I], docs §10.1).",
+        description="AMD TLBSYNC: waiting for this CPU's INVLPGBs to complete on every CPU of "
+        "one node (one broadcast plus TLBSYNC ~ 1 us; [I], docs §10.1); broadcast_remote_ns "
+        "adds the other node.",
     )
 
     copy_setup_ns: int = Field(

@@ -146,7 +146,7 @@ class _Broadcast(FlushModel):
         counters.sync_waits += 1
         s.round_kind, s.round_pages = kind, send_pages
         yield task._event(EventKind.FLUSH_SEND, pages=send_pages, folio=folio, round_kind=kind)
-        task._spend(Spend.FLUSH, getattr(task.costs, self.sync_cost))
+        task._spend(Spend.FLUSH, self.sync_ns())
         table = task.folios
         for covered_folio in covered:
             table.flush_pending[covered_folio] = False
@@ -155,6 +155,12 @@ class _Broadcast(FlushModel):
         s.round_kind = RoundKind.NONE
         yield task._event(EventKind.FLUSH_DONE, folio=folio, pages=send_pages, round_kind=kind)
         s.phase = previous
+
+    def sync_ns(self) -> int:
+        """The wait for completion: every CPU of the machine (the inner-shareable domain, every
+        core for INVLPGB) acknowledges, those of the other node(s) across the interconnect."""
+        costs = self.task.costs
+        return int(getattr(costs, self.sync_cost)) + costs.broadcast_remote_ns
 
     def should_defer(self) -> bool:
         return True

@@ -60,6 +60,22 @@ def test_arm64_batched_waits_once_per_batch() -> None:
     assert serial.summary()["sim_time_ns"] < x86.summary()["sim_time_ns"]
 
 
+@pytest.mark.parametrize(("arch", "issue", "sync"), [("arm64-tlbi", "tlbi_ns", "dsb_ns"),
+                                                     ("x86-invlpgb", "invlpgb_ns", "tlbsync_ns")])
+@pytest.mark.parametrize("mode", [Mode.SERIAL, Mode.BATCHED])
+def test_a_broadcast_flush_costs_its_invalidations_and_its_waits(
+        arch: str, issue: str, sync: str, mode: Mode) -> None:
+    """Flushing is the invalidations issued plus the waits; each wait also pays
+    broadcast_remote_ns (the completion comes back from the other node)."""
+    for remote in (0, 900, 5000):
+        engine, _ = run("default", mode, f"topology.arch={arch}", "workload.threads=4",
+                        f"costs.broadcast_remote_ns={remote}")
+        costs, counters, summary = engine.scenario.costs, engine.counters, engine.summary()
+        assert counters.sync_waits > 0 and counters.tlbi_broadcasts > 0
+        assert summary["time_flush_ns"] == counters.tlbi_broadcasts * getattr(costs, issue) \
+            + counters.sync_waits * (getattr(costs, sync) + remote)
+
+
 @pytest.mark.parametrize("arch", ARCHES)
 @pytest.mark.parametrize("mode", [Mode.SERIAL, Mode.BATCHED])
 @pytest.mark.parametrize("name", ["tiny", "default", "contended", "thp"])
