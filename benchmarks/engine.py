@@ -25,21 +25,19 @@ from core.scenario import Mode, load_scenario  # noqa: E402
 def measure(name: str, mode: Mode, overrides: list[str], repeat: int) -> dict[str, object]:
     scenario = load_scenario(name, overrides)
     best = float("inf")
-    summary: dict[str, object] = {}
     for _ in range(repeat):
         engine = Engine(scenario, mode, checkpoints=False, history=1)
         start = time.perf_counter()
         engine.run_to_end()
         best = min(best, time.perf_counter() - start)
-        summary = engine.summary()
-    sim_ns = int(summary["sim_time_ns"])  # type: ignore[call-overload]
-    events = int(summary["events"])  # type: ignore[call-overload]
+    summary = engine.summary()
+    sim_ns, events = summary.sim_time_ns, summary.events
     return {
         "scenario": name, "mode": mode.value, "folios": scenario.memory.total_folios,
         "moves": scenario.migration.moves, "wall_s": round(best, 3), "events": events,
         "events_per_s": round(events / best), "sim_time_ns": sim_ns,
         "sim_ns_per_wall_ns": round(sim_ns / (best * 1e9), 4),
-        "accesses": summary["accesses"],
+        "accesses": summary.accesses,
     }
 
 

@@ -115,8 +115,8 @@ def _model_side(scenario: Scenario) -> dict[str, Any]:
         "pages_per_round": sends,
         "full_flushes": sum(pages < 0 for pages in sends),
         "receipt_pages": sorted(receipt_pages),
-        "pgmigrate_success": summary["pgmigrate_success"],
-        "pgmigrate_fail": summary["pgmigrate_fail"],
+        "pgmigrate_success": summary.pgmigrate_success,
+        "pgmigrate_fail": summary.pgmigrate_fail,
     }
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core.engine import Engine
 from core.events import Event, EventKind
 from core.scenario import Mode, Scenario, ScenarioError, apply_overrides, user_scenario
+from core.summary import RunSummary
 
 # Called with each new engine before it runs; returns what to call with each of its events, or
 # None (the command line's progress display watches runs this way).
@@ -43,15 +44,29 @@ DURATION_NS = 400_000_000  # the test's length: ~1.3 moves of pmbench-2s seriall
 MOVES = 1000  # "back and forth" for as long as the test lasts (the scenario's upper bound)
 
 
-def run_once(scenario: Scenario, mode: Mode | None, watch: Watch | None = None) -> dict[str, Any]:
+def run_once(scenario: Scenario, mode: Mode | None, watch: Watch | None = None) -> RunSummary:
     """One headless run; its `migviz run --json` figures."""
     engine = Engine(scenario, mode, checkpoints=False, history=1)
     engine.run_to_end(watch(engine) if watch else None)
     return engine.summary()
 
 
+@dataclass(frozen=True, slots=True)
+class TimedRun:
+    """A run of fixed length: its figures as counted during the test, and what the test did."""
+
+    summary: RunSummary  # sim_time_ns is the test's length; IPIs, rounds, pages by its end
+    duration_ns: int
+    pages_migrated: int
+    moves_started: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.summary.as_json(), "duration_ns": self.duration_ns,
+                "pages_migrated": self.pages_migrated, "moves_started": self.moves_started}
+
+
 def run_for(scenario: Scenario, mode: Mode, duration_ns: int,
-            watch: Watch | None = None) -> dict[str, Any]:
+            watch: Watch | None = None) -> TimedRun:
     """A test of fixed length, as the seed ran it: the workload runs throughout while the task
     moves the folios back and forth for ``duration_ns`` of simulated time (the last move cut
     short). Counted during the test, as /proc/interrupts and /proc/vmstat deltas would count:
@@ -77,21 +92,19 @@ def run_for(scenario: Scenario, mode: Mode, duration_ns: int,
     if engine.last_event is not None and engine.last_event.time_ns > duration_ns:
         pages -= _after_cut(engine.last_event)
     engine.workload.advance_to(duration_ns)
-    summary = engine.summary()
     work = engine.workload.stats()
     seconds = duration_ns / 1e9
-    return {
-        **summary,
-        "duration_ns": duration_ns,
-        "sim_time_ns": duration_ns,
-        "nr_tlb_remote_flush_received": ipis,
-        "nr_tlb_remote_flush": rounds,
-        "pages_migrated": pages,
-        "pages_per_sec": round(pages / seconds, 1),
-        "ipis_per_page": round(ipis / pages, 4) if pages else 0.0,
-        "moves_started": int(engine.task.s.move) + (0 if engine.done else 1),
-        "workload_accesses_per_sec": round(work.accesses / seconds, 1),
-    }
+    summary = replace(
+        engine.summary(),
+        sim_time_ns=duration_ns,
+        nr_tlb_remote_flush_received=ipis,
+        nr_tlb_remote_flush=rounds,
+        pages_per_sec=round(pages / seconds, 1),
+        ipis_per_page=round(ipis / pages, 4) if pages else 0.0,
+        workload_accesses_per_sec=round(work.accesses / seconds, 1),
+    )
+    return TimedRun(summary, duration_ns, pages,
+                    int(engine.task.s.move) + (0 if engine.done else 1))
 
 
 def _after_cut(event: Event) -> int:
@@ -109,22 +122,22 @@ def run_bench(scenario: Scenario, watch: Watch | None = None,
     headline figures and the seed's. The seed's reduction is "during the test": IPIs over the
     same time, in which batched moved more pages; per migrated page it is larger."""
     start = time.perf_counter()
-    serial = run_for(scenario, Mode.SERIAL, duration_ns, watch)
-    batched = run_for(scenario, Mode.BATCHED, duration_ns, watch)
+    serial_run = run_for(scenario, Mode.SERIAL, duration_ns, watch)
+    batched_run = run_for(scenario, Mode.BATCHED, duration_ns, watch)
     wall = time.perf_counter() - start
+    serial, batched = serial_run.summary, batched_run.summary
     figures = {
-        "ipi_reduction_pct": -_pct_change(serial["nr_tlb_remote_flush_received"],
-                                          batched["nr_tlb_remote_flush_received"]),
-        "ipi_per_page_reduction_pct": -_pct_change(serial["ipis_per_page"],
-                                                   batched["ipis_per_page"]),
-        "rounds_reduction_pct": -_pct_change(serial["nr_tlb_remote_flush"],
-                                             batched["nr_tlb_remote_flush"]),
-        "throughput_gain_pct": _pct_change(serial["pages_per_sec"], batched["pages_per_sec"]),
-        "workload_gain_pct": _pct_change(serial["workload_accesses_per_sec"],
-                                         batched["workload_accesses_per_sec"]),
-        "serial_flush_share_pct": serial["flush_share_pct"],
-        "batched_copy_share_pct": batched["copy_share_pct"],
-        "batched_unmap_flush_share_pct": batched["unmap_flush_share_pct"],
+        "ipi_reduction_pct": -_pct_change(serial.nr_tlb_remote_flush_received,
+                                          batched.nr_tlb_remote_flush_received),
+        "ipi_per_page_reduction_pct": -_pct_change(serial.ipis_per_page, batched.ipis_per_page),
+        "rounds_reduction_pct": -_pct_change(serial.nr_tlb_remote_flush,
+                                             batched.nr_tlb_remote_flush),
+        "throughput_gain_pct": _pct_change(serial.pages_per_sec, batched.pages_per_sec),
+        "workload_gain_pct": _pct_change(serial.workload_accesses_per_sec,
+                                         batched.workload_accesses_per_sec),
+        "serial_flush_share_pct": serial.flush_share_pct,
+        "batched_copy_share_pct": batched.copy_share_pct,
+        "batched_unmap_flush_share_pct": batched.unmap_flush_share_pct,
     }
     within = {key: low <= figures[key] <= high for key, (low, high) in RANGES.items()}
     rows = [figure_row(key, figures[key], SEED[key], low, high,
@@ -141,8 +154,8 @@ def run_bench(scenario: Scenario, watch: Watch | None = None,
         "wall_s": round(wall, 2),
         "duration_ns": duration_ns,
         "sim_time_ns": 2 * duration_ns,
-        "serial": serial,
-        "batched": batched,
+        "serial": serial_run,
+        "batched": batched_run,
     }
 
 
@@ -160,7 +173,7 @@ class Figure:
     low: float
     high: float
     source: str
-    compute: Callable[[dict[str, dict[str, Any]]], float]
+    compute: Callable[[dict[str, RunSummary]], float]
     unit: str = "%"
 
 
@@ -173,8 +186,8 @@ class Recipe:
     why_outside: str = ""  # what the figure rests on, said where it falls outside
 
 
-def _gbps(run: dict[str, Any]) -> float:
-    return float(run["pgmigrate_success"] * 4096 / run["sim_time_ns"])
+def _gbps(run: RunSummary) -> float:
+    return run.pgmigrate_success * 4096 / run.sim_time_ns
 
 
 _THP = "memory.folios=[{order=9,count=32}]"
@@ -207,7 +220,7 @@ RECIPES: dict[str, Recipe] = {
             Figure("migration_time_reduction_pct", 50.0, 50.0, 90.0,
                    "arm64 batched TLB flush, 43b3dfdd0455 (v9 commit text): pmbench + 20 "
                    "migrations on a 128-CPU 2-node server, \"more than 50% less time\"",
-                   lambda r: 100 * (1 - r["batched"]["sim_time_ns"] / r["serial"]["sim_time_ns"])),
+                   lambda r: 100 * (1 - r["batched"].sim_time_ns / r["serial"].sim_time_ns)),
         ),
         why_outside="the gain is the serial DSB ISH waits that batching saves, so it rests on "
         "what one wait costs (dsb_ns + broadcast_remote_ns, both [I])",
@@ -223,8 +236,8 @@ RECIPES: dict[str, Recipe] = {
             Figure("serial_flush_cpu_reduction_pct", 90.0, 85.0, 97.0,
                    "Rik van Riel, AMD INVLPGB series: TLB invalidation ~40% of CPU time with "
                    "IPIs, ~4% with INVLPGB (will-it-scale, 36-core Milan)",
-                   lambda r: 100 * (1 - r["invlpgb-serial"]["flush_cpu_ns"]
-                                    / r["ipi-serial"]["flush_cpu_ns"])),
+                   lambda r: 100 * (1 - r["invlpgb-serial"].flush_cpu_ns
+                                    / r["ipi-serial"].flush_cpu_ns)),
         ),
     ),
 }
@@ -235,14 +248,11 @@ def run_recipe(scenario: Scenario, recipe: Recipe, watch: Watch | None = None
     """Every run of the recipe, and each published figure beside the model's."""
     start = time.perf_counter()
     base = scenario.model_dump(mode="json", by_alias=True)
-    runs = {}
+    runs: dict[str, RunSummary] = {}
     for name, (mode, overrides) in recipe.runs.items():
         variant = user_scenario(apply_overrides(base, list(overrides)),
                                 f"{scenario.name} ({name})")
         runs[name] = run_once(variant, mode, watch)
-        # CPU time flushing takes: the sender's wait plus every target's IPI handler.
-        runs[name]["flush_cpu_ns"] = runs[name]["time_flush_ns"] + \
-            variant.costs.ipi_handler_ns * runs[name]["nr_tlb_remote_flush_received"]
     figures = [figure_row(figure.name, figure.compute(runs), figure.published, figure.low,
                           figure.high, figure.source, figure.unit)
                for figure in recipe.figures]
@@ -281,9 +291,21 @@ def parse_sweep(spec: str) -> tuple[str, list[Any]]:
     return field, values
 
 
+@dataclass(frozen=True, slots=True)
+class SweepRow:
+    """One run of a sweep: the field, its value, the run's figures."""
+
+    field: str
+    value: Any
+    summary: RunSummary
+
+    def as_json(self) -> dict[str, Any]:
+        return {"field": self.field, "value": self.value, **self.summary.as_json()}
+
+
 def sweep(scenario: Scenario, spec: str, mode: Mode = Mode.BATCHED,
-          label: str = "scenario", watch: Watch | None = None) -> list[dict[str, Any]]:
-    """Run one mode once per value of one field; each row is `value` plus the run's figures."""
+          label: str = "scenario", watch: Watch | None = None) -> list[SweepRow]:
+    """Run one mode once per value of one field."""
     field, values = parse_sweep(spec)
     base = scenario.model_dump(mode="json", by_alias=True)
     variants: list[Scenario] = []
@@ -292,7 +314,7 @@ def sweep(scenario: Scenario, spec: str, mode: Mode = Mode.BATCHED,
         variants.append(user_scenario(data, f"{label} with --sweep {field}={value}"))
     rows = []
     for value, variant in zip(values, variants, strict=True):
-        rows.append({"field": field, "value": value, **run_once(variant, mode, watch)})
+        rows.append(SweepRow(field, value, run_once(variant, mode, watch)))
     return rows
 
 

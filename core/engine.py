@@ -12,7 +12,6 @@ import copy
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +23,7 @@ from core.migrate import MigrationTask
 from core.numa import NumaTask
 from core.scenario import Mode, Scenario
 from core.stats import Counters, Spend, WorkloadStats, ipis_per_page, pages_per_second
+from core.summary import RunSummary
 from core.timeline import Mark, Timeline
 from core.tlb import CpuRole, Machine
 from core.workload import Workload
@@ -508,12 +508,12 @@ class Engine:
         orders = table.order[: table.count][remapped].astype(np.int64)
         return done + int(np.left_shift(1, orders).sum())
 
-    def summary(self) -> dict[str, Any]:
-        """The run's figures, with the keys of `migviz run --json`."""
+    def summary(self) -> RunSummary:
+        """The run's figures (`migviz run --json`)."""
         return summarize(self)
 
 
-def summarize(engine: Engine) -> dict[str, Any]:
+def summarize(engine: Engine) -> RunSummary:
     """Counters and derived figures of an engine's run so far."""
     # The workload is simulated lazily and only run_to_end() used to bring it up to date, so a
     # stepped run (step()/run_until() until done) reported no or fewer accesses and stalls than
@@ -525,7 +525,6 @@ def summarize(engine: Engine) -> dict[str, Any]:
     work = engine.workload.stats()
     sim = engine.clock
     pages = c.pgmigrate_success
-    spent = {f"time_{where.name.lower()}_ns": int(c.time_ns[where]) for where in Spend}
     # Shares of migrate_pages() CPU time, as a cycles profile counts it: without isolation
     # (outside migrate_pages) and without sleeping on locks or writeback.
     cycles = int(c.time_ns.sum() - c.time_ns[Spend.ISOLATE] - c.time_ns[Spend.WAIT])
@@ -533,61 +532,70 @@ def summarize(engine: Engine) -> dict[str, Any]:
     def share(*parts: Spend) -> float:
         return round(sum(int(c.time_ns[p]) for p in parts) / cycles * 100, 2) if cycles else 0.0
 
-    return {
-        "scenario": engine.scenario.name,
-        "mode": engine.initial_mode.value,
-        "sim_time_ns": sim,
-        "pgmigrate_success": c.pgmigrate_success,
-        "pgmigrate_fail": c.pgmigrate_fail,
-        "thp_migration_success": c.thp_migration_success,
-        "thp_migration_fail": c.thp_migration_fail,
-        "thp_migration_split": c.thp_migration_split,
-        "nr_tlb_remote_flush": c.nr_tlb_remote_flush,
-        "nr_tlb_remote_flush_received": c.nr_tlb_remote_flush_received,
-        "nr_tlb_local_flush_all": c.nr_tlb_local_flush_all,
-        "nr_tlb_local_flush_one": c.nr_tlb_local_flush_one,
-        "numa_pte_updates": c.numa_pte_updates,
-        "numa_hint_faults": c.numa_hint_faults,
-        "numa_hint_faults_local": c.numa_hint_faults_local,
-        "numa_pages_migrated": c.numa_pages_migrated,
-        "arch": engine.scenario.topology.arch.value,
-        "tlbi_broadcasts": c.tlbi_broadcasts,
-        "sync_waits": c.sync_waits,
-        "tlb_shootdowns": c.tlb_shootdowns.tolist(),
-        "migrate_calls": c.migrate_calls,
-        "batches": c.batches,
-        "passes": c.passes,
-        "retries": c.retries,
-        "eagain_unmap": c.eagain_unmap,
-        "eagain_move": c.eagain_move,
-        "ebusy": c.ebusy,
-        "enomem": c.enomem,
-        "lock_waits": c.lock_waits,
-        "writeback_waits": c.writeback_waits,
-        "sync_fallback_folios": c.sync_fallback_folios,
-        "fallback_flush_rounds": c.fallback_flush_rounds,
-        "batch_flush_rounds": c.batch_flush_rounds,
-        "pmd_flush_rounds": c.pmd_flush_rounds,
-        "ordering_violations": c.ordering_violations,
-        "pages_per_sec": pages_per_second(pages, sim),
-        "ipis_per_page": ipis_per_page(c.nr_tlb_remote_flush_received, pages),
-        "accesses": work.accesses,
+    spent = [int(ns) for ns in c.time_ns]
+    return RunSummary(
+        scenario=engine.scenario.name,
+        mode=engine.initial_mode.value,
+        sim_time_ns=sim,
+        pgmigrate_success=c.pgmigrate_success,
+        pgmigrate_fail=c.pgmigrate_fail,
+        thp_migration_success=c.thp_migration_success,
+        thp_migration_fail=c.thp_migration_fail,
+        thp_migration_split=c.thp_migration_split,
+        nr_tlb_remote_flush=c.nr_tlb_remote_flush,
+        nr_tlb_remote_flush_received=c.nr_tlb_remote_flush_received,
+        nr_tlb_local_flush_all=c.nr_tlb_local_flush_all,
+        nr_tlb_local_flush_one=c.nr_tlb_local_flush_one,
+        numa_pte_updates=c.numa_pte_updates,
+        numa_hint_faults=c.numa_hint_faults,
+        numa_hint_faults_local=c.numa_hint_faults_local,
+        numa_pages_migrated=c.numa_pages_migrated,
+        arch=engine.scenario.topology.arch.value,
+        tlbi_broadcasts=c.tlbi_broadcasts,
+        sync_waits=c.sync_waits,
+        tlb_shootdowns=tuple(c.tlb_shootdowns.tolist()),
+        migrate_calls=c.migrate_calls,
+        batches=c.batches,
+        passes=c.passes,
+        retries=c.retries,
+        eagain_unmap=c.eagain_unmap,
+        eagain_move=c.eagain_move,
+        ebusy=c.ebusy,
+        enomem=c.enomem,
+        lock_waits=c.lock_waits,
+        writeback_waits=c.writeback_waits,
+        sync_fallback_folios=c.sync_fallback_folios,
+        fallback_flush_rounds=c.fallback_flush_rounds,
+        batch_flush_rounds=c.batch_flush_rounds,
+        pmd_flush_rounds=c.pmd_flush_rounds,
+        ordering_violations=c.ordering_violations,
+        pages_per_sec=pages_per_second(pages, sim),
+        ipis_per_page=ipis_per_page(c.nr_tlb_remote_flush_received, pages),
+        accesses=work.accesses,
         # The workload's own progress: fewer accesses per second when its threads handle IPIs,
         # refill what a full flush threw away, or wait on migration entries.
-        "workload_accesses_per_sec": round(work.accesses / (sim / 1e9), 1) if sim else 0.0,
-        "tlb_hits": work.tlb_hits,
-        "tlb_misses": work.tlb_misses,
-        "stale_hits": work.stale_hits,
-        "stale_writes": engine.workload.stale_writes,
-        "lost_writes": work.lost_writes,
-        "stalls": int(work.stall_ns.size),
-        "stall_p50_ns": work.percentile(50),
-        "stall_p99_ns": work.percentile(99),
-        "stall_max_ns": int(work.stall_ns.max()) if work.stall_ns.size else 0,
-        "events": engine.events,
-        "migrate_pages_ns": cycles,
-        "flush_share_pct": share(Spend.FLUSH),
-        "copy_share_pct": share(Spend.COPY),
-        "unmap_flush_share_pct": share(Spend.UNMAP, Spend.FLUSH),
-        **spent,
-    }
+        workload_accesses_per_sec=round(work.accesses / (sim / 1e9), 1) if sim else 0.0,
+        tlb_hits=work.tlb_hits,
+        tlb_misses=work.tlb_misses,
+        stale_hits=work.stale_hits,
+        stale_writes=engine.workload.stale_writes,
+        lost_writes=work.lost_writes,
+        stalls=int(work.stall_ns.size),
+        stall_p50_ns=work.percentile(50),
+        stall_p99_ns=work.percentile(99),
+        stall_max_ns=int(work.stall_ns.max()) if work.stall_ns.size else 0,
+        events=engine.events,
+        migrate_pages_ns=cycles,
+        flush_share_pct=share(Spend.FLUSH),
+        copy_share_pct=share(Spend.COPY),
+        unmap_flush_share_pct=share(Spend.UNMAP, Spend.FLUSH),
+        flush_cpu_ns=int(c.time_ns[Spend.FLUSH])
+        + engine.scenario.costs.ipi_handler_ns * c.nr_tlb_remote_flush_received,
+        time_isolate_ns=spent[Spend.ISOLATE],
+        time_prepare_ns=spent[Spend.PREPARE],
+        time_unmap_ns=spent[Spend.UNMAP],
+        time_flush_ns=spent[Spend.FLUSH],
+        time_copy_ns=spent[Spend.COPY],
+        time_move_ns=spent[Spend.MOVE],
+        time_wait_ns=spent[Spend.WAIT],
+    )

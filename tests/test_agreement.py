@@ -328,13 +328,13 @@ def check_end(view: EngineView, frame: Frame, scenario: Scenario, toggled: bool)
     headless = Engine(scenario, checkpoints=False, history=1)
     headless.run_to_end()
     summary = headless.summary()
-    assert view.clock_ns == summary["sim_time_ns"]
-    assert view.pages_per_sec == summary["pages_per_sec"]
-    assert view.ipis_per_page == summary["ipis_per_page"]
-    assert view.workload.percentile(99) == summary["stall_p99_ns"]
-    assert header_figures(frame)["clock"] == format_ns(summary["sim_time_ns"])
+    assert view.clock_ns == summary.sim_time_ns
+    assert view.pages_per_sec == summary.pages_per_sec
+    assert view.ipis_per_page == summary.ipis_per_page
+    assert view.workload.percentile(99) == summary.stall_p99_ns
+    assert header_figures(frame)["clock"] == format_ns(summary.sim_time_ns)
     stats = stats_content(frame, 400).plain
-    assert f"pages/s {format_count(summary['pages_per_sec'])}" in stats
+    assert f"pages/s {format_count(summary.pages_per_sec)}" in stats
 
 
 @SETTINGS

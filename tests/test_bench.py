@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from core.bench import RANGES, SEED, parse_sweep, run_bench, run_once, sweep
+from core.bench import RANGES, SEED, TimedRun, parse_sweep, run_bench, run_once, sweep
 from core.scenario import Mode, ScenarioError, load_scenario
 from tui.cli import main
 
@@ -34,31 +34,32 @@ def test_headline_figures_land_in_range(bench: dict[str, object], key: str) -> N
 def test_figures_follow_from_the_counters(bench: dict[str, object]) -> None:
     # A test of fixed length: both modes ran for the same simulated time, so the reduction
     # "during the test" compares IPIs over that time, and pages per second pages over it.
-    serial, batched = bench["serial"], bench["batched"]
-    assert isinstance(serial, dict) and isinstance(batched, dict)
+    serial_run, batched_run = bench["serial"], bench["batched"]
+    assert isinstance(serial_run, TimedRun) and isinstance(batched_run, TimedRun)
+    serial, batched = serial_run.summary, batched_run.summary
     # duration_ns is the test's length in *simulated* time (what --duration sets), the same in
     # both modes by construction; no wall-clock time is measured or asserted here.
-    assert serial["duration_ns"] == batched["duration_ns"] == bench["duration_ns"] == TEST_NS
-    reduction = 100 * (1 - batched["nr_tlb_remote_flush_received"]
-                       / serial["nr_tlb_remote_flush_received"])
+    assert serial_run.duration_ns == batched_run.duration_ns == bench["duration_ns"] == TEST_NS
+    reduction = 100 * (1 - batched.nr_tlb_remote_flush_received
+                       / serial.nr_tlb_remote_flush_received)
     assert bench["ipi_reduction_pct"] == pytest.approx(reduction, abs=0.01)
-    gain = 100 * (batched["pages_migrated"] / serial["pages_migrated"] - 1)
+    gain = 100 * (batched_run.pages_migrated / serial_run.pages_migrated - 1)
     assert bench["throughput_gain_pct"] == pytest.approx(gain, abs=0.01)
-    for mode in (serial, batched):
-        assert mode["pages_per_sec"] == pytest.approx(mode["pages_migrated"] / (TEST_NS / 1e9))
+    for run in (serial_run, batched_run):
+        assert run.summary.pages_per_sec == pytest.approx(run.pages_migrated / (TEST_NS / 1e9))
     # Per page the reduction is larger: batched moved more pages in the same time.
     assert float(bench["ipi_per_page_reduction_pct"]) > float(bench["ipi_reduction_pct"])  # type: ignore[arg-type]
     # The test outlasts a move: the folios went back and forth, the last move cut short.
     scenario = load_scenario("pmbench-2s", SMALL)
-    assert serial["moves_started"] >= 2 and batched["moves_started"] > serial["moves_started"]
-    assert serial["pages_migrated"] > scenario.memory.total_pages
+    assert serial_run.moves_started >= 2 and batched_run.moves_started > serial_run.moves_started
+    assert serial_run.pages_migrated > scenario.memory.total_pages
     # Serial: one round per page (the one in flight at the end may not be remapped yet).
-    assert serial["nr_tlb_remote_flush"] - serial["pages_migrated"] in (0, 1)
+    assert serial.nr_tlb_remote_flush - serial_run.pages_migrated in (0, 1)
     # Batched, with no busy folios: one deferred round per batch of 512 (the last one maybe
     # unfinished), no sync fallback.
-    batches = -(-batched["pages_migrated"] // scenario.migration.batch_pages)
-    assert batched["nr_tlb_remote_flush"] - batches in (0, 1)
-    assert batched["fallback_flush_rounds"] == batched["sync_fallback_folios"] == 0
+    batches = -(-batched_run.pages_migrated // scenario.migration.batch_pages)
+    assert batched.nr_tlb_remote_flush - batches in (0, 1)
+    assert batched.fallback_flush_rounds == batched.sync_fallback_folios == 0
 
 
 def test_ipi_cost_follows_the_x86_round_shape() -> None:
@@ -69,7 +70,7 @@ def test_ipi_cost_follows_the_x86_round_shape() -> None:
         scenario = load_scenario("pmbench-2s", SMALL + [
             "migration.moves=1", f"workload.threads={len(cpus)}", f"workload.cpus={cpus}"])
         result = run_once(scenario, Mode.SERIAL)
-        return float(result["time_flush_ns"] / result["nr_tlb_remote_flush"])
+        return float(result.time_flush_ns / result.nr_tlb_remote_flush)
 
     # The initiator is CPU 47, on node 1 (CPUs 24-47).
     same_8 = per_round(list(range(24, 32)))
@@ -89,10 +90,10 @@ def test_ipi_cost_follows_the_x86_round_shape() -> None:
 def test_sweep_stall_p99_grows_with_batch_size() -> None:
     scenario = load_scenario("pmbench-2s", SMALL + ["migration.moves=1", "migration.contention=0"])
     rows = sweep(scenario, "migration.batch_pages=1,16,128,512")
-    assert [row["value"] for row in rows] == [1, 16, 128, 512]
-    p99 = [row["stall_p99_ns"] for row in rows]
+    assert [row.value for row in rows] == [1, 16, 128, 512]
+    p99 = [row.summary.stall_p99_ns for row in rows]
     assert p99 == sorted(p99) and p99[0] < p99[-1]
-    ipis = [row["nr_tlb_remote_flush_received"] for row in rows]
+    ipis = [row.summary.nr_tlb_remote_flush_received for row in rows]
     assert ipis == sorted(ipis, reverse=True) and ipis[0] > ipis[-1]
 
 
@@ -170,9 +171,9 @@ def test_arm64_figure_follows_from_its_runs() -> None:
     result = run_recipe(load_scenario("arm64-128", small), RECIPES["arm64-128"])
     (row,) = result["figures"]
     serial, batched = result["runs"]["serial"], result["runs"]["batched"]
-    assert row["model"] == round(100 * (1 - batched["sim_time_ns"] / serial["sim_time_ns"]), 2)
+    assert row["model"] == round(100 * (1 - batched.sim_time_ns / serial.sim_time_ns), 2)
     assert row["in_range"] and result["why_outside"] == ""
-    assert serial["nr_tlb_remote_flush_received"] == batched["nr_tlb_remote_flush_received"] == 0
+    assert serial.nr_tlb_remote_flush_received == batched.nr_tlb_remote_flush_received == 0
     cheap = load_scenario("arm64-128", [*small, "costs.dsb_ns=100", "costs.broadcast_remote_ns=0"])
     result = run_recipe(cheap, RECIPES["arm64-128"])
     assert not result["figures"][0]["in_range"] and "dsb_ns" in result["why_outside"]

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import FrozenInstanceError
 
 import pytest
 
+from core.scenario import load_scenario
+from core.summary import RunSummary
+from tests.helpers import headless_run
 from tui.cli import main
+from tui.report import METRICS
 
 
 def json_of(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object]:
@@ -54,3 +59,16 @@ def test_an_error_in_one_side_names_its_option(capsys: pytest.CaptureFixture[str
     assert "topology.arch" in err and "[from --b]" in err and err.count("\n") == 1
     assert main(["compare", "tiny", "--a", "nonsense"]) == 2
     assert capsys.readouterr().err.startswith("migviz: error: --a nonsense:")
+
+
+def test_run_json_is_the_typed_summary_and_the_tables_name_its_fields(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`run --json` prints the RunSummary record, field for field, in its order; every figure a
+    comparison table shows is one of its fields."""
+    data = json_of(capsys, "run", "tiny", "--json")
+    assert list(data) == list(RunSummary.keys())
+    engine, _ = headless_run(load_scenario("tiny"))
+    assert data == engine.summary().as_json()
+    assert set(METRICS) <= set(RunSummary.keys())
+    with pytest.raises(FrozenInstanceError):
+        engine.summary().pages_per_sec = 0.0  # type: ignore[misc]

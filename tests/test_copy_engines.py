@@ -6,14 +6,15 @@ import pytest
 
 from core.copy import DATA, speed_factors
 from core.engine import Engine
-from core.events import EventKind
+from core.events import Event, EventKind
 from core.scenario import Mode, ScenarioError, load_scenario
+from core.summary import RunSummary
 
 THP = "memory.folios=[{order=9,count=32}]"
 BASE = "memory.folios=[{order=0,count=2048}]"
 
 
-def run(mode: Mode, *overrides: str) -> tuple[dict, list]:  # type: ignore[type-arg]
+def run(mode: Mode, *overrides: str) -> tuple[RunSummary, list[Event]]:
     engine = Engine(load_scenario("default", ["migration.moves=1", *overrides]), mode,
                     checkpoints=False)
     events = list(engine.iter_events())
@@ -23,13 +24,13 @@ def run(mode: Mode, *overrides: str) -> tuple[dict, list]:  # type: ignore[type-
 def test_dma_shortens_2mib_batches_and_hardly_4kib() -> None:
     """The paper's shape: 16 DMA channels ~6x at 2 MiB, little at 4 KiB (Amdahl: the copy is
     ~35% of a 4 KiB migration)."""
-    cpu_thp = run(Mode.BATCHED, THP)[0]["sim_time_ns"]
-    dma_thp = run(Mode.BATCHED, THP, "migration.copy=dma:16")[0]["sim_time_ns"]
-    cpu_base = run(Mode.BATCHED, BASE)[0]["sim_time_ns"]
-    dma_base = run(Mode.BATCHED, BASE, "migration.copy=dma:16")[0]["sim_time_ns"]
+    cpu_thp = run(Mode.BATCHED, THP)[0].sim_time_ns
+    dma_thp = run(Mode.BATCHED, THP, "migration.copy=dma:16")[0].sim_time_ns
+    cpu_base = run(Mode.BATCHED, BASE)[0].sim_time_ns
+    dma_base = run(Mode.BATCHED, BASE, "migration.copy=dma:16")[0].sim_time_ns
     assert cpu_thp / dma_thp > 3.5
     assert 1.0 < cpu_base / dma_base < 1.5
-    mt_thp = run(Mode.BATCHED, THP, "migration.copy=mtcopy:16")[0]["sim_time_ns"]
+    mt_thp = run(Mode.BATCHED, THP, "migration.copy=mtcopy:16")[0].sim_time_ns
     assert dma_thp < mt_thp < cpu_thp  # DMA beats 16 threads at 2 MiB, as published
 
 
@@ -54,8 +55,8 @@ def test_a_batch_is_copied_at_once_after_its_metadata() -> None:
         assert kinds == [EventKind.FLUSH_DONE] + [EventKind.COPY] * 16 + [EventKind.REMAP] * 16
         copies = [e for e in steps if e.kind is EventKind.COPY]
         assert len({e.time_ns for e in copies}) == 1
-    assert summary["ordering_violations"] == 0 and summary["lost_writes"] == 0
-    assert summary["pgmigrate_success"] == 64
+    assert summary.ordering_violations == 0 and summary.lost_writes == 0
+    assert summary.pgmigrate_success == 64
 
 
 def test_the_factors_come_from_the_published_table() -> None:

@@ -350,8 +350,8 @@ def test_builtin_scenarios_migrate_every_page(name: str, mode: str) -> None:
     summary = engine.summary()
     m = scenario.migration
     pages = scenario.memory.total_pages
-    assert summary["pgmigrate_success"] == pages * m.moves
-    assert summary["pgmigrate_fail"] == 0
+    assert summary.pgmigrate_success == pages * m.moves
+    assert summary.pgmigrate_fail == 0
     orders = [g.order for g in scenario.memory.folios for _ in range(g.count)]
     per_move = (serial_rounds_per_move(orders) if mode == "serial"
                 else batched_rounds_per_move(orders, m.batch_pages))
@@ -359,9 +359,9 @@ def test_builtin_scenarios_migrate_every_page(name: str, mode: str) -> None:
     mask = mask_of(w.threads, m.initiator_cpu)
     targets = targets_of(w.threads, m.initiator_cpu, w.lazy_cpus)
     rounds = per_move * m.moves if mask else 0
-    assert summary["nr_tlb_remote_flush"] == rounds
-    assert summary["nr_tlb_remote_flush_received"] == rounds * len(targets)
-    assert sum(summary["tlb_shootdowns"]) == summary["nr_tlb_remote_flush_received"]
+    assert summary.nr_tlb_remote_flush == rounds
+    assert summary.nr_tlb_remote_flush_received == rounds * len(targets)
+    assert sum(summary.tlb_shootdowns) == summary.nr_tlb_remote_flush_received
 
 
 @pytest.mark.parametrize(

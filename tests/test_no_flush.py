@@ -18,8 +18,8 @@ def test_correct_modes_never_lose_a_write(name: str, mode: Mode) -> None:
     engine = Engine(load_scenario(name, SMALL.get(name, [])), mode, checkpoints=False)
     engine.run_to_end()
     summary = engine.summary()
-    assert summary["ordering_violations"] == 0
-    assert summary["lost_writes"] == 0
+    assert summary.ordering_violations == 0
+    assert summary.lost_writes == 0
 
 
 @pytest.mark.parametrize("mode", [Mode.SERIAL, Mode.BATCHED])
@@ -29,14 +29,14 @@ def test_without_the_flush_copies_race_stale_writes(mode: Mode) -> None:
     engine.run_to_end()
     summary = engine.summary()
     # Every folio is copied while its flush is still pending, and nothing is ever flushed.
-    assert summary["ordering_violations"] == summary["pgmigrate_success"]
-    assert summary["nr_tlb_remote_flush"] == 0
-    assert 0 < summary["lost_writes"] <= summary["stale_writes"]
+    assert summary.ordering_violations == summary.pgmigrate_success
+    assert summary.nr_tlb_remote_flush == 0
+    assert 0 < summary.lost_writes <= summary.stale_writes
 
 
 def test_the_same_run_with_flushes_loses_nothing() -> None:
     scenario = load_scenario("no-flush", ["migration.skip_flush=false"])
     engine = Engine(scenario, checkpoints=False)
     engine.run_to_end()
-    assert engine.summary()["lost_writes"] == 0
-    assert engine.summary()["nr_tlb_remote_flush"] > 0
+    assert engine.summary().lost_writes == 0
+    assert engine.summary().nr_tlb_remote_flush > 0

@@ -9,6 +9,7 @@ import pytest
 
 from core.engine import Engine
 from core.scenario import Mode, Scenario, load_scenario, scenario_from_dict
+from core.summary import RunSummary
 from core.trace import KERNELS, TraceFormatter, header, write_trace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +41,7 @@ FORMATS = {
 
 
 def trace_of(scenario: Scenario, mode: Mode, kernel: str = "6.3"
-             ) -> tuple[list[str], dict[str, object]]:
+             ) -> tuple[list[str], RunSummary]:
     engine = Engine(scenario, mode, checkpoints=False, history=1)
     lines = list(write_trace(engine.iter_events(), TraceFormatter(scenario, kernel=kernel)))
     return lines, engine.summary()
@@ -73,13 +74,13 @@ def test_trace_counts_match_the_counters(mode: Mode) -> None:
     payloads = [(m["event"], m["payload"]) for m in matches]
     sends = [p for e, p in payloads if e == "tlb_flush" and "remote ipi send" in p]
     received = [p for e, p in payloads if e == "tlb_flush" and "remote shootdown" in p]
-    assert len(sends) == summary["nr_tlb_remote_flush"]
-    assert len(received) == summary["nr_tlb_remote_flush_received"]
+    assert len(sends) == summary.nr_tlb_remote_flush
+    assert len(received) == summary.nr_tlb_remote_flush_received
     starts = [p for e, p in payloads if e == "mm_migrate_pages_start"]
     assert len(starts) == scenario.migration.moves
     succeeded = sum(int(re.search(r"nr_succeeded=(\d+)", p)[1])  # type: ignore[index, misc]
                     for e, p in payloads if e == "mm_migrate_pages")
-    assert succeeded == summary["pgmigrate_success"]
+    assert succeeded == summary.pgmigrate_success
     # Every remote shootdown happens in an IPI handler, on the target CPU.
     for match in matches:
         if match["event"] == "tlb_flush" and "remote shootdown" in match["payload"]:
@@ -275,9 +276,9 @@ def test_printk_lines_name_the_kernel_function() -> None:
     lines = list(write_trace(engine.iter_events(), formatter))
     events = [m["event"] for m in parse(lines)]
     summary = engine.summary()
-    assert events.count("folio_copy") == summary["pgmigrate_success"]  # base pages only
-    assert events.count("migrate_folio_unmap") == summary["eagain_unmap"] + summary["ebusy"]
-    assert events.count("folio_migrate_mapping") == summary["eagain_move"]
+    assert events.count("folio_copy") == summary.pgmigrate_success  # base pages only
+    assert events.count("migrate_folio_unmap") == summary.eagain_unmap + summary.ebusy
+    assert events.count("folio_migrate_mapping") == summary.eagain_move
 
 
 @pytest.mark.parametrize("mode", [Mode.SERIAL, Mode.BATCHED])
@@ -293,13 +294,13 @@ def test_perfetto_export_is_valid_json_with_a_slice_per_round_and_ipi(mode: Mode
     rows = data["traceEvents"]
     rounds = [r for r in rows if r["ph"] == "X" and r["name"].startswith("shootdown round")]
     handlers = [r for r in rows if r["ph"] == "X" and r["name"].startswith("shootdown IPI")]
-    assert len(rounds) == summary["nr_tlb_remote_flush"]
-    assert len(handlers) == summary["nr_tlb_remote_flush_received"]
+    assert len(rounds) == summary.nr_tlb_remote_flush
+    assert len(handlers) == summary.nr_tlb_remote_flush_received
     assert {r["tid"] for r in handlers} <= set(range(scenario.workload.threads))
     assert all(r["dur"] >= 0 for r in rows if r["ph"] == "X")
     calls = [r for r in rows if r["ph"] == "X" and r["name"].startswith("migrate_pages()")]
     assert len(calls) == scenario.migration.moves
     copies = [r for r in rows if r["ph"] == "X" and r["name"] == "copy + remap"]
-    assert sum(r["args"]["pages"] for r in copies) == summary["pgmigrate_success"]
+    assert sum(r["args"]["pages"] for r in copies) == summary.pgmigrate_success
     if mode is Mode.BATCHED:
-        assert len([r for r in rows if r["ph"] == "X" and r["tid"] == 1001]) == summary["batches"]
+        assert len([r for r in rows if r["ph"] == "X" and r["tid"] == 1001]) == summary.batches

@@ -195,8 +195,8 @@ def test_end_of_run_figures_do_not_depend_on_the_speed(speed: float,
     async def script(pilot: Pilot[int]) -> None:
         play_to_end(app, FakeClock(1 / 30), monkeypatch)
         await pilot.pause()
-        assert f"t={format_ns(summary['sim_time_ns'])}" in text(app, HeaderBar)
-        assert f"pages/s {format_count(summary['pages_per_sec'])}" in text(app, StatsLine)
+        assert f"t={format_ns(summary.sim_time_ns)}" in text(app, HeaderBar)
+        assert f"pages/s {format_count(summary.pages_per_sec)}" in text(app, StatsLine)
 
     drive(app, script)
 

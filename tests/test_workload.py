@@ -88,7 +88,7 @@ def test_no_threads_no_accesses(mode: str) -> None:
     view = engine.view()
     assert not any(view.tlb_valid) and not any(view.tlb_stale)
     assert CpuActivity.STALLED not in view.cpu_activity
-    assert engine.summary()["accesses"] == 0
+    assert engine.summary().accesses == 0
 
 
 @pytest.mark.parametrize("mode", ["serial", "batched"])
@@ -104,7 +104,7 @@ def test_huge_interval_means_no_accesses_after_the_first_slot(mode: str) -> None
     assert engine.workload.horizon < interval // threads
     assert work.accesses == 1
     assert work.faults == 0 and work.stall_ns.size == 0 and work.stale_hits == 0
-    assert engine.summary()["stalls"] == 0
+    assert engine.summary().stalls == 0
 
 
 @pytest.mark.parametrize("overrides", SCENARIOS)
@@ -219,7 +219,7 @@ def test_no_stale_entries_once_a_flush_has_completed(mode: str) -> None:
             assert sum(engine.view().tlb_stale) == 0
     assert flushes == (3 if mode == "batched" else 16 * 3)
     assert stale_before_flush > 0, "deferred or not, a warm TLB holds stale entries until flushed"
-    assert engine.summary()["stale_hits"] > 0
+    assert engine.summary().stale_hits > 0
 
 
 def test_stale_entries_only_for_unmapped_folios() -> None:
@@ -323,7 +323,7 @@ def test_a_tlb_holds_at_most_its_capacity() -> None:
     assert seen > 0
     # A TLB as large as the map misses only on first touches and after flushes: far fewer.
     big = make_scenario(count=40, threads=4, interval=40, moves=2, mode="batched")
-    assert headless(big)[0].summary()["tlb_misses"] < engine.summary()["tlb_misses"]
+    assert headless(big)[0].summary().tlb_misses < engine.summary().tlb_misses
 
 
 def test_every_miss_delays_the_next_access_by_a_refill() -> None:
@@ -349,5 +349,5 @@ def test_every_miss_delays_the_next_access_by_a_refill() -> None:
     expected = taxed.workload.tlb_misses * 300 / 200
     assert 0.7 * expected <= lost <= 1.3 * expected + 4
     summary = free.summary()
-    assert summary["workload_accesses_per_sec"] == round(
-        summary["accesses"] / (summary["sim_time_ns"] / 1e9), 1)
+    assert summary.workload_accesses_per_sec == round(
+        summary.accesses / (summary.sim_time_ns / 1e9), 1)

@@ -37,6 +37,7 @@ from core.scenario import (
     scenario_source,
     to_toml,
 )
+from core.summary import to_json
 from core.trace import DEFAULT_KERNEL, KERNELS, TraceFormatter, header, write_trace
 from tui.keymap import KeymapError, binding_ids, load_keymap
 from tui.keymap import default_path as default_keymap_path
@@ -89,6 +90,11 @@ class _Parser(argparse.ArgumentParser):
         with writing(STDOUT):
             (file or sys.stdout).write(self.format_help())
 
+
+
+def as_json_text(value: object) -> str:
+    """What --json prints: indented JSON, records (RunSummary, ...) as their objects."""
+    return json.dumps(value, indent=2, default=to_json)
 
 def _parser() -> _Parser:
     overrides = _Parser(add_help=False)
@@ -434,7 +440,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario, args.overrides)
         with Progress(sys.stderr, enabled=not args.json) as progress:
             result = run_once(scenario, Mode(args.mode) if args.mode else None, progress.watch)
-        emit(json.dumps(result, indent=2) if args.json else format_run(result, scenario))
+        emit(as_json_text(result) if args.json else format_run(result, scenario))
         return 0
     if command == "compare" and (args.other or args.a_sets or args.b_sets):
         return _versus(args)
@@ -443,7 +449,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         with Progress(sys.stderr, runs=2, enabled=not args.json) as progress:
             results = {mode.value: run_once(scenario, mode, progress.watch)
                        for mode in (Mode.SERIAL, Mode.BATCHED)}
-        emit(json.dumps(results, indent=2) if args.json else format_compare(results, scenario))
+        emit(as_json_text(results) if args.json else format_compare(results, scenario))
         return 0
     if command == "trace":
         return _trace(args)
@@ -476,7 +482,7 @@ def _versus(args: argparse.Namespace) -> int:
         results = {"a": run_once(first, None, progress.watch),
                    "b": run_once(second, None, progress.watch)}
     if args.json:
-        emit(json.dumps({**results, "labels": labels}, indent=2))
+        emit(as_json_text({**results, "labels": labels}))
     else:
         emit(format_versus(results["a"], results["b"], labels["a"], labels["b"], first, second))
     return 0
@@ -644,7 +650,7 @@ def _bench(args: argparse.Namespace) -> int:
             rows = sweep(scenario, args.sweep, Mode(args.mode or Mode.BATCHED), args.scenario,
                          progress.watch)
             wall = time.perf_counter() - started
-        emit(json.dumps(rows, indent=2) if args.json else format_sweep(rows, scenario, wall))
+        emit(as_json_text(rows) if args.json else format_sweep(rows, scenario, wall))
         return 0
     if args.mode:
         raise UsageError("--mode sets the mode of the --sweep runs; without --sweep, bench runs "
@@ -653,11 +659,11 @@ def _bench(args: argparse.Namespace) -> int:
     if recipe is not None:
         with Progress(sys.stderr, runs=len(recipe.runs), enabled=not args.json) as progress:
             result = run_recipe(scenario, recipe, progress.watch)
-        emit(json.dumps(result, indent=2) if args.json else format_recipe(result, scenario))
+        emit(as_json_text(result) if args.json else format_recipe(result, scenario))
         return 0
     with Progress(sys.stderr, runs=2, enabled=not args.json) as progress:
         result = run_bench(scenario, progress.watch, duration_ns=round(args.duration * 1e6))
-    emit(json.dumps(result, indent=2) if args.json else format_bench(result, scenario))
+    emit(as_json_text(result) if args.json else format_bench(result, scenario))
     return 0
 
 

@@ -8,8 +8,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from core.bench import SweepRow
 from core.costs import cost_sources
 from core.scenario import Caller, Mode, Scenario
+from core.summary import RunSummary
 from tui.units import format_count, format_ns
 
 
@@ -31,49 +33,49 @@ def _describe(scenario: Scenario, *, moves: bool = True) -> str:
             f"initiator CPU {migration.initiator_cpu}")
 
 
-def format_run(result: dict[str, Any], scenario: Scenario) -> str:
+def format_run(result: RunSummary, scenario: Scenario) -> str:
     """The human summary of one run."""
-    kernel = "Linux 6.2" if result["mode"] == Mode.SERIAL else "Linux 6.3"
+    kernel = "Linux 6.2" if result.mode == Mode.SERIAL else "Linux 6.3"
     rows = [
-        ("simulated time", format_ns(result["sim_time_ns"]), ""),
-        ("pages migrated", f"{result['pgmigrate_success']:,}",
-         f"pgmigrate_success; {result['pgmigrate_fail']:,} failed (pgmigrate_fail)"),
-        ("pages per second", format_count(result["pages_per_sec"]), "simulated"),
-        ("shootdown rounds", f"{result['nr_tlb_remote_flush']:,}", "nr_tlb_remote_flush"),
-        ("IPIs delivered", f"{result['nr_tlb_remote_flush_received']:,}",
+        ("simulated time", format_ns(result.sim_time_ns), ""),
+        ("pages migrated", f"{result.pgmigrate_success:,}",
+         f"pgmigrate_success; {result.pgmigrate_fail:,} failed (pgmigrate_fail)"),
+        ("pages per second", format_count(result.pages_per_sec), "simulated"),
+        ("shootdown rounds", f"{result.nr_tlb_remote_flush:,}", "nr_tlb_remote_flush"),
+        ("IPIs delivered", f"{result.nr_tlb_remote_flush_received:,}",
          "nr_tlb_remote_flush_received = sum of the /proc/interrupts TLB row"),
-        ("IPIs per page", f"{result['ipis_per_page']:.3f}", ""),
-        ("batches / passes", f"{result['batches']:,} / {result['passes']:,}", ""),
-        ("retries", f"{result['retries']:,}",
-         f"-EAGAIN: {result['eagain_unmap']} at unmap, {result['eagain_move']} at move; "
-         f"-EBUSY {result['ebusy']}, -ENOMEM {result['enomem']}"),
-        ("sync fallback", f"{result['sync_fallback_folios']:,} folios",
-         f"{result['fallback_flush_rounds']:,} rounds flushed one PTE at a time"),
-        ("THPs", f"{result['thp_migration_success']:,} migrated",
-         f"{result['thp_migration_fail']} failed, {result['thp_migration_split']} split"),
-        ("workload stalls", f"{result['stalls']:,}",
-         f"p50 {format_ns(result['stall_p50_ns'])}, p99 {format_ns(result['stall_p99_ns'])}, "
-         f"max {format_ns(result['stall_max_ns'])}"),
-        ("workload accesses", f"{result['accesses']:,}",
-         f"{result['tlb_misses']:,} TLB refills, {result['stale_hits']:,} through stale entries"),
-        ("events", f"{result['events']:,}", ""),
+        ("IPIs per page", f"{result.ipis_per_page:.3f}", ""),
+        ("batches / passes", f"{result.batches:,} / {result.passes:,}", ""),
+        ("retries", f"{result.retries:,}",
+         f"-EAGAIN: {result.eagain_unmap} at unmap, {result.eagain_move} at move; "
+         f"-EBUSY {result.ebusy}, -ENOMEM {result.enomem}"),
+        ("sync fallback", f"{result.sync_fallback_folios:,} folios",
+         f"{result.fallback_flush_rounds:,} rounds flushed one PTE at a time"),
+        ("THPs", f"{result.thp_migration_success:,} migrated",
+         f"{result.thp_migration_fail} failed, {result.thp_migration_split} split"),
+        ("workload stalls", f"{result.stalls:,}",
+         f"p50 {format_ns(result.stall_p50_ns)}, p99 {format_ns(result.stall_p99_ns)}, "
+         f"max {format_ns(result.stall_max_ns)}"),
+        ("workload accesses", f"{result.accesses:,}",
+         f"{result.tlb_misses:,} TLB refills, {result.stale_hits:,} through stale entries"),
+        ("events", f"{result.events:,}", ""),
     ]
     if scenario.migration.caller is Caller.NUMA_BALANCING:
         rows[3:3] = [
-            ("PTEs made PROT_NONE", f"{result['numa_pte_updates']:,}", "numa_pte_updates"),
-            ("NUMA hinting faults", f"{result['numa_hint_faults']:,}",
-             f"numa_hint_faults; {result['numa_hint_faults_local']:,} on a folio already "
+            ("PTEs made PROT_NONE", f"{result.numa_pte_updates:,}", "numa_pte_updates"),
+            ("NUMA hinting faults", f"{result.numa_hint_faults:,}",
+             f"numa_hint_faults; {result.numa_hint_faults_local:,} on a folio already "
              "local (numa_hint_faults_local)"),
-            ("local flushes", f"{result['nr_tlb_local_flush_all']:,} full",
-             f"nr_tlb_local_flush_all; {result['nr_tlb_local_flush_one']:,} entries one by one "
+            ("local flushes", f"{result.nr_tlb_local_flush_all:,} full",
+             f"nr_tlb_local_flush_all; {result.nr_tlb_local_flush_one:,} entries one by one "
              "(nr_tlb_local_flush_one)"),
         ]
-    if result["ordering_violations"] or result["lost_writes"]:
-        rows.insert(0, ("ORDERING RULE BROKEN", f"{result['ordering_violations']:,} copies",
-                        f"started while a TLB flush was pending; {result['lost_writes']:,} "
+    if result.ordering_violations or result.lost_writes:
+        rows.insert(0, ("ORDERING RULE BROKEN", f"{result.ordering_violations:,} copies",
+                        f"started while a TLB flush was pending; {result.lost_writes:,} "
                         "writes through stale entries lost (at least)"))
     width = max(len(r[0]) for r in rows)
-    lines = [f"migviz run {result['scenario']} · {result['mode']} ({kernel})", _describe(scenario),
+    lines = [f"migviz run {result.scenario} · {result.mode} ({kernel})", _describe(scenario),
              ""]
     lines += [f"  {name:<{width}}  {value:>12}  {note}".rstrip() for name, value, note in rows]
     return "\n".join(lines)
@@ -118,7 +120,7 @@ def _metrics(*keys: str) -> list[tuple[str, str, Callable[[float], str]]]:
     return [(METRICS[key][0], key, METRICS[key][1]) for key in keys]
 
 
-def format_compare(results: dict[str, dict[str, Any]], scenario: Scenario) -> str:
+def format_compare(results: dict[str, RunSummary], scenario: Scenario) -> str:
     """Serial and batched side by side, with the change in percent."""
     serial, batched = results["serial"], results["batched"]
     rows = _metrics("nr_tlb_remote_flush_received", "nr_tlb_remote_flush", "pages_per_sec",
@@ -132,12 +134,12 @@ def format_compare(results: dict[str, dict[str, Any]], scenario: Scenario) -> st
              _describe(scenario), "",
              f"  {'metric':<26}{'serial':>14}{'batched':>14}{'change':>10}"]
     for label, key, fmt in rows:
-        lines.append(f"  {label:<26}{fmt(serial[key]):>14}{fmt(batched[key]):>14}"
-                     f"{_change(serial[key], batched[key]):>10}")
-    speedup = batched["pages_per_sec"] / serial["pages_per_sec"] if serial["pages_per_sec"] else 0
-    fewer = -float(_change(serial["nr_tlb_remote_flush_received"],
-                           batched["nr_tlb_remote_flush_received"]).rstrip("%")) \
-        if serial["nr_tlb_remote_flush_received"] else 0.0
+        lines.append(f"  {label:<26}{fmt(getattr(serial, key)):>14}{fmt(getattr(batched, key)):>14}"
+                     f"{_change(getattr(serial, key), getattr(batched, key)):>10}")
+    speedup = batched.pages_per_sec / serial.pages_per_sec if serial.pages_per_sec else 0
+    fewer = -float(_change(serial.nr_tlb_remote_flush_received,
+                           batched.nr_tlb_remote_flush_received).rstrip("%")) \
+        if serial.nr_tlb_remote_flush_received else 0.0
     ipis = f"{fewer:.1f}% fewer" if fewer >= 0 else f"{-fewer:.1f}% more"
     lines += ["", f"  batched migrates {speedup:.2f}× as many pages per second with "
                   f"{ipis} TLB-shootdown IPIs"]
@@ -155,7 +157,8 @@ def format_compare(results: dict[str, dict[str, Any]], scenario: Scenario) -> st
 
 def format_bench(result: dict[str, Any], scenario: Scenario) -> str:
     """Model against the seed, metric by metric."""
-    serial, batched = result["serial"], result["batched"]
+    serial_run, batched_run = result["serial"], result["batched"]
+    serial, batched = serial_run.summary, batched_run.summary
     seed, ranges, within = result["seed"], result["ranges"], result["within_range"]
 
     signs = {"ipi_reduction_pct": "-", "throughput_gain_pct": "+"}
@@ -176,39 +179,39 @@ def format_bench(result: dict[str, Any], scenario: Scenario) -> str:
         rows.append(f"  {label:<40}{s:>12}{b:>12}{change:>10}{seed_text:>9}{bounds:>13}"
                     f"{verdict:>11}".rstrip())
 
-    row("IPIs delivered (/proc/interrupts TLB)", f"{serial['nr_tlb_remote_flush_received']:,}",
-        f"{batched['nr_tlb_remote_flush_received']:,}", f"-{result['ipi_reduction_pct']:.2f}%",
+    row("IPIs delivered (/proc/interrupts TLB)", f"{serial.nr_tlb_remote_flush_received:,}",
+        f"{batched.nr_tlb_remote_flush_received:,}", f"-{result['ipi_reduction_pct']:.2f}%",
         "ipi_reduction_pct")
-    row("IPI rounds (nr_tlb_remote_flush)", f"{serial['nr_tlb_remote_flush']:,}",
-        f"{batched['nr_tlb_remote_flush']:,}", f"-{result['rounds_reduction_pct']:.2f}%")
-    row("pages migrated during the test", f"{serial['pages_migrated']:,}",
-        f"{batched['pages_migrated']:,}", "")
-    row("pages migrated per second", format_count(serial["pages_per_sec"]),
-        format_count(batched["pages_per_sec"]), f"+{result['throughput_gain_pct']:.1f}%",
+    row("IPI rounds (nr_tlb_remote_flush)", f"{serial.nr_tlb_remote_flush:,}",
+        f"{batched.nr_tlb_remote_flush:,}", f"-{result['rounds_reduction_pct']:.2f}%")
+    row("pages migrated during the test", f"{serial_run.pages_migrated:,}",
+        f"{batched_run.pages_migrated:,}", "")
+    row("pages migrated per second", format_count(serial.pages_per_sec),
+        format_count(batched.pages_per_sec), f"+{result['throughput_gain_pct']:.1f}%",
         "throughput_gain_pct")
-    row("IPIs per migrated page", f"{serial['ipis_per_page']:.3f}",
-        f"{batched['ipis_per_page']:.4f}", f"-{result['ipi_per_page_reduction_pct']:.2f}%")
-    row("workload accesses per second", format_count(serial["workload_accesses_per_sec"]),
-        format_count(batched["workload_accesses_per_sec"]),
+    row("IPIs per migrated page", f"{serial.ipis_per_page:.3f}",
+        f"{batched.ipis_per_page:.4f}", f"-{result['ipi_per_page_reduction_pct']:.2f}%")
+    row("workload accesses per second", format_count(serial.workload_accesses_per_sec),
+        format_count(batched.workload_accesses_per_sec),
         f"{result['workload_gain_pct']:+.1f}%")
-    row("flush share of migrate_pages cycles", f"{serial['flush_share_pct']:.1f}%",
-        f"{batched['flush_share_pct']:.1f}%", "", "serial_flush_share_pct")
-    row("copy share of migrate_pages cycles", f"{serial['copy_share_pct']:.1f}%",
-        f"{batched['copy_share_pct']:.1f}%", "", "batched_copy_share_pct")
-    row("unmap+flush share of migrate_pages", f"{serial['unmap_flush_share_pct']:.1f}%",
-        f"{batched['unmap_flush_share_pct']:.1f}%", "", "batched_unmap_flush_share_pct")
+    row("flush share of migrate_pages cycles", f"{serial.flush_share_pct:.1f}%",
+        f"{batched.flush_share_pct:.1f}%", "", "serial_flush_share_pct")
+    row("copy share of migrate_pages cycles", f"{serial.copy_share_pct:.1f}%",
+        f"{batched.copy_share_pct:.1f}%", "", "batched_copy_share_pct")
+    row("unmap+flush share of migrate_pages", f"{serial.unmap_flush_share_pct:.1f}%",
+        f"{batched.unmap_flush_share_pct:.1f}%", "", "batched_unmap_flush_share_pct")
     for label, key in (("workload stall p50", "stall_p50_ns"), ("workload stall p99", "stall_p99_ns"),
                        ("workload stall max", "stall_max_ns")):
-        row(label, format_ns(serial[key]), format_ns(batched[key]), "")
-    row("workload stalls", f"{serial['stalls']:,}", f"{batched['stalls']:,}", "")
+        row(label, format_ns(getattr(serial, key)), format_ns(getattr(batched, key)), "")
+    row("workload stalls", f"{serial.stalls:,}", f"{batched.stalls:,}", "")
     row("sync fallback folios / their rounds", "",
-        f"{batched['sync_fallback_folios']:,} / {batched['fallback_flush_rounds']:,}", "")
+        f"{batched.sync_fallback_folios:,} / {batched.fallback_flush_rounds:,}", "")
     lines = [f"migviz bench {scenario.name}: serial (Linux 6.2) vs batched (Linux 6.3) beside "
              "the seed's figures",
              f"a test of {format_ns(result['duration_ns'])} in each mode: "
              f"{_describe(scenario, moves=False)}"
-             f" (moved back and forth until the test ends: {serial['moves_started']} moves "
-             f"started serially, {batched['moves_started']} batched)", "", header_row, *rows, ""]
+             f" (moved back and forth until the test ends: {serial_run.moves_started} moves "
+             f"started serially, {batched_run.moves_started} batched)", "", header_row, *rows, ""]
     lines.append("  seed: Huang Ying's cover letter and profile (docs/kernel.md §8). Counts are "
                  "during the test, as the seed's 'during the test'\n  (per page the IPI reduction "
                  "is larger: batched moved more pages in the same time). Shares are of "
@@ -221,18 +224,19 @@ def format_bench(result: dict[str, Any], scenario: Scenario) -> str:
     return "\n".join(lines)
 
 
-def format_sweep(rows: list[dict[str, Any]], scenario: Scenario, wall: float) -> str:
+def format_sweep(rows: list[SweepRow], scenario: Scenario, wall: float) -> str:
     """One line per value of the swept field."""
-    field = rows[0]["field"] if rows else "?"
-    mode = rows[0]["mode"] if rows else "?"
+    field = rows[0].field if rows else "?"
+    mode = rows[0].summary.mode if rows else "?"
     lines = [f"migviz bench {scenario.name} --sweep {field} ({mode})", _describe(scenario), "",
              f"  {'value':>8}{'IPIs':>12}{'rounds':>10}{'pages/s':>11}{'stall p50':>12}"
              f"{'stall p99':>12}{'stall max':>12}{'stalls':>9}"]
     for row in rows:
-        lines.append(f"  {row['value']!s:>8}{row['nr_tlb_remote_flush_received']:>12,}"
-                     f"{row['nr_tlb_remote_flush']:>10,}{format_count(row['pages_per_sec']):>11}"
-                     f"{format_ns(row['stall_p50_ns']):>12}{format_ns(row['stall_p99_ns']):>12}"
-                     f"{format_ns(row['stall_max_ns']):>12}{row['stalls']:>9,}")
+        run = row.summary
+        lines.append(f"  {row.value!s:>8}{run.nr_tlb_remote_flush_received:>12,}"
+                     f"{run.nr_tlb_remote_flush:>10,}{format_count(run.pages_per_sec):>11}"
+                     f"{format_ns(run.stall_p50_ns):>12}{format_ns(run.stall_p99_ns):>12}"
+                     f"{format_ns(run.stall_max_ns):>12}{run.stalls:>9,}")
     lines += ["", f"  wall time {wall:.1f} s. Larger batches mean fewer IPIs but folios stay "
               "unmapped longer: threads that touch them wait (stall p99)."]
     return "\n".join(lines)
@@ -325,7 +329,7 @@ def format_recipe(result: dict[str, Any], scenario: Scenario) -> str:
     return "\n".join(out)
 
 
-def format_versus(a: dict[str, Any], b: dict[str, Any], label_a: str, label_b: str,
+def format_versus(a: RunSummary, b: RunSummary, label_a: str, label_b: str,
                   first: Scenario, second: Scenario) -> str:
     """Any two configurations side by side: B's change against A."""
     rows = _metrics("sim_time_ns", "pages_per_sec", "pgmigrate_success",
@@ -334,13 +338,13 @@ def format_versus(a: dict[str, Any], b: dict[str, Any], label_a: str, label_b: s
                     "stall_p99_ns")
     width = 14
     lines = [f"migviz compare: A = {label_a}", f"                B = {label_b}",
-             f"  A: {a['mode']}, {first.topology.arch.value}, copy {first.migration.copy_engine}"
-             f"; B: {b['mode']}, {second.topology.arch.value}, copy "
+             f"  A: {a.mode}, {first.topology.arch.value}, copy {first.migration.copy_engine}"
+             f"; B: {b.mode}, {second.topology.arch.value}, copy "
              f"{second.migration.copy_engine}", "",
              f"  {'metric':<31}{'A':>{width}}{'B':>{width}}{'change':>10}"]
     for label, key, fmt in rows:
-        lines.append(f"  {label:<31}{fmt(a[key]):>{width}}{fmt(b[key]):>{width}}"
-                     f"{_change(a[key], b[key]):>10}")
-    speedup = b["pages_per_sec"] / a["pages_per_sec"] if a["pages_per_sec"] else 0.0
+        lines.append(f"  {label:<31}{fmt(getattr(a, key)):>{width}}{fmt(getattr(b, key)):>{width}}"
+                     f"{_change(getattr(a, key), getattr(b, key)):>10}")
+    speedup = b.pages_per_sec / a.pages_per_sec if a.pages_per_sec else 0.0
     lines += ["", f"  B migrates {speedup:.2f}× as many pages per second as A"]
     return "\n".join(lines)
