@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import pytest
 
 from core.engine import Engine
 from core.events import Event
-from core.scenario import Mode, Scenario
+from core.scenario import Mode, Scenario, scenario_from_dict
 
 
 def folio_groups(orders: list[int]) -> list[dict[str, int]]:
@@ -19,6 +22,37 @@ def folio_groups(orders: list[int]) -> list[dict[str, int]]:
         else:
             groups.append({"order": order, "count": 1})
     return groups
+
+
+def build_scenario(*, name: str, orders: list[int] | None = None, count: int = 12,
+                   cpus: int = 8, initiator: int | None = None, threads: int = 4,
+                   lazy: Sequence[int] | None = None, interval: int | None = None,
+                   write_ratio: float | None = None, mode: str | None = None,
+                   batch_pages: int | None = None, moves: int = 1, seed: int | None = None,
+                   contention: float | None = None, move_contention: float | None = None,
+                   writeback: float | None = None, enomem: float | None = None,
+                   costs: dict[str, int] | None = None) -> Scenario:
+    """A small two-node scenario for the engine tests: ``count`` base pages, or folios of the
+    given ``orders`` in list order; the initiator is the last CPU unless given. What is left as
+    None takes the scenario's own default."""
+    workload = {"threads": threads, "lazy_cpus": list(lazy) if lazy is not None else None,
+                "access_interval_ns": interval, "write_ratio": write_ratio}
+    migration = {"mode": mode, "initiator_cpu": cpus - 1 if initiator is None else initiator,
+                 "moves": moves, "batch_pages": batch_pages, "contention": contention,
+                 "move_contention": move_contention, "writeback": writeback, "enomem": enomem}
+    data: dict[str, Any] = {
+        "name": name,
+        "topology": {"nodes": 2, "cpus": cpus},
+        "memory": {"folios": [{"order": 0, "count": count}] if orders is None
+                   else folio_groups(orders)},
+        "workload": {key: value for key, value in workload.items() if value is not None},
+        "migration": {key: value for key, value in migration.items() if value is not None},
+    }
+    if seed is not None:
+        data["seed"] = seed
+    if costs:
+        data["costs"] = costs
+    return scenario_from_dict(data)
 
 
 def headless_run(scenario: Scenario, mode: Mode | str | None = None) -> tuple[Engine, list[Event]]:

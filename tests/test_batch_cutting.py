@@ -10,28 +10,21 @@ batch and `arg` = folios in the batch.
 from __future__ import annotations
 
 import pytest
-from helpers import folio_groups, headless_run
+from helpers import build_scenario, headless_run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.engine import Engine
 from core.events import Event, EventKind
-from core.scenario import Mode, Scenario, scenario_from_dict
+from core.scenario import Mode, Scenario
 
 THP = 9
 
 
 def make_scenario(orders: list[int], batch_pages: int, *, moves: int = 1,
                   threads: int = 3) -> Scenario:
-    groups = folio_groups(orders)
-    return scenario_from_dict({
-        "name": "cut",
-        "topology": {"nodes": 2, "cpus": 4},
-        "memory": {"folios": groups},
-        "workload": {"threads": threads},
-        "migration": {"mode": "batched", "initiator_cpu": 3, "moves": moves,
-                      "batch_pages": batch_pages},
-    })
+    return build_scenario(name="cut", orders=orders, cpus=4, threads=threads, mode="batched",
+                          moves=moves, batch_pages=batch_pages)
 
 
 def run(scenario: Scenario) -> tuple[Engine, list[Event]]:

@@ -6,10 +6,10 @@ import json
 from dataclasses import FrozenInstanceError
 
 import pytest
+from helpers import headless_run
 
 from core.scenario import load_scenario
 from core.summary import RunSummary
-from tests.helpers import headless_run
 from tui.cli import main
 from tui.report import METRICS
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import folio_groups, headless_run
+from helpers import build_scenario, headless_run
 
 from core.engine import Engine
 from core.events import Event, EventKind
@@ -30,30 +30,13 @@ from core.scenario import Mode, Scenario, ScenarioError, load_scenario, scenario
 PMD_ORDER = 9
 
 
-def make_scenario(
-    orders: list[int],
-    *,
-    cpus: int = 8,
-    threads: int = 6,
-    lazy: tuple[int, ...] = (),
-    initiator: int = 7,
-    moves: int = 1,
-    batch_pages: int = 512,
-    seed: int = 1,
-) -> Scenario:
+def make_scenario(orders: list[int], *, cpus: int = 8, threads: int = 6,
+                  lazy: tuple[int, ...] = (), initiator: int = 7, moves: int = 1,
+                  batch_pages: int = 512, seed: int = 1) -> Scenario:
     """A contention-free scenario whose folios have the given orders, in list order."""
-    groups = folio_groups(orders)
-    return scenario_from_dict({
-        "name": "counts",
-        "seed": seed,
-        "topology": {"nodes": 2, "cpus": cpus},
-        "memory": {"folios": groups},
-        "workload": {"threads": threads, "lazy_cpus": list(lazy)},
-        "migration": {
-            "initiator_cpu": initiator, "moves": moves, "batch_pages": batch_pages,
-            "contention": 0.0, "move_contention": 0.0, "writeback": 0.0, "enomem": 0.0,
-        },
-    })
+    return build_scenario(name="counts", orders=orders, cpus=cpus, threads=threads, lazy=lazy,
+                          initiator=initiator, moves=moves, batch_pages=batch_pages, seed=seed,
+                          contention=0.0, move_contention=0.0, writeback=0.0, enomem=0.0)
 
 
 def run(scenario: Scenario, mode: str) -> tuple[Engine, list[Event]]:

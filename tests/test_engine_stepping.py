@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import headless_run
+from helpers import build_scenario, headless_run
 
 from core.engine import CHECKPOINT_EVERY, Engine, EngineView
 from core.events import Event, EventKind, Phase, RoundKind
-from core.scenario import Mode, Scenario, scenario_from_dict
+from core.scenario import Mode, Scenario
 from core.stats import Counters, WorkloadStats
 
 FULL = -1
@@ -25,17 +25,9 @@ FULL = -1
 def make_scenario(count: int = 12, *, batch_pages: int = 4, moves: int = 1, threads: int = 4,
                   mode: str = "batched", contention: float = 0.0, orders: list[int] | None = None,
                   seed: int = 1) -> Scenario:
-    folios = [{"order": 0, "count": count}] if orders is None else \
-        [{"order": o, "count": 1} for o in orders]
-    return scenario_from_dict({
-        "name": "stepping",
-        "seed": seed,
-        "topology": {"nodes": 2, "cpus": 8},
-        "memory": {"folios": folios},
-        "workload": {"threads": threads, "access_interval_ns": 150},
-        "migration": {"mode": mode, "initiator_cpu": 7, "moves": moves,
-                      "batch_pages": batch_pages, "contention": contention},
-    })
+    return build_scenario(name="stepping", count=count, orders=orders, threads=threads,
+                          interval=150, mode=mode, batch_pages=batch_pages, moves=moves,
+                          seed=seed, contention=contention)
 
 
 def reference(scenario: Scenario, mode: str | None = None) -> list[Event]:

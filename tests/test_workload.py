@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import headless_run
+from helpers import build_scenario, headless_run
 
 from core.engine import CpuActivity, Engine
 from core.events import Event, EventKind
@@ -26,22 +26,10 @@ def make_scenario(*, count: int = 24, orders: list[int] | None = None, threads: 
                   mode: str = "batched", batch_pages: int = 8, moves: int = 2, seed: int = 5,
                   contention: float = 0.0, move_contention: float = 0.0,
                   costs: dict[str, int] | None = None) -> Scenario:
-    folios = [{"order": 0, "count": count}] if orders is None else \
-        [{"order": o, "count": 1} for o in orders]
-    data: dict[str, Any] = {
-        "name": "workload",
-        "seed": seed,
-        "topology": {"nodes": 2, "cpus": 8},
-        "memory": {"folios": folios},
-        "workload": {"threads": threads, "lazy_cpus": list(lazy),
-                     "access_interval_ns": interval, "write_ratio": write_ratio},
-        "migration": {"mode": mode, "initiator_cpu": 7, "moves": moves,
-                      "batch_pages": batch_pages, "contention": contention,
-                      "move_contention": move_contention},
-    }
-    if costs:
-        data["costs"] = costs
-    return scenario_from_dict(data)
+    return build_scenario(name="workload", count=count, orders=orders, threads=threads,
+                          lazy=lazy, interval=interval, write_ratio=write_ratio, mode=mode,
+                          batch_pages=batch_pages, moves=moves, seed=seed,
+                          contention=contention, move_contention=move_contention, costs=costs)
 
 
 def headless(scenario: Scenario) -> tuple[Engine, list[Event]]:
