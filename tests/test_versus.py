@@ -40,8 +40,21 @@ def test_the_race_is_a_against_b_and_each_side_runs_its_own_configuration() -> N
             assert b_view.counters.nr_tlb_remote_flush_received == 0
             assert f"{a_view.counters.nr_tlb_remote_flush_received} IPIs" in race
             header = str(app.query_one("#header").render())
-            assert "A vs B" in header
+            assert "A vs B" in header and "same seed, one clock" in header
             panels = [str(panel.border_title) for panel in app.query_one(SplitView).query(IpiPanel)]
             assert panels == ["TLB shootdown IPIs", "TLB shootdowns: broadcast TLBI + DSB, no IPIs"]
+
+    asyncio.run(main())
+
+
+def test_the_header_says_same_seed_only_when_both_sides_have_it() -> None:
+    app = MigvizApp(load_scenario("tiny"), paused=True, versus=load_scenario("thp"),
+                    versus_labels=("tiny", "thp"))
+
+    async def main() -> None:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            header = str(app.query_one("#header").render())
+            assert "one clock" in header and "same seed" not in header
 
     asyncio.run(main())

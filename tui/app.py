@@ -256,7 +256,8 @@ class MigvizApp(ThemedApp):
         return SplitHeader(scenario=self.scenario.name, clock_ns=int(clock), speed=self.speed,
                            rate_ns=self.rate_ns, playing=self.playing, done=done,
                            fast_forward=self.fast_forward and self.playing,
-                           achieved_ns=achieved, behind=behind, versus=self.versus is not None)
+                           achieved_ns=achieved, behind=behind, versus=self.versus is not None,
+                           same_seed=serial.scenario.seed == batched.scenario.seed)
 
     def _active_lane(self) -> Lane:
         if self.split and self.race is not None:

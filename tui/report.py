@@ -210,8 +210,9 @@ def format_bench(result: dict[str, Any], scenario: Scenario) -> str:
              "the seed's figures",
              f"a test of {format_ns(result['duration_ns'])} in each mode: "
              f"{_describe(scenario, moves=False)}"
-             f" (moved back and forth until the test ends: {serial_run.moves_started} moves "
-             f"started serially, {batched_run.moves_started} batched)", "", header_row, *rows, ""]
+             f" (moved back and forth until the test ends: {serial_run.moves_started} "
+             f"move{'s' if serial_run.moves_started != 1 else ''} started serially, "
+             f"{batched_run.moves_started} batched)", "", header_row, *rows, ""]
     lines.append("  seed: Huang Ying's cover letter and profile (docs/kernel.md §8). Counts are "
                  "during the test, as the seed's 'during the test'\n  (per page the IPI reduction "
                  "is larger: batched moved more pages in the same time). Shares are of "

@@ -85,6 +85,7 @@ class SplitHeader:
     achieved_ns: float | None = None
     behind: bool = False
     versus: bool = False  # A against B (two configurations), not serial against batched
+    same_seed: bool = True  # both sides draw from one seed (two scenarios may not)
 
 
 def rate_piece(speed: float, rate_ns: float, achieved_ns: float | None, behind: bool,
@@ -189,7 +190,8 @@ class HeaderBar(Static):
             (0, Content.assemble((" SPLIT ", "bold $background on $accent"),
                                  " A vs B" if header.versus else " serial vs batched"),
              Content.assemble((" SPLIT ", "bold $background on $accent"))),
-            (2, Content("same seed, one clock"), Content("")),
+            (2, Content("same seed, one clock" if header.same_seed else "one clock"),
+             Content("")),
             *timing_pieces(header.clock_ns, header.speed, header.fast_forward, header.rate_ns,
                            3, header.achieved_ns, header.behind),
         ]
