@@ -230,7 +230,7 @@ def test_split_view_runs_both_modes() -> None:
         for _ in range(500):
             if serial.engine.done and batched.engine.done:
                 break
-            app._race_target = 2e9
+            app.duo.target = 2e9
             app._tick()
         await pilot.pause()
         assert serial.engine.done and batched.engine.done
@@ -367,13 +367,13 @@ def test_frame_tick_advances_simulated_time_and_pauses_at_end() -> None:
 
     async def script(pilot: Pilot[int]) -> None:
         app.playing = True
-        app._target = 5_000
+        app.solo.target = 5_000
         app._tick()
         assert app.lane.engine.clock > 4_000
         for _ in range(100):
             if app.lane.engine.done:
                 break
-            app._target = 10**9
+            app.solo.target = 10**9
             app._tick()
         await pilot.pause()
         assert app.lane.engine.done
@@ -487,7 +487,7 @@ def test_breakpoint_pauses_a_playing_run_at_the_event() -> None:
         assert app.breakpoints == BreakpointChoice(frozenset({Breakpoint.FLUSH}), None)
         app.playing = True
         for _ in range(200):
-            app._target = 10**9  # as if much wall time had passed
+            app.solo.target = 10**9  # as if much wall time had passed
             app._tick()
             if not app.playing:
                 break
@@ -522,7 +522,7 @@ def test_breakpoints_given_at_start_stop_the_run() -> None:
     async def script(pilot: Pilot[int]) -> None:
         app.playing = True
         for _ in range(300):
-            app._target = 10**9
+            app.solo.target = 10**9
             app._tick()
             if not app.playing:
                 break

@@ -32,7 +32,7 @@ from core.tlb import Machine
 from themes import DEFAULT_THEME
 from tui.keys import COMMANDS, KEYS, SPLIT_DISABLED, Key, binding_id
 from tui.lane import Lane, spark_base_ns
-from tui.pace import Pace
+from tui.playback import Playback
 from tui.screens.breakpoints import BreakpointChoice, BreakpointScreen
 from tui.screens.help import HelpScreen
 from tui.screens.inspect import InspectScreen
@@ -53,9 +53,6 @@ MIN_WIDTH, MIN_HEIGHT = 60, 20
 FPS = 30
 ROUND_ON_SCREEN_S = 1.2  # at ×1 one full shootdown round stays this long on screen
 SPEEDS = tuple(2.0**k for k in range(-4, 15))  # ×1/16 … ×16384, in doublings
-FRAME_BUDGET_S = 0.012  # engine work per frame before the simulation is allowed to lag
-EARLY_S = 0.5  # an event may be shown this much (wall time) before its simulated time
-GAP_S = 1.5  # a wait for the next event longer than this (wall time) is fast-forwarded
 SPARK_SPAN = 48  # buckets the whole run should fit in (the sparkline rescales in doublings)
 
 
@@ -114,15 +111,11 @@ class MigvizApp(ThemedApp):
         self.lane = Lane(scenario, self.start_mode)
         self.race: tuple[Lane, Lane] | None = None
         self.selected = 0
-        self._target = 0.0
-        self._race_target = 0.0
+        self.solo = Playback(self.rate_ns)  # the single lane's pacing
+        self.duo = Playback(self.rate_ns)  # the split race's
         self._frame_no = 0
-        self._last_tick = 0.0
         self._timer: Timer | None = None
         self._timer_running = False
-        self.fast_forward = False
-        self._gap_rate = 0.0
-        self.pace = Pace()
         self.last_frame: Frame | None = None
         self.breakpoints = BreakpointChoice(frozenset(breakpoints), None)
         self._keymap = dict(keymap or {})
@@ -193,6 +186,15 @@ class MigvizApp(ThemedApp):
     def speed(self) -> float:
         return SPEEDS[self._speed_index]
 
+    @property
+    def playback(self) -> Playback:
+        """The pacing of what is on screen: the race's in split view, else the lane's."""
+        return self.duo if self.split else self.solo
+
+    @property
+    def fast_forward(self) -> bool:
+        return self.playback.fast_forward
+
     def _bucket_ns(self, clock_ns: float) -> int:
         """Sparkline bucket: one shootdown round at first (a live trace), doubling as the run
         grows so that the whole run stays in view (the serial comb vs the batched spikes)."""
@@ -202,7 +204,7 @@ class MigvizApp(ThemedApp):
         return bucket
 
     def _lane_frame(self, lane: Lane) -> Frame:
-        target = self._race_target if self.split else self._target
+        target = self.duo.target if self.split else self.solo.target
         lanes = self.race if (self.split and self.race) else (self.lane,)
         now = max([target if self.playing else 0.0, *(other.engine.clock for other in lanes)])
         achieved, behind = self._achieved()
@@ -213,12 +215,7 @@ class MigvizApp(ThemedApp):
                           fast_forward=self.fast_forward, achieved_ns=achieved, behind=behind)
 
     def _achieved(self) -> tuple[float | None, bool]:
-        """The simulated rate actually played, and whether it falls behind the asked one (a
-        fast-forwarded gap plays faster than asked, never behind)."""
-        if not self.playing:
-            return None, False
-        asked = self.rate_ns * self.speed
-        return self.pace.rate(), not self.fast_forward and self.pace.behind(asked)
+        return self.playback.achieved(self.speed, self.playing)
 
     def push_frame(self) -> None:
         """Read one view per lane and push it into the widgets (one batch of repaints)."""
@@ -251,7 +248,7 @@ class MigvizApp(ThemedApp):
         serial, batched = self.race
         done = serial.engine.done and batched.engine.done
         clock = max(serial.engine.clock, batched.engine.clock) if done or not self.playing \
-            else self._race_target
+            else self.duo.target
         achieved, behind = self._achieved()
         return SplitHeader(scenario=self.scenario.name, clock_ns=int(clock), speed=self.speed,
                            rate_ns=self.rate_ns, playing=self.playing, done=done,
@@ -266,49 +263,18 @@ class MigvizApp(ThemedApp):
 
     def _tick(self) -> None:
         """One frame: map wall time to simulated time, advance, push what changed."""
-        now = time.perf_counter()
-        elapsed = min(max(now - self._last_tick, 0.0), 0.1)
-        self._last_tick = now
         self._frame_no += 1
-        per_second = self.rate_ns * self.speed
-        step = elapsed * per_second
-        # An event may show up to half a second early; only longer steps are held back (each
-        # hold costs a back(1), i.e. a checkpoint restore and replay).
-        tolerance = per_second * EARLY_S
-        deadline = now + FRAME_BUDGET_S
         lanes = self.race if (self.split and self.race is not None) else (self.lane,)
-        target = self._race_target if self.split else self._target
-        quiet = self._quiet_for(lanes, target)
-        if quiet > GAP_S * per_second:
-            # Nothing happens for a long while (isolating folios, copying a THP): cross the
-            # gap in about GAP_S seconds, visibly, instead of making the audience wait.
-            if not self.fast_forward:
-                self._gap_rate = quiet / GAP_S
-            self.fast_forward = True
-            step = max(step, elapsed * self._gap_rate)
-        else:
-            self.fast_forward = False
-        target += step
-        applied = 0
-        stop = None if self.split else self._stopper()
-        for lane in lanes:
-            applied += lane.advance(target, tolerance, deadline, self._frame_no, stop)
-            if lane.lagging or lane.hit is not None:
-                target = min(target, float(lane.engine.clock))
-        hit = self.lane.hit if not self.split else None
-        if self.split:
-            self._race_target = target
-        else:
-            self._target = target
-        self.pace.add(now, target)
-        if hit is not None:
+        tick = self.playback.tick(time.perf_counter(), lanes, self.speed, self._frame_no,
+                                  None if self.split else self._stopper())
+        if tick.hit is not None:
             self.playing = False  # pushes the frame of the breakpoint's event
-            self._announce_break(hit)
+            self._announce_break(tick.hit)
             return
-        if all(lane.engine.done for lane in lanes):
+        if tick.done:
             self.playing = False  # pushes the final frame
             return
-        if applied or any(lane.flash_changes(self._frame_no) for lane in lanes):
+        if tick.applied or any(lane.flash_changes(self._frame_no) for lane in lanes):
             self.push_frame()
         else:
             self._push_clock()
@@ -323,7 +289,7 @@ class MigvizApp(ThemedApp):
             header.show(self._split_header())
         else:
             achieved, behind = self._achieved()
-            header.show(replace(frame, clock_ns=int(self._target), playing=self.playing,
+            header.show(replace(frame, clock_ns=int(self.solo.target), playing=self.playing,
                                 fast_forward=self.fast_forward, achieved_ns=achieved,
                                 behind=behind))
 
@@ -332,27 +298,12 @@ class MigvizApp(ThemedApp):
         """True while the frame timer runs (only while playing)."""
         return self._timer_running
 
-    @staticmethod
-    def _quiet_for(lanes: Iterable[Lane], target: float) -> float:
-        """Simulated ns until the next event of any lane that is waiting for one (0 if some
-        lane has events due, or if none is known)."""
-        gaps = []
-        for lane in lanes:
-            if lane.engine.done:
-                continue
-            if lane.next_at is None:
-                return 0.0
-            gaps.append(lane.next_at - target)
-        return max(min(gaps), 0.0) if gaps else 0.0
-
     def watch_playing(self, playing: bool) -> None:
         if self._timer is None:
             return
-        self.fast_forward = False
-        self.pace.reset()
+        self.playback.restart(time.perf_counter(), float(self.lane.engine.clock)
+                              if playing and not self.split else None)
         if playing:
-            self._last_tick = time.perf_counter()
-            self._target = float(self.lane.engine.clock)
             self._timer.resume()
         else:
             self._timer.pause()
@@ -430,12 +381,12 @@ class MigvizApp(ThemedApp):
             # and the other catches up on the shared clock.
             target = min(max(lane.engine.next_event_not_before(), lane.engine.clock + 1)
                          for lane in self.race if not lane.engine.done) \
-                if not self._lanes_done() else self._race_target
+                if not self._lanes_done() else self.duo.target
             for lane in self.race:
                 lane.next_at = None
                 if not lane.engine.done and lane.engine.clock < target:
                     lane.record(lane.engine.run_until(int(target)), self._frame_no)
-            self._race_target = max(self._race_target, float(target))
+            self.duo.target = max(self.duo.target, float(target))
         else:
             engine = self.lane.engine
             self.lane.next_at = None
@@ -447,7 +398,7 @@ class MigvizApp(ThemedApp):
             else:
                 events = engine.step_batch(stop)
             self.lane.record(events, self._frame_no)
-            self._target = float(engine.clock)
+            self.solo.target = float(engine.clock)
             if step != "event" and events and stop is not None and stop(events[-1]):
                 self._announce_break(events[-1])
         self.push_frame()
@@ -469,7 +420,7 @@ class MigvizApp(ThemedApp):
             return
         lane.engine.back(1)
         lane.stepped_back()
-        self._target = float(lane.engine.clock)
+        self.solo.target = float(lane.engine.clock)
         self.push_frame()
 
     def action_toggle_mode(self) -> None:
@@ -500,12 +451,13 @@ class MigvizApp(ThemedApp):
         if not self.split:
             if self.race is None:
                 self.race = self._new_race()
-                self._race_target = 0.0
+                self.duo.target = 0.0
             if not self.query(SplitView):
                 await self.mount(SplitView(id="split"), before=self.query_one("#too-small"))
             self.split = True
         else:
             self.split = False
+        self.playback.restart(time.perf_counter())  # the other pacing takes over from now
         self.screen.set_class(self.split, "-split")
         self.push_frame()
 
@@ -518,7 +470,7 @@ class MigvizApp(ThemedApp):
         self._speed_changed()
 
     def _speed_changed(self) -> None:
-        self.pace.reset()
+        self.playback.pace.reset()
         self.notify(f"speed {format_speed(self.speed)}: "
                     f"{format_ns(self.rate_ns * self.speed)} of simulated time per second",
                     timeout=1.5)
@@ -527,18 +479,18 @@ class MigvizApp(ThemedApp):
     def action_reset(self) -> None:
         if self.split:
             self.race = self._new_race()
-            self._race_target = 0.0
+            self.duo.target = 0.0
         else:
             engine = self.lane.engine
             # A switch asked for with b (waiting for the next batch boundary) is kept: the
             # start of the run is the next boundary, so the new run starts in that mode.
             mode = engine.pending_mode or engine.mode
             self.lane = Lane(self.scenario, mode)
-            self._target = 0.0
+            self.solo.target = 0.0
             if engine.pending_mode is not None:
                 self.notify(f"reset: starting {mode.value.upper()}, the switch you asked for",
                             title="mode switch")
-        self.pace.reset()
+        self.playback.pace.reset()
         self.push_frame()
 
     def action_inspect(self) -> None:

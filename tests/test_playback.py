@@ -1,0 +1,95 @@
+"""Pacing (tui/playback.py), driven with a made-up wall clock and no app."""
+
+from __future__ import annotations
+
+from helpers import headless_run
+
+from core.scenario import Mode, load_scenario
+from tui.lane import Lane
+from tui.playback import EARLY_S, GAP_S, MAX_FRAME_S, Playback
+
+FRAME_S = 1 / 30
+RATE_NS = 2_000.0  # simulated ns per wall second at x1
+
+
+def race(name: str = "tiny") -> tuple[Lane, Lane]:
+    scenario = load_scenario(name)
+    return Lane(scenario, Mode.SERIAL, split=True), Lane(scenario, Mode.BATCHED, split=True)
+
+
+def test_the_target_follows_the_wall_clock_at_the_speed() -> None:
+    lane = Lane(load_scenario("tiny"), None)
+    playback = Playback(RATE_NS, budget_s=60.0)
+    playback.restart(0.0, 0.0)
+    now = 0.0
+    for frame in range(1, 20):
+        before = playback.target
+        now += FRAME_S
+        tick = playback.tick(now, [lane], speed=4.0, frame_no=frame)
+        if not playback.fast_forward:
+            assert playback.target - before == FRAME_S * RATE_NS * 4.0
+        # Nothing shown before its time, by more than the tolerance.
+        last = lane.engine.last_event
+        assert last is None or last.time_ns <= playback.target + EARLY_S * RATE_NS * 4.0
+        assert not tick.done and tick.hit is None
+    # A stall of the wall clock counts as one long frame, not as a leap.
+    before = playback.target
+    playback.tick(now + 30.0, [lane], speed=4.0, frame_no=20)
+    assert playback.target - before <= max(MAX_FRAME_S * RATE_NS * 4.0,
+                                           MAX_FRAME_S * playback._gap_rate)
+
+
+def test_a_quiet_stretch_is_crossed_in_about_gap_s() -> None:
+    """A THP's copy leaves nothing to show for a long while at x1: it is fast-forwarded, and
+    the pace then is not 'behind' although it is not the asked one."""
+    lane = Lane(load_scenario("thp"), Mode.SERIAL)
+    playback = Playback(RATE_NS, budget_s=60.0)
+    playback.restart(0.0, 0.0)
+    now, crossed = 0.0, False
+    for frame in range(1, 2000):
+        now += FRAME_S
+        playback.tick(now, [lane], speed=1.0, frame_no=frame)
+        if playback.fast_forward:
+            crossed = True
+            achieved, behind = playback.achieved(1.0, playing=True)
+            assert not behind
+        if crossed and not playback.fast_forward:
+            break
+    assert crossed
+    assert now < 10 * GAP_S * 4, "each gap takes about GAP_S of wall time"
+
+
+def test_a_lagging_lane_holds_the_race_back_and_the_pace_says_so() -> None:
+    serial, batched = race("default")
+    playback = Playback(RATE_NS, budget_s=0.0)  # no time for engine work: every lane lags
+    playback.restart(0.0, 0.0)
+    now, lagged = 0.0, 0
+    for frame in range(1, 20):
+        now += FRAME_S
+        playback.tick(now, [serial, batched], speed=16384.0, frame_no=frame)
+        for lane in (serial, batched):
+            if lane.lagging:  # the shared clock waits for it: a fair race
+                lagged += 1
+                assert playback.target <= lane.engine.clock
+    assert lagged
+    achieved, behind = playback.achieved(16384.0, playing=True)
+    assert achieved is not None and behind
+
+
+def test_the_race_plays_to_the_end_with_the_headless_counters() -> None:
+    serial, batched = race()
+    playback = Playback(RATE_NS)
+    playback.restart(0.0, 0.0)
+    now, frame, tick = 0.0, 0, None
+    while frame < 100_000:
+        frame += 1
+        now += FRAME_S
+        tick = playback.tick(now, [serial, batched], speed=64.0, frame_no=frame)
+        if tick.done:
+            break
+    assert tick is not None and tick.done
+    for lane, mode in ((serial, Mode.SERIAL), (batched, Mode.BATCHED)):
+        engine, _ = headless_run(load_scenario("tiny"), mode)
+        assert lane.engine.summary() == engine.summary()
+    achieved, behind = playback.achieved(64.0, playing=True)
+    assert achieved is not None and achieved > 0 and not behind
