@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from core.events import Event, EventKind, Phase, RoundKind
+from core.events import IPIS, Event, EventKind, Mechanism, Phase, RoundKind
 from core.folios import FolioState, FolioTable
 from core.kernel import Stage, TaskState
 from core.migrate import MigrationTask
@@ -120,8 +120,13 @@ class EngineView:
     last_event: Event | None
     recent_events: tuple[Event, ...]
     events: int
-    arch: str = "x86-ipi"  # the flush mechanism (core/flush.py)
-    interrupts: bool = True  # its rounds interrupt targets (IPIs); False: broadcast + a wait
+    arch: str = "x86-ipi"  # topology.arch, as configured
+    mechanism: Mechanism = IPIS  # how rounds are done here (INVLPGB on < 3 CPUs: IPIs)
+
+    @property
+    def interrupts(self) -> bool:
+        """Rounds interrupt targets (IPIs); False: a broadcast and a wait."""
+        return self.mechanism.interrupts
 
 
 @dataclass(slots=True)
@@ -490,7 +495,7 @@ class Engine:
             cpu_stalled_on=tuple(stalled_on), ipi_round=ipi_round, counters=self.counters.copy(),
             workload=workload.stats(), last_event=last, recent_events=tuple(self.recent),
             events=self.events, arch=self.scenario.topology.arch.value,
-            interrupts=self.task.flusher.interrupts,
+            mechanism=self.task.flusher.mechanism,
         )
 
     def pages_done(self) -> int:

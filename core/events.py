@@ -8,6 +8,7 @@ each named after the kernel function it mirrors.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -147,9 +148,41 @@ KERNEL_FUNCTION: dict[EventKind, str] = {
 }
 
 
-def explain(event: Event) -> str:
-    """One or two sentences saying what an event is, naming the kernel function it mirrors."""
+@dataclass(frozen=True, slots=True)
+class Mechanism:
+    """How a shootdown round is done, in the words the screens and explanations use. Each flush
+    mechanism (core/flush.py) has one; a round's events are read through it."""
+
+    name: str  # e.g. "x86 IPIs"
+    interrupts: bool  # targets take an interrupt and run a handler (IPIs); else a broadcast
+    title: str  # what the shootdown panel is called
+    issue: str  # the invalidation per page ("INVLPG" on each target; a broadcast instruction)
+    wait: str  # what the sender waits on ("acks"; "DSB ISH"; "TLBSYNC")
+    send: str  # the kernel function of an immediate round (one page, one PMD)
+    send_batch: str  # the kernel function of a batch's round
+    done: str  # the kernel function that returns when the round is complete
+
+
+IPIS = Mechanism("x86 IPIs", True, "TLB shootdown IPIs", "INVLPG", "acks",
+                 "native_flush_tlb_multi", "native_flush_tlb_multi", "smp_call_function_many_cond")
+
+
+def kernel_function(event: Event, mechanism: Mechanism = IPIS) -> str:
+    """The kernel function an event mirrors, under this flush mechanism."""
+    if event.kind is EventKind.FLUSH_SEND:
+        return mechanism.send_batch if event.round_kind is RoundKind.BATCH else mechanism.send
+    if event.kind is EventKind.FLUSH_DONE:
+        return mechanism.done
+    return KERNEL_FUNCTION.get(event.kind, "")
+
+
+def explain(event: Event, mechanism: Mechanism = IPIS) -> str:
+    """One or two sentences saying what an event is, naming the kernel function it mirrors; a
+    round's events in the words of its flush ``mechanism``."""
     kind = event.kind
+    if not mechanism.interrupts and kind in (EventKind.UNMAP, EventKind.FLUSH_SEND,
+                                             EventKind.FLUSH_DONE):
+        return _explain_broadcast(event, mechanism)
     folio = f"folio {event.folio}"
     if kind is EventKind.MIGRATE_START:
         return ("migrate_pages() starts: the folios on the source node were isolated into the "
@@ -232,3 +265,25 @@ def explain(event: Event) -> str:
                 f"cpumask being flushed: it {what}.")
     return ("migrate_pages() returns and reports its stats (mm_migrate_pages): pgmigrate_success, "
             "pgmigrate_fail and the THP counters.")
+
+
+def _explain_broadcast(event: Event, mechanism: Mechanism) -> str:
+    """A round of a broadcast mechanism: no IPI, no handler; the sender waits."""
+    folio = f"folio {event.folio}"
+    issue, wait = mechanism.issue, mechanism.wait
+    if event.kind is EventKind.UNMAP:
+        if event.pages and event.arg:
+            return (f"try_to_migrate_one() replaced the PTEs of {folio} with migration entries and "
+                    f"issued a broadcast {issue} per page without waiting "
+                    "(arch_tlbbatch_add_pending): other CPUs may still use stale TLB entries "
+                    f"until the {wait} in try_to_unmap_flush().")
+        return (f"try_to_migrate_one() cleared {folio}'s entry and flushed it at once: a broadcast "
+                f"{issue}, then {wait} waits until every CPU has dropped it.")
+    if event.kind is EventKind.FLUSH_SEND:
+        batch = event.round_kind is RoundKind.BATCH
+        what = "every broadcast the batch issued" if batch else f"the {issue}"
+        function = mechanism.send_batch if batch else mechanism.send
+        return (f"{function}(): {wait} waits until {what} has completed on every CPU. No IPI: "
+                "no other CPU is interrupted or runs a handler.")
+    return (f"{wait} completed: no CPU can reach the old page through its TLB any more, so "
+            "copying is now safe.")

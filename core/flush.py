@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.events import Event, EventKind, Phase, RoundKind
+from core.events import IPIS, Event, EventKind, Mechanism, Phase, RoundKind
 from core.folios import FolioState
 from core.scenario import Arch
 from core.stats import Spend
@@ -59,7 +59,12 @@ class FlushModel(ABC):
     """A TLB-shootdown mechanism, as the migrating task uses it."""
 
     arch: Arch
-    interrupts: bool  # targets run a handler: IPIs (the UI draws arrows only then)
+    mechanism: Mechanism  # how its rounds are named and drawn (IPI arrows only if interrupts)
+
+    @property
+    def interrupts(self) -> bool:
+        """Targets run a handler: IPIs."""
+        return self.mechanism.interrupts
 
     def __init__(self, task: TaskBase) -> None:
         self.task = task
@@ -89,7 +94,7 @@ class X86Ipi(FlushModel):
     """IPIs and TLB generations, as arch/x86/mm/tlb.c does them up to 6.14."""
 
     arch = Arch.X86_IPI
-    interrupts = True
+    mechanism = IPIS
 
     def should_defer(self) -> bool:
         # should_defer_flush(): only when mm_cpumask holds a CPU other than this one.
@@ -117,7 +122,6 @@ class _Broadcast(FlushModel):
     """Hardware broadcast invalidation: an instruction per page that reaches every CPU, and a
     wait for completion. No IPIs."""
 
-    interrupts = False
     issue_cost = "tlbi_ns"  # Costs field: one broadcast invalidation, issued
     sync_cost = "dsb_ns"  # Costs field: waiting until every invalidation issued has completed
 
@@ -183,6 +187,9 @@ class Arm64Tlbi(_Broadcast):
     sysctl, docs/kernel.md §10.1): the base's should_defer()."""
 
     arch = Arch.ARM64_TLBI
+    mechanism = Mechanism("arm64 broadcast TLBI", False,
+                          "TLB shootdowns: broadcast TLBI + DSB, no IPIs", "TLBI VALE1IS",
+                          "DSB ISH", "flush_tlb_page", "arch_tlbbatch_flush", "dsb(ish)")
 
     def needs_flush(self) -> bool:
         # flush_tlb_page() broadcasts whatever the mask holds: the TLBI and its DSB are paid.
@@ -194,6 +201,9 @@ class X86Invlpgb(_Broadcast):
     fewer than 3 CPUs): INVLPGB per page, TLBSYNC to wait."""
 
     arch = Arch.X86_INVLPGB
+    mechanism = Mechanism("AMD INVLPGB", False,
+                          "TLB shootdowns: broadcast INVLPGB + TLBSYNC, no IPIs", "INVLPGB",
+                          "TLBSYNC", "flush_tlb_mm_range", "arch_tlbbatch_flush", "tlbsync")
     issue_cost = "invlpgb_ns"
     sync_cost = "tlbsync_ns"
 
@@ -220,9 +230,13 @@ MECHANISMS: dict[Arch, type[FlushModel]] = {
 }
 
 
+def model_class(machine: Machine, arch: Arch) -> type[FlushModel]:
+    """The mechanism a scenario's flushes take. INVLPGB without a global ASID is the IPI path."""
+    if arch is Arch.X86_INVLPGB and not broadcasts(machine, arch):
+        return X86Ipi
+    return MECHANISMS[arch]
+
+
 def flush_model(task: TaskBase) -> FlushModel:
-    """The mechanism of the task's scenario. INVLPGB without a global ASID is the IPI path."""
-    arch = task.scenario.topology.arch
-    if arch is Arch.X86_INVLPGB and not broadcasts(task.machine, arch):
-        return X86Ipi(task)
-    return MECHANISMS[arch](task)
+    """The mechanism of the task's scenario, for the task."""
+    return model_class(task.machine, task.scenario.topology.arch)(task)

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from core.events import Errno, Event, EventKind, explain
+from core.flush import model_class
 from core.scenario import Scenario
 from core.tlb import CpuRole, Machine
 
@@ -30,6 +31,7 @@ class PerfettoWriter:
 
     def __init__(self, scenario: Scenario) -> None:
         self.machine = Machine(scenario)
+        self.mechanism = model_class(self.machine, scenario.topology.arch).mechanism
         self.handler_ns = scenario.costs.ipi_handler_ns
         self.unmap_pte_ns = scenario.costs.unmap_pte_ns
         self.initiator = self.machine.initiator
@@ -70,7 +72,7 @@ class PerfettoWriter:
     def _instant(self, name: str, event: Event) -> dict[str, Any]:
         return {"ph": "i", "s": "t", "pid": PID, "tid": event.cpu, "name": name,
                 "ts": _us(event.time_ns), "args": {"folio": event.folio,
-                                                   "why": explain(event)}}
+                                                   "why": explain(event, self.mechanism)}}
 
     def rows(self, event: Event) -> list[dict[str, Any]]:
         """Trace-event rows that this event completes."""

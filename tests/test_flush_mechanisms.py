@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from core.engine import Engine
-from core.events import EventKind, RoundKind
+from core.events import IPIS, EventKind, RoundKind, explain, kernel_function
 from core.scenario import Mode, load_scenario
 from core.trace import TraceFormatter, write_trace
 
@@ -149,3 +149,24 @@ def test_the_view_shows_a_broadcast_wait_in_flight() -> None:
     assert view.ipi_round is not None and view.ipi_round.targets == ()
     assert view.ipi_round.kind is RoundKind.BATCH and not view.ipi_round.done
     assert view.arch == "arm64-tlbi" and not view.interrupts
+
+
+@pytest.mark.parametrize(("arch", "wait"), [("arm64-tlbi", "DSB ISH"), ("x86-invlpgb", "TLBSYNC")])
+def test_a_broadcast_round_is_told_in_its_mechanism_words(arch: str, wait: str) -> None:
+    """The view carries the mechanism; its rounds are explained as waits, never as IPIs, and
+    INVLPGB on 2 CPUs (no global ASID) is told as the IPIs it sends."""
+    engine, events = run("default", Mode.BATCHED, f"topology.arch={arch}", "workload.threads=4")
+    mechanism = engine.view().mechanism
+    assert not mechanism.interrupts and mechanism.wait == wait
+    told = [e for e in events if e.kind in (EventKind.UNMAP, EventKind.FLUSH_SEND,
+                                            EventKind.FLUSH_DONE)]
+    assert {e.kind for e in told} == {EventKind.UNMAP, EventKind.FLUSH_SEND, EventKind.FLUSH_DONE}
+    for event in told:
+        text = explain(event, mechanism)
+        assert "IPI(s)" not in text and "acknowledge" not in text, text
+        assert wait in text or event.pages == 0, text
+    batch = next(e for e in told if e.kind is EventKind.FLUSH_SEND
+                 and e.round_kind is RoundKind.BATCH)
+    assert kernel_function(batch, mechanism) == "arch_tlbbatch_flush"
+    two, _ = run("default", Mode.BATCHED, "topology.arch=x86-invlpgb", "workload.threads=2")
+    assert two.view().mechanism is IPIS

@@ -506,7 +506,8 @@ class MigvizApp(ThemedApp):
         return stopper(self.breakpoints.kinds, self.breakpoints.folio)
 
     def _announce_break(self, event: Event) -> None:
-        self.notify(explain(event), title=f"breakpoint · {event.kind.name.lower()}")
+        mechanism = self._active_lane().engine.task.flusher.mechanism
+        self.notify(explain(event, mechanism), title=f"breakpoint · {event.kind.name.lower()}")
 
     def action_breakpoints(self) -> None:
         if isinstance(self.screen, BreakpointScreen):

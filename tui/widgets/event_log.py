@@ -14,7 +14,7 @@ import re
 
 from textual.content import Content
 
-from core.events import KERNEL_FUNCTION, EventKind, explain
+from core.events import EventKind, explain, kernel_function
 from core.scenario import Scenario
 from core.trace import TraceFormatter, lines_until
 from tui.widgets.frame import Frame
@@ -127,9 +127,10 @@ class EventLog(LinesView):
                 ("space plays, n steps one event, ? explains every key.", "$text-muted"),
             ).wrap(max(width - 1, 20))[: max(1, height - 1)]
         else:
-            function = KERNEL_FUNCTION.get(event.kind, "")
+            mechanism = frame.view.mechanism
+            function = kernel_function(event, mechanism)
             explanation = Content.assemble((f"{function}  ", "bold $accent"),
-                                           (explain(event), ""))
+                                           (explain(event, mechanism), ""))
             wrapped = explanation.wrap(max(width - 1, 20))
             keep = max(1, min(3, height - 2)) if height > 2 else 1
             if len(wrapped) > keep:

@@ -48,9 +48,7 @@ class IpiPanel(LinesView):
         self._frame = frame
         self._scale = scale
         view = frame.view
-        title = "TLB shootdown IPIs" if view.interrupts else (
-            "TLB shootdowns: broadcast " + ("TLBI + DSB" if view.arch == "arm64-tlbi"
-                                            else "INVLPGB + TLBSYNC") + ", no IPIs")
+        title = view.mechanism.title
         if self.border_title != title:
             self.border_title = title
         self.set_lines(self._fitted(frame))
@@ -122,7 +120,7 @@ class IpiPanel(LinesView):
             lines.append((fitted(width, *variants), 1))
         elif round_ is not None and not view.interrupts:
             # A broadcast (arm64 TLBI, AMD INVLPGB): no IPI, no handler; the sender waits.
-            wait = "DSB ISH" if view.arch == "arm64-tlbi" else "TLBSYNC"
+            wait = view.mechanism.wait
             what = "the batch's broadcasts" if round_.pages == -1 else "one broadcast"
             state = "done" if round_.done else "waiting"
             lines.append((Content.assemble(label("last" if round_.done else "round"),
