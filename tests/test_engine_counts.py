@@ -383,3 +383,33 @@ def test_targets_flush_by_tlb_generation(orders: list[int], limit: int,
             assert rounds == expected
         else:  # 6.2: every round is the next generation, one INVLPG (the THP: of its PMD)
             assert rounds == [(1 << order, 1) for order in orders]
+
+
+@pytest.mark.parametrize("name", ["tiny", "default", "contended", "thp", "numa-balancing"])
+@pytest.mark.parametrize("mode", ["serial", "batched"])
+def test_a_run_nobody_watches_folds_receipts_and_counts_the_same(name: str, mode: str) -> None:
+    """run_to_end() with no callback does not make a round's IPI_RECV events one by one; the
+    summary (every counter, the event count, the clock, the workload) is the same as a run
+    whose every event is looked at."""
+    overrides = ["migration.moves=1"] if name == "numa-balancing" else []
+    watched = Engine(load_scenario(name, overrides), Mode(mode), checkpoints=False)
+    seen: list[Event] = []
+    watched.run_to_end(seen.append)
+    folded = Engine(load_scenario(name, overrides), Mode(mode), checkpoints=False)
+    made: list[Event] = []
+    apply = folded._apply
+
+    def counting(event: Event) -> None:
+        made.append(event)
+        apply(event)
+
+    folded._apply = counting  # type: ignore[method-assign]
+    assert folded.run_to_end() == len(seen) == folded.events
+    assert folded.summary() == watched.summary()
+    assert folded.task.folded == 0 and not folded.task.fold_receipts
+    # Only the migrating task's rounds fold (NUMA balancing's scans make their receipts).
+    receipts = sum(e.kind is EventKind.IPI_RECV for e in seen)
+    folds = name != "numa-balancing"
+    assert len(made) == len(seen) - (receipts if folds else 0)
+    assert [e for e in seen if e.kind is not EventKind.IPI_RECV] == \
+        [e for e in made if e.kind is not EventKind.IPI_RECV]
