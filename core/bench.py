@@ -8,11 +8,14 @@ before the series, and copying at 43.7% (unmap plus flush 8.3%) after it.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from core.engine import Engine
 from core.events import Event, EventKind
@@ -22,6 +25,42 @@ from core.summary import RunSummary
 # Called with each new engine before it runs; returns what to call with each of its events, or
 # None (the command line's progress display watches runs this way).
 Watch = Callable[[Engine], Callable[[Event], None] | None]
+T = TypeVar("T")
+
+
+def default_jobs() -> int:
+    """The CPUs this process may run on."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else os.cpu_count() or 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """How a command's runs are carried out: one after another in this process, each watched
+    (``watch``), or up to ``jobs`` at a time in worker processes, ``done(finished, total)``
+    told as each ends. The engine is deterministic: the results are the same either way."""
+
+    jobs: int = 1
+    watch: Watch | None = None
+    done: Callable[[int, int], None] | None = None
+
+    def map(self, function: Callable[..., T], calls: Sequence[tuple[Any, ...]]) -> list[T]:
+        """``function(*args, watch)`` for each args of ``calls``, in their order."""
+        if self.jobs <= 1 or len(calls) <= 1:
+            return [function(*args, self.watch) for args in calls]
+        # fork: the workers start at once with everything imported (Linux); else the default.
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        with ProcessPoolExecutor(max_workers=min(self.jobs, len(calls)),
+                                 mp_context=context) as executor:
+            futures = [executor.submit(function, *args, None) for args in calls]
+            for finished, _ in enumerate(as_completed(futures), 1):
+                if self.done is not None:
+                    self.done(finished, len(futures))
+            return [future.result() for future in futures]
+
+
+SERIAL = Pool()  # one run after another, unwatched
 
 SEED: dict[str, float] = {
     "ipi_reduction_pct": 99.1,
@@ -45,9 +84,10 @@ MOVES = 1000  # "back and forth" for as long as the test lasts (the scenario's u
 
 
 def run_once(scenario: Scenario, mode: Mode | None, watch: Watch | None = None) -> RunSummary:
-    """One headless run; its `migviz run --json` figures."""
+    """One headless run; its `migviz run --json` figures. A watcher sees its progress, not
+    every IPI receipt (which the run then need not make one by one)."""
     engine = Engine(scenario, mode, checkpoints=False, history=1)
-    engine.run_to_end(watch(engine) if watch else None)
+    engine.run_to_end(watch(engine) if watch else None, receipts=False)
     return engine.summary()
 
 
@@ -116,14 +156,14 @@ def _pct_change(before: float, after: float) -> float:
     return (after - before) / before * 100.0 if before else 0.0
 
 
-def run_bench(scenario: Scenario, watch: Watch | None = None,
+def run_bench(scenario: Scenario, pool: Pool = SERIAL,
               duration_ns: int = DURATION_NS) -> dict[str, Any]:
     """Both modes on the same scenario and seed for a test of the same fixed length, the
     headline figures and the seed's. The seed's reduction is "during the test": IPIs over the
     same time, in which batched moved more pages; per migrated page it is larger."""
     start = time.perf_counter()
-    serial_run = run_for(scenario, Mode.SERIAL, duration_ns, watch)
-    batched_run = run_for(scenario, Mode.BATCHED, duration_ns, watch)
+    serial_run, batched_run = pool.map(run_for, [(scenario, Mode.SERIAL, duration_ns),
+                                                 (scenario, Mode.BATCHED, duration_ns)])
     wall = time.perf_counter() - start
     serial, batched = serial_run.summary, batched_run.summary
     figures = {
@@ -243,16 +283,13 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def run_recipe(scenario: Scenario, recipe: Recipe, watch: Watch | None = None
-               ) -> dict[str, Any]:
+def run_recipe(scenario: Scenario, recipe: Recipe, pool: Pool = SERIAL) -> dict[str, Any]:
     """Every run of the recipe, and each published figure beside the model's."""
     start = time.perf_counter()
     base = scenario.model_dump(mode="json", by_alias=True)
-    runs: dict[str, RunSummary] = {}
-    for name, (mode, overrides) in recipe.runs.items():
-        variant = user_scenario(apply_overrides(base, list(overrides)),
-                                f"{scenario.name} ({name})")
-        runs[name] = run_once(variant, mode, watch)
+    calls = [(user_scenario(apply_overrides(base, list(overrides)), f"{scenario.name} ({name})"),
+              mode) for name, (mode, overrides) in recipe.runs.items()]
+    runs = dict(zip(recipe.runs, pool.map(run_once, calls), strict=True))
     figures = [figure_row(figure.name, figure.compute(runs), figure.published, figure.low,
                           figure.high, figure.source, figure.unit)
                for figure in recipe.figures]
@@ -304,7 +341,7 @@ class SweepRow:
 
 
 def sweep(scenario: Scenario, spec: str, mode: Mode = Mode.BATCHED,
-          label: str = "scenario", watch: Watch | None = None) -> list[SweepRow]:
+          label: str = "scenario", pool: Pool = SERIAL) -> list[SweepRow]:
     """Run one mode once per value of one field."""
     field, values = parse_sweep(spec)
     base = scenario.model_dump(mode="json", by_alias=True)
@@ -312,10 +349,9 @@ def sweep(scenario: Scenario, spec: str, mode: Mode = Mode.BATCHED,
     for value in values:
         data = apply_overrides(base, [f"{field}={_toml(value)}"])
         variants.append(user_scenario(data, f"{label} with --sweep {field}={value}"))
-    rows = []
-    for value, variant in zip(values, variants, strict=True):
-        rows.append(SweepRow(field, value, run_once(variant, mode, watch)))
-    return rows
+    summaries = pool.map(run_once, [(variant, mode) for variant in variants])
+    return [SweepRow(field, value, summary)
+            for value, summary in zip(values, summaries, strict=True)]
 
 
 def _toml(value: Any) -> str:

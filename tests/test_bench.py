@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import assert_one_line, call
 
 from core.bench import RANGES, SEED, TimedRun, parse_sweep, run_bench, run_once, sweep
 from core.scenario import Mode, ScenarioError, load_scenario
@@ -186,3 +187,30 @@ def test_bench_recipe_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert {row["name"] for row in data["figures"]} >= {"dma16_2m_speedup", "baseline_4k_gbps"}
     assert main(["bench", "copy-offload", "--set", "memory.folios=[{order=0,count=1024}]"]) == 0
     assert "dma16_2m_speedup" in capsys.readouterr().out
+
+
+def test_runs_in_parallel_processes_give_the_serial_results() -> None:
+    """--jobs: the same sweep, recipe and bench, one run after another or two at a time."""
+    from core.bench import RECIPES, Pool, run_recipe
+
+    scenario = load_scenario("pmbench-2s", SMALL)
+    spec = "migration.batch_pages=1,16,128"
+    assert sweep(scenario, spec, pool=Pool(jobs=2)) == sweep(scenario, spec)
+    small = load_scenario("copy-offload", ["memory.folios=[{order=0,count=256}]"])
+    one = run_recipe(small, RECIPES["copy-offload"])
+    two = run_recipe(small, RECIPES["copy-offload"], Pool(jobs=2))
+    assert one["runs"] == two["runs"] and one["figures"] == two["figures"]
+    finished: list[tuple[int, int]] = []
+    both = run_bench(scenario, Pool(jobs=2, done=lambda done, total: finished.append(
+        (done, total))), duration_ns=TEST_NS // 4)
+    alone = run_bench(scenario, duration_ns=TEST_NS // 4)
+    assert both["serial"] == alone["serial"] and both["batched"] == alone["batched"]
+    assert finished == [(1, 2), (2, 2)]
+
+
+def test_jobs_must_be_a_whole_number_of_one_or_more(capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in ("0", "two"):
+        code, out, err = call(capsys, "bench", "tiny", "--sweep", "migration.batch_pages=1,2",
+                              "--jobs", bad)
+        assert code == 2 and out == ""
+        assert_one_line(err, "--jobs", bad)

@@ -156,9 +156,14 @@ def stderr_terminal(monkeypatch: pytest.MonkeyPatch) -> FakeTerminal:
 @pytest.mark.parametrize(("argv", "label"), [
     (["run", "tiny"], "tiny batched"),
     (["run", "tiny", "--mode", "serial"], "tiny serial"),
-    (["compare", "tiny"], "tiny batched 2/2"),
-    (["bench", "tiny", "--set", "migration.moves=1"], "tiny batched 2/2"),
-    (["bench", "tiny", "--sweep", "migration.batch_pages=2,4,8"], "tiny batched 3/3"),
+    (["compare", "tiny", "--jobs", "1"], "tiny batched 2/2"),
+    (["bench", "tiny", "--set", "migration.moves=1", "--jobs", "1"], "tiny batched 2/2"),
+    (["bench", "tiny", "--sweep", "migration.batch_pages=2,4,8", "--jobs", "1"],
+     "tiny batched 3/3"),
+    # Runs in parallel processes: how many are done.
+    (["compare", "tiny", "--jobs", "2"], "2 runs, 2 at a time"),
+    (["bench", "tiny", "--sweep", "migration.batch_pages=2,4,8", "--jobs", "2"],
+     "3 runs, 2 at a time"),
     (["trace", "tiny"], "tiny batched"),
     (["trace", "tiny", "--format", "perfetto"], "tiny batched"),
 ], ids=lambda value: " ".join(value) if isinstance(value, list) else "")

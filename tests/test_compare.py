@@ -72,3 +72,10 @@ def test_run_json_is_the_typed_summary_and_the_tables_name_its_fields(
     assert set(METRICS) <= set(RunSummary.keys())
     with pytest.raises(FrozenInstanceError):
         engine.summary().pages_per_sec = 0.0  # type: ignore[misc]
+
+
+def test_compare_in_two_processes_prints_what_one_does(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["compare", "default"], ["compare", "tiny", "thp"],
+                 ["compare", "default", "--b", "topology.arch=arm64-tlbi"]):
+        assert json_of(capsys, *argv, "--json", "--jobs", "2") == \
+            json_of(capsys, *argv, "--json", "--jobs", "1")

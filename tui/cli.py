@@ -21,7 +21,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from core.bench import DURATION_NS, RECIPES, parse_sweep, run_bench, run_once, run_recipe, sweep
+from core.bench import (
+    DURATION_NS,
+    RECIPES,
+    default_jobs,
+    parse_sweep,
+    run_bench,
+    run_once,
+    run_recipe,
+    sweep,
+)
 from core.breakpoints import Breakpoint
 from core.engine import Engine
 from core.errors import InputError
@@ -166,6 +175,9 @@ def _parser() -> _Parser:
     compare.add_argument("--json", action="store_true",
                          help='print {"serial": {...}, "batched": {...}}, or with two setups '
                          '{"a": {...}, "b": {...}, "labels": {...}}')
+    compare.add_argument("--jobs", type=_positive_int, metavar="N", default=default_jobs(),
+                         help="run the two sides in up to N processes at once (default: the "
+                         "CPU count, %(default)s here); the results are the same")
 
     trace = commands.add_parser("trace", parents=[overrides, mode],
                                 help="print the run as ftrace text",
@@ -206,6 +218,10 @@ def _parser() -> _Parser:
                        help="length of the test in ms of simulated time, the same in both modes "
                        "(default %(default)g): the folios move back and forth until it ends and "
                        "everything is counted during the test, as the seed counted")
+    bench.add_argument("--jobs", type=_positive_int, metavar="N", default=default_jobs(),
+                       help="run up to N of the runs (both modes, a recipe's runs, --sweep's "
+                       "values) in processes at once (default: the CPU count, %(default)s "
+                       "here); the results are the same")
 
     scenarios = commands.add_parser("scenarios", help="list built-in scenarios",
                                     description="List, show or explain scenarios.")
@@ -330,6 +346,16 @@ class _CostsFile(argparse.Action):
         namespace.overrides = overrides
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -447,8 +473,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "compare":
         scenario = load_scenario(args.scenario, args.overrides)
         with Progress(sys.stderr, runs=2, enabled=not args.json) as progress:
-            results = {mode.value: run_once(scenario, mode, progress.watch)
-                       for mode in (Mode.SERIAL, Mode.BATCHED)}
+            summaries = progress.pool(args.jobs).map(run_once, [(scenario, Mode.SERIAL),
+                                                                (scenario, Mode.BATCHED)])
+            results = dict(zip((Mode.SERIAL.value, Mode.BATCHED.value), summaries, strict=True))
         emit(as_json_text(results) if args.json else format_compare(results, scenario))
         return 0
     if command == "trace":
@@ -479,8 +506,8 @@ def _versus(args: argparse.Namespace) -> int:
     if labels["a"] == labels["b"]:
         labels = {"a": f"A: {labels['a']}", "b": f"B: {labels['b']}"}
     with Progress(sys.stderr, runs=2, enabled=not args.json) as progress:
-        results = {"a": run_once(first, None, progress.watch),
-                   "b": run_once(second, None, progress.watch)}
+        summaries = progress.pool(args.jobs).map(run_once, [(first, None), (second, None)])
+        results = dict(zip("ab", summaries, strict=True))
     if args.json:
         emit(as_json_text({**results, "labels": labels}))
     else:
@@ -648,7 +675,7 @@ def _bench(args: argparse.Namespace) -> int:
         with Progress(sys.stderr, runs=runs, enabled=not args.json) as progress:
             started = time.perf_counter()
             rows = sweep(scenario, args.sweep, Mode(args.mode or Mode.BATCHED), args.scenario,
-                         progress.watch)
+                         progress.pool(args.jobs))
             wall = time.perf_counter() - started
         emit(as_json_text(rows) if args.json else format_sweep(rows, scenario, wall))
         return 0
@@ -658,11 +685,12 @@ def _bench(args: argparse.Namespace) -> int:
     recipe = RECIPES.get(scenario.name)
     if recipe is not None:
         with Progress(sys.stderr, runs=len(recipe.runs), enabled=not args.json) as progress:
-            result = run_recipe(scenario, recipe, progress.watch)
+            result = run_recipe(scenario, recipe, progress.pool(args.jobs))
         emit(as_json_text(result) if args.json else format_recipe(result, scenario))
         return 0
     with Progress(sys.stderr, runs=2, enabled=not args.json) as progress:
-        result = run_bench(scenario, progress.watch, duration_ns=round(args.duration * 1e6))
+        result = run_bench(scenario, progress.pool(args.jobs),
+                           duration_ns=round(args.duration * 1e6))
     emit(as_json_text(result) if args.json else format_bench(result, scenario))
     return 0
 

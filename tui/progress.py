@@ -17,6 +17,7 @@ from time import monotonic as _system_monotonic
 from types import TracebackType
 from typing import TextIO
 
+from core.bench import Pool
 from core.engine import Engine
 from core.events import Event
 from tui.units import format_ns
@@ -108,6 +109,24 @@ class Progress:
                 self._tick(label, run, moves, folios, engine.clock, event, unit)
 
         return on_event
+
+    def pool(self, jobs: int) -> Pool:
+        """How to carry out this command's runs: one after another, each watched, or up to
+        ``jobs`` at a time in worker processes, with a count of those done."""
+        if jobs <= 1:
+            return Pool(1, self.watch)
+        if not self._line.on:
+            return Pool(jobs)
+        return Pool(jobs, None, lambda done, total: self._finished(done, total, jobs))
+
+    def _finished(self, done: int, total: int, jobs: int) -> None:
+        elapsed = monotonic() - self._start
+        if elapsed < DELAY_S:
+            return
+        cells = min(int(done / total * BAR_CELLS), BAR_CELLS)
+        bar = "█" * cells + "░" * (BAR_CELLS - cells)
+        self._line.draw(f"migviz: {total} runs, {min(jobs, total)} at a time  {bar}  "
+                        f"{done}/{total} done · {elapsed:.0f} s")
 
     def follow(self, engine: Engine, events: Iterable[Event]) -> Iterator[Event]:
         """The events of a run on ``engine``, watched on their way to the caller."""
