@@ -8,7 +8,6 @@ deterministic. Headless runs use the same code with checkpoints and history turn
 
 from __future__ import annotations
 
-import copy
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -362,7 +361,7 @@ class Engine:
             return
         self._last_checkpoint = self.events
         self._checkpoints.append(_Checkpoint(
-            events=self.events, clock=self.clock, task=copy.deepcopy(self.task.s),
+            events=self.events, clock=self.clock, task=self.task.s.copy(),
             folios=self.folios.copy(), counters=self.counters.copy(),
             timeline_mark=self.timeline.mark(), workload=self.workload.copy(),
             last_event=self.last_event, recent=tuple(self.recent),
@@ -398,7 +397,7 @@ class Engine:
             self.folios = point.folios.copy()
             self.counters = point.counters.copy()
             self.timeline.restore(point.timeline_mark)
-            self.task.s = copy.deepcopy(point.task)
+            self.task.s = point.task.copy()
             self.task.folios = self.folios
             self.task.counters = self.counters
             self.workload = point.workload.copy()

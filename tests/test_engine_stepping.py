@@ -433,3 +433,23 @@ def test_going_back_before_a_toggle_forgets_it() -> None:
         pass
     assert engine.last_event == batched[-1]
     assert engine.events == len(batched)
+
+
+def test_a_checkpoint_copy_of_the_task_shares_no_mutable_state() -> None:
+    """TaskState.copy() copies containers one level deep instead of deepcopy(): every mutable
+    field must be a new object, and its contents equal, or a restored checkpoint would see
+    later changes."""
+    import dataclasses
+
+    engine = Engine(make_scenario(12, batch_pages=4, moves=2))
+    engine.run_until(engine.clock + 20_000)
+    state = engine.task.s
+    copied = state.copy()
+    assert copied == state
+    for field in dataclasses.fields(state):
+        value = getattr(state, field.name)
+        if isinstance(value, (list, dict, set)) or dataclasses.is_dataclass(value):
+            assert getattr(copied, field.name) is not value, field.name
+    state.from_list.append(-1)
+    state.unit.moved += 1
+    assert copied.from_list[-1:] != [-1] and copied.unit.moved != state.unit.moved
