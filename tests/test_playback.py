@@ -61,7 +61,8 @@ def test_a_quiet_stretch_is_crossed_in_about_gap_s() -> None:
 
 def test_a_lagging_lane_holds_the_race_back_and_the_pace_says_so() -> None:
     serial, batched = race("default")
-    playback = Playback(RATE_NS, budget_s=0.0)  # no time for engine work: every lane lags
+    # No time for engine work, even when behind: every lane lags.
+    playback = Playback(RATE_NS, budget_s=0.0, behind_budget_s=0.0)
     playback.restart(0.0, 0.0)
     now, lagged = 0.0, 0
     for frame in range(1, 20):
@@ -93,3 +94,15 @@ def test_the_race_plays_to_the_end_with_the_headless_counters() -> None:
         assert lane.engine.summary() == engine.summary()
     achieved, behind = playback.achieved(64.0, playing=True)
     assert achieved is not None and achieved > 0 and not behind
+
+
+def test_a_lane_that_lagged_gets_more_of_the_next_frame() -> None:
+    """At the top speeds the engine gets the behind budget once a lane lags: the next frame
+    makes up the ground a frame with the normal budget could not."""
+    serial, batched = race("default")
+    playback = Playback(RATE_NS, budget_s=0.0, behind_budget_s=60.0)
+    playback.restart(0.0, 0.0)
+    playback.tick(FRAME_S, [serial, batched], speed=16384.0, frame_no=1)
+    assert serial.lagging or batched.lagging
+    playback.tick(2 * FRAME_S, [serial, batched], speed=16384.0, frame_no=2)
+    assert not (serial.lagging or batched.lagging)

@@ -25,6 +25,9 @@ def spark_base_ns(machine: Machine) -> int:
     return max(machine.full_round.total_ns, 200)
 
 
+DEADLINE_EVERY = 64  # events between two looks at the wall clock while advancing
+
+
 class Lane:
     """One engine and the history derived from its events."""
 
@@ -74,13 +77,25 @@ class Lane:
             return 0
         self.next_at = None
         applied: list[Event] = []
-        chunk = max((target - engine.clock) / 8, 1.0)
-        while engine.clock < target and not engine.done:
-            applied += engine.run_until(int(min(target, engine.clock + chunk)) + 1, stop)
-            if stop is not None and applied and stop(applied[-1]):
-                self.hit = applied[-1]
-                break
-            if time.perf_counter() > deadline:
+        made = 0
+        out_of_time = False
+
+        def enough(event: Event) -> bool:
+            """Stop at a breakpoint, or once the frame's time for the engine is spent (looked
+            at every DEADLINE_EVERY events: a stretch of simulated time may hold thousands)."""
+            nonlocal made, out_of_time
+            if stop is not None and stop(event):
+                self.hit = event
+                return True
+            made += 1
+            if made % DEADLINE_EVERY == 0 and time.perf_counter() > deadline:
+                out_of_time = True
+                return True
+            return False
+
+        while engine.clock < target and not engine.done and self.hit is None:
+            applied += engine.run_until(int(target) + 1, enough)
+            if out_of_time:
                 self.lagging = engine.clock < target
                 break
         if self.hit is not None:

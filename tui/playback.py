@@ -18,6 +18,7 @@ FRAME_BUDGET_S = 0.012  # engine work per frame before the simulation is allowed
 EARLY_S = 0.5  # an event may be shown this much (wall time) before its simulated time
 GAP_S = 1.5  # a wait for the next event longer than this (wall time) is fast-forwarded
 MAX_FRAME_S = 0.1  # a longer wall-clock gap between frames (a stall) counts as this much
+BEHIND_BUDGET_S = 0.05  # engine work per frame while a lane lags: fewer frames, more progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +38,17 @@ class Playback:
     that cannot keep up within the frame budget holds the shared clock back (a race stays
     fair), and the achieved rate (``pace``) says so."""
 
-    def __init__(self, rate_ns: float, *, budget_s: float = FRAME_BUDGET_S) -> None:
+    def __init__(self, rate_ns: float, *, budget_s: float = FRAME_BUDGET_S,
+                 behind_budget_s: float = BEHIND_BUDGET_S) -> None:
         self.rate_ns = rate_ns
         self.budget_s = budget_s
+        self.behind_budget_s = behind_budget_s
         self.target = 0.0
         self.fast_forward = False
         self.pace = Pace()
         self._gap_rate = 0.0
         self._last_tick = 0.0
+        self._lagged = False  # a lane could not keep up last frame
 
     def restart(self, now: float, clock_ns: float | None = None) -> None:
         """Playing starts (or the speed or run changed): forget the pace, measure from now."""
@@ -72,7 +76,11 @@ class Playback:
         # An event may show up to EARLY_S early; only longer steps are held back (each hold
         # costs a back(1), i.e. a checkpoint restore and replay).
         tolerance = per_second * EARLY_S
-        deadline = time.perf_counter() + self.budget_s  # real engine work, whatever ``now`` is
+        # Real engine work, whatever ``now`` is. While a lane lags (the top speeds), the engine
+        # gets more of each frame: the screen updates less often but the run goes faster, and a
+        # key still waits at most one frame.
+        budget = max(self.budget_s, self.behind_budget_s) if self._lagged else self.budget_s
+        deadline = time.perf_counter() + budget
         target = self.target
         quiet = quiet_for(lanes, target)
         if quiet > GAP_S * per_second:
@@ -91,6 +99,7 @@ class Playback:
             if lane.lagging or lane.hit is not None:
                 target = min(target, float(lane.engine.clock))
         self.target = target
+        self._lagged = any(lane.lagging for lane in lanes)
         self.pace.add(now, target)
         hit = next((lane.hit for lane in lanes if lane.hit is not None), None)
         return Tick(applied, hit, all(lane.engine.done for lane in lanes))

@@ -18,11 +18,25 @@ class ThemedApp(App[int]):
         # asks again on every theme change, so a switch from dark to light switches palettes.
         return fallback_palette(self.current_theme.dark)
 
+    _offered: dict[str, Theme] | None = None  # available_themes, until a theme is (un)registered
+
     @property
     def available_themes(self) -> dict[str, Theme]:
         # The picker offers only themes whose state colours reach 3:1 against the grid, which
         # leaves out the ANSI ones: they paint on the terminal's background, of unknown colour.
-        return {name: theme for name, theme in super().available_themes.items() if offered(theme)}
+        # Textual reads this on every look-up of the current theme (many per frame): keep it.
+        if self._offered is None:
+            self._offered = {name: theme for name, theme in super().available_themes.items()
+                             if offered(theme)}
+        return dict(self._offered)
+
+    def register_theme(self, theme: Theme) -> None:
+        self._offered = None
+        super().register_theme(theme)
+
+    def unregister_theme(self, theme_name: str) -> None:
+        self._offered = None
+        super().unregister_theme(theme_name)
 
     def use_theme(self, wanted: str | None, user_theme: Theme | None = None) -> bool:
         """Register migviz's themes (and the user's), then switch to ``wanted`` (the default if

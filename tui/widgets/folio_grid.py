@@ -250,6 +250,7 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
     def __init__(self, node: int, *, id: str | None = None, classes: str | None = None) -> None:
         self._cache: LRUCache[int, Strip] = LRUCache(CACHED_ROWS)
         self._styles: list[Style] | None = None
+        self._base: Style | None = None  # self.rich_style, kept with _styles (CSS look-ups cost)
         super().__init__(id=id, classes=f"{classes or ''} -node-{node}".strip())
         self.node = node
         self._frame: Frame | None = None
@@ -306,7 +307,9 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _update_title(self, frame: Frame, codes: npt.NDArray[np.uint8]) -> None:
         self._title_source = (frame, codes)
-        self.border_title = grid_title(frame, codes, self.node, self.size.width)
+        title = grid_title(frame, codes, self.node, self.size.width)
+        if title != self.border_title:  # setting it repaints the whole grid
+            self.border_title = title
 
     def _refresh_rows(self, rows: set[int]) -> None:
         if not rows:
@@ -331,13 +334,13 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
         self.watch(self.app, "theme", self._theme_changed, init=False)
 
     def _theme_changed(self) -> None:
-        self._styles = None
+        self._styles = self._base = None
         self._cache.clear()
         self.refresh()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self._styles = None
+        self._styles = self._base = None
         self._cache.clear()
 
     def _relayout(self) -> None:
@@ -388,7 +391,7 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _cell_styles(self) -> list[Style]:
         if self._styles is None:
-            base = self.rich_style
+            base = self._base = self.rich_style
             self._styles = [
                 base + self.get_component_rich_style(COMPONENT[code], partial=True)
                 for code in range(CODES)
@@ -397,23 +400,29 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
             self._styles += [style + cursor for style in self._styles]
         return self._styles
 
+    def _base_style(self) -> Style:
+        self._cell_styles()
+        assert self._base is not None
+        return self._base
+
     def render_line(self, y: int) -> Strip:
         line = y + self.scroll_offset.y
         width = self.scrollable_content_region.width
         if line % self._step:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base_style())
         row = line // self._step
         cached = self._cache.get(row)
-        if cached is None:
-            cached = self.render_row(row)
+        if cached is None or cached.cell_length != width:
+            base = self._base_style()
+            cached = self.render_row(row).crop(0, width).extend_cell_length(width, base)
             self._cache[row] = cached
-        return cached.crop(0, width).extend_cell_length(width, self.rich_style)
+        return cached
 
     def render_row(self, row: int) -> Strip:
         """One row of cells (unit-testable without an app once styles are set)."""
         layout = self._layout
         if layout is None or not 0 <= row < layout.rows:
-            return Strip.blank(0, self.rich_style)
+            return Strip.blank(0, self._base_style())
         styles = self._cell_styles()
         start, end = int(layout.row_start[row]), int(layout.row_start[row + 1])
         codes = self._codes[start:end].astype(np.int64)
@@ -424,7 +433,7 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
             codes[selected - start] += CODES
         gap = " " * layout.gap
         segments: list[Segment] = []
-        base = self.rich_style
+        base = self._base_style()
         if layout.uniform:
             # Runs of equal cells become one segment each.
             bounds = np.flatnonzero(np.diff(codes)) + 1

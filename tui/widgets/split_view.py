@@ -171,7 +171,7 @@ class SplitView(Vertical):
         line = race_content(race, self.size.width)
         if line != self._race:
             self._race = line
-            self.query_one("#race", Static).update(line)
+            self.query_one("#race", Static).update(line, layout=False)  # one line, always
         labels = race.labels or (None, None)
         self.query_one("#split-serial", ModeColumn).show(race.serial, scale,
                                                          labels[0] and f"A: {labels[0]}")
