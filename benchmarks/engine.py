@@ -70,7 +70,10 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """Peak resident memory of this process or of the largest of its workers (--jobs), MB."""
+    peaks = (resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF,
+                                                            resource.RUSAGE_CHILDREN))
+    return max(peaks) / 1024  # KiB on Linux
 
 
 def child_main(tree: str, case_json: str) -> int:
