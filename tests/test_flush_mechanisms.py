@@ -170,3 +170,25 @@ def test_a_broadcast_round_is_told_in_its_mechanism_words(arch: str, wait: str) 
     assert kernel_function(batch, mechanism) == "arch_tlbbatch_flush"
     two, _ = run("default", Mode.BATCHED, "topology.arch=x86-invlpgb", "workload.threads=2")
     assert two.view().mechanism is IPIS
+
+
+def test_the_stats_line_counts_a_broadcast_mechanisms_waits() -> None:
+    """No IPI rounds on arm64: the stats line shows the DSB waits and the TLBIs where an x86 run
+    shows rounds and IPIs per page, phase after phase, as the engine counts them."""
+    from tui.lane import Lane
+    from tui.widgets.stats_line import stats_content
+
+    lane = Lane(load_scenario("default", ["topology.arch=arm64-tlbi", "workload.threads=4"]),
+                Mode.BATCHED)
+    checked = 0
+    while not lane.engine.done:
+        lane.record(lane.engine.step_phase(), 0)
+        frame = lane.frame(clock_ns=None, playing=False, speed=1.0, rate_ns=1.0,
+                           now_ns=lane.engine.clock, bucket_ns=1_000, selected=0, frame_no=0)
+        stats = stats_content(frame, 400).plain
+        counters = frame.view.counters
+        assert f"DSB ISH waits {counters.sync_waits}" in stats, stats
+        assert f"TLBI VALE1IS {counters.tlbi_broadcasts}" in stats, stats
+        assert "IPIs 0" in stats and "rounds " not in stats
+        checked += 1
+    assert checked > 3 and lane.engine.counters.sync_waits > 0

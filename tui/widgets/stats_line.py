@@ -73,11 +73,17 @@ def stats_content(frame: Frame, width: int) -> Content:
     c = view.counters
     p99 = view.workload.percentile(99)
     # (priority: higher drops first, label, value, style)
+    # A broadcast mechanism (arm64 TLBI, AMD INVLPGB) sends no IPI rounds: its waits and its
+    # invalidations stand where the rounds and IPIs per page would.
+    rounds = (1, "rounds ", f"{c.nr_tlb_remote_flush}", "bold") if view.interrupts else \
+        (1, f"{view.mechanism.wait} waits ", f"{c.sync_waits}", "bold")
+    per_page = (3, "IPI/page ", f"{view.ipis_per_page:.3g}", "bold") if view.interrupts else \
+        (3, f"{view.mechanism.issue} ", f"{c.tlbi_broadcasts}", "bold")
     items: list[tuple[int, str, str, str]] = [
         (0, "pages ", f"{view.pages_done}/{view.pages_total}", "bold"),
-        (1, "rounds ", f"{c.nr_tlb_remote_flush}", "bold"),
+        rounds,
         (0, "IPIs ", f"{c.nr_tlb_remote_flush_received}", "bold $ipi"),
-        (3, "IPI/page ", f"{view.ipis_per_page:.3g}", "bold"),
+        per_page,
         (1, "pages/s ", format_count(view.pages_per_sec), "bold"),
         (4, "stall p99 ", format_ns(p99) if p99 else "—", "bold"),
         (2, "retries ", f"{c.retries}", "bold"),
