@@ -174,8 +174,10 @@ def test_a_broadcast_round_is_told_in_its_mechanism_words(arch: str, wait: str) 
 
 def test_the_stats_line_counts_a_broadcast_mechanisms_waits() -> None:
     """No IPI rounds on arm64: the stats line shows the DSB waits and the TLBIs where an x86 run
-    shows rounds and IPIs per page, phase after phase, as the engine counts them."""
+    shows rounds and IPIs per page, phase after phase, as the engine counts them; the panel
+    draws no sparkline of IPIs that never come."""
     from tui.lane import Lane
+    from tui.widgets.ipi_panel import IpiPanel
     from tui.widgets.stats_line import stats_content
 
     lane = Lane(load_scenario("default", ["topology.arch=arm64-tlbi", "workload.threads=4"]),
@@ -190,5 +192,7 @@ def test_the_stats_line_counts_a_broadcast_mechanisms_waits() -> None:
         assert f"DSB ISH waits {counters.sync_waits}" in stats, stats
         assert f"TLBI VALE1IS {counters.tlbi_broadcasts}" in stats, stats
         assert "IPIs 0" in stats and "rounds " not in stats
+        panel = [line.plain for line, _ in IpiPanel().build(frame, 120)]
+        assert not [line for line in panel if line.startswith("IPIs")], panel  # no sparkline
         checked += 1
     assert checked > 3 and lane.engine.counters.sync_waits > 0

@@ -130,14 +130,16 @@ class IpiPanel(LinesView):
             lines.append((Content.assemble(label("round"), ("none in flight", "$text-muted")), 0))
         lines.append((fitted(width, *[Content.assemble(label("kinds"), *kinds_text(frame, short))
                                       for short in (0, 1, 2)]), 1))
-        spark_width = max(4, width - label_width - 1)
-        values = frame.sparkline[-spark_width:]
-        lines.append((Content.assemble(
-            label("IPIs"), (sparkline(values, scale).rjust(len(values)), "$ipi on $panel")), 0))
-        lines.append((Content.assemble(
-            label(""), ((f"deliveries per {format_ns(frame.spark_bucket_ns)}, now at right"
-                         if width >= 46 else f"per {format_ns(frame.spark_bucket_ns)}, now →"),
-                        "$text-muted")), 3))
+        if view.interrupts:  # a broadcast mechanism delivers no IPI: no sparkline of them
+            spark_width = max(4, width - label_width - 1)
+            values = frame.sparkline[-spark_width:]
+            lines.append((Content.assemble(
+                label("IPIs"), (sparkline(values, scale).rjust(len(values)), "$ipi on $panel")),
+                0))
+            lines.append((Content.assemble(
+                label(""), ((f"deliveries per {format_ns(frame.spark_bucket_ns)}, now at right"
+                             if width >= 46 else f"per {format_ns(frame.spark_bucket_ns)}, now →"),
+                            "$text-muted")), 3))
         if view.interrupts:
             lines.append((Content.assemble(
                 label("total"), (f"{counters.nr_tlb_remote_flush}", "bold"),
