@@ -225,15 +225,18 @@ class TaskBase:
         self._tally(event)
         return event
 
+    def _in_sync_fallback(self) -> bool:
+        """The one-by-one sync fallback of migrate_pages_sync(): a batch's own steps are its
+        asynchronous passes, so the unit's tally shows the fallback apart (fallback_folio)."""
+        return self.s.sync and self.s.mode is Mode.BATCHED
+
     def _tally(self, event: Event) -> None:
-        """Keep the unit's progress in step with the event being made."""
+        """Keep the unit's progress in step with the event being made (just made from ``s``)."""
         unit = self.s.unit
         if not unit.active:
             return
         kind = event.kind
-        # The batch's own steps are its asynchronous passes; the one-by-one sync fallback of
-        # migrate_pages_sync() is shown apart (fallback_folio).
-        fallback = event.sync and self.s.mode is Mode.BATCHED
+        fallback = self._in_sync_fallback()
         if fallback and event.folio >= 0:
             unit.fallback_folio = event.folio
         if kind is EventKind.UNMAP:
@@ -437,7 +440,7 @@ class TaskBase:
                 shootdowns[cpu] += 1
             s.seq += received
             self.folded += received
-            if s.unit.active and not (s.sync and s.mode is Mode.BATCHED):
+            if s.unit.active and not self._in_sync_fallback():
                 s.unit.round_acked += received  # as _tally() would, receipt by receipt
         else:
             for cpu, offset, pages in zip(plan.targets, plan.offsets_ns, traced, strict=True):
