@@ -232,6 +232,7 @@ def _parser() -> _Parser:
     sub.add_parser("costs", help="list every cost parameter with its default and source",
                    description="Every cost parameter, its default and where it comes from.")
     _kernel_commands(commands)
+    _quiz_command(commands)
     parser.commands = tuple(commands.choices)
     return parser
 
@@ -297,6 +298,27 @@ def _kernel_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     calibrate.add_argument("--json", action="store_true", help="print the figures as JSON")
     calibrate.add_argument("--quick", action="store_true",
                            help="fewer repetitions: a rough figure in a few seconds")
+
+
+def _quiz_command(commands: argparse._SubParsersAction[_Parser]) -> None:
+    """migviz quiz: predict-then-reveal questions with the engine as the oracle."""
+    from tui.cmd_quiz import DEFAULT_COUNT, count_arg, seed_arg
+
+    quiz = commands.add_parser(
+        "quiz", help="questions to predict, on small random scenarios (-c: the answers)",
+        description="Print OSTEP-style questions on small random scenarios (how many IPIs, how "
+        "many rounds, which CPUs, how many pages unmapped at the flush); each answer is what "
+        "migviz run reports for its scenario.")
+    quiz.add_argument("--seed", type=seed_arg, metavar="N",
+                      help="the same seed asks the same questions (default: a random seed, "
+                      "printed with the questions)")
+    quiz.add_argument("--count", type=count_arg, default=DEFAULT_COUNT, metavar="K",
+                      help="how many questions (default %(default)s)")
+    quiz.add_argument("-c", "--answers", action="store_true",
+                      help="print each answer and why under its question")
+    quiz.add_argument("--json", action="store_true",
+                      help="print a list of objects: scenario (TOML), mode, question, metric (a "
+                      "key of migviz run --json), answer, explanation")
 
 
 class _CostsFile(argparse.Action):
@@ -494,6 +516,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "calibrate":
         from tui.cmd_calibrate import calibrate_command
         return calibrate_command(args)
+    if command == "quiz":
+        from tui.cmd_quiz import quiz_command
+        return quiz_command(args)
     return _scenarios(args)
 
 
