@@ -233,6 +233,7 @@ def _parser() -> _Parser:
                    description="Every cost parameter, its default and where it comes from.")
     _kernel_commands(commands)
     _quiz_command(commands)
+    _serve_command(commands)
     parser.commands = tuple(commands.choices)
     return parser
 
@@ -319,6 +320,30 @@ def _quiz_command(commands: argparse._SubParsersAction[_Parser]) -> None:
     quiz.add_argument("--json", action="store_true",
                       help="print a list of objects: scenario (TOML), mode, question, metric (a "
                       "key of migviz run --json), answer, explanation")
+
+
+def _serve_command(commands: argparse._SubParsersAction[_Parser]) -> None:
+    """migviz serve: the app in a web browser (tui/cmd_serve.py), with tui's options."""
+    serve = commands.add_parser(
+        "serve", help="serve the app to a web browser (textual-serve)",
+        description="Serve the app over HTTP with textual-serve: every browser page opened on it "
+        "runs its own migviz tui SCENARIO ... on this machine, with the options given here.")
+    served = ("scenario", "overrides", "costs", "mode", "paused", "speed", "theme", "keymap",
+              "breaks", "versus", "versus_sets")
+    for action in commands.choices["tui"]._actions:  # shared, as argparse's parents= shares them
+        if action.dest in served:
+            serve._add_action(action)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default %(default)s: this machine only; any "
+                       "other lets whoever reaches it drive the app, and says so)")
+    serve.add_argument("--port", type=_port, default=8000, help="port (default %(default)s)")
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be at most 65535, got {text}")
+    return value
 
 
 class _CostsFile(argparse.Action):
@@ -519,6 +544,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "quiz":
         from tui.cmd_quiz import quiz_command
         return quiz_command(args)
+    if command == "serve":
+        from tui.cmd_serve import serve_command
+        return serve_command(args)
     return _scenarios(args)
 
 
