@@ -10,7 +10,7 @@ from typing import Any
 
 from core.bench import SweepRow
 from core.costs import cost_sources
-from core.scenario import Caller, Mode, Scenario
+from core.scenario import Arch, Caller, Mode, Scenario
 from core.summary import RunSummary
 from tui.units import format_count, format_ns
 
@@ -87,6 +87,12 @@ def _change(before: float, after: float) -> str:
     return f"{(after - before) / before * 100:+.1f}%"
 
 
+def percent_change(before: float, after: float) -> str:
+    """``after`` against ``before`` as the comparison tables print it: +50.3%, -75.0%, "—"
+    (both 0) or "new" (from 0). The closing chart prints its changes with it."""
+    return _change(before, after)
+
+
 def _count(value: float) -> str:
     return f"{value:,.0f}"
 
@@ -120,6 +126,24 @@ def _metrics(*keys: str) -> list[tuple[str, str, Callable[[float], str]]]:
     return [(METRICS[key][0], key, METRICS[key][1]) for key in keys]
 
 
+def broadcasts(*runs: RunSummary) -> bool:
+    """Whether the runs flush by broadcast (arm64 TLBI, AMD INVLPGB): they send no IPIs, so
+    their invalidations and waits stand where IPIs would."""
+    return any(run.arch != Arch.X86_IPI and run.tlbi_broadcasts > 0 for run in runs)
+
+
+def compare_headline(serial: RunSummary, batched: RunSummary) -> str:
+    """The comparison in one sentence, as `migviz compare` ends and the closing chart heads:
+    the pages/s ratio and the change in IPIs (with a broadcast mechanism: in its waits)."""
+    speedup = batched.pages_per_sec / serial.pages_per_sec if serial.pages_per_sec else 0
+    key, what = ("sync_waits", METRICS["sync_waits"][0]) if broadcasts(serial, batched) \
+        else ("nr_tlb_remote_flush_received", "TLB-shootdown IPIs")
+    before, after = getattr(serial, key), getattr(batched, key)
+    fewer = -float(_change(before, after).rstrip("%")) if before else 0.0
+    ipis = f"{fewer:.1f}% fewer" if fewer >= 0 else f"{-fewer:.1f}% more"
+    return f"batched migrates {speedup:.2f}× as many pages per second with {ipis} {what}"
+
+
 def format_compare(results: dict[str, RunSummary], scenario: Scenario) -> str:
     """Serial and batched side by side, with the change in percent."""
     serial, batched = results["serial"], results["batched"]
@@ -136,13 +160,7 @@ def format_compare(results: dict[str, RunSummary], scenario: Scenario) -> str:
     for label, key, fmt in rows:
         lines.append(f"  {label:<26}{fmt(getattr(serial, key)):>14}{fmt(getattr(batched, key)):>14}"
                      f"{_change(getattr(serial, key), getattr(batched, key)):>10}")
-    speedup = batched.pages_per_sec / serial.pages_per_sec if serial.pages_per_sec else 0
-    fewer = -float(_change(serial.nr_tlb_remote_flush_received,
-                           batched.nr_tlb_remote_flush_received).rstrip("%")) \
-        if serial.nr_tlb_remote_flush_received else 0.0
-    ipis = f"{fewer:.1f}% fewer" if fewer >= 0 else f"{-fewer:.1f}% more"
-    lines += ["", f"  batched migrates {speedup:.2f}× as many pages per second with "
-                  f"{ipis} TLB-shootdown IPIs"]
+    lines += ["", f"  {compare_headline(serial, batched)}"]
     if numa:
         lines += textwrap.wrap(
             "Each call moves one folio, so 6.3 has nothing to batch: a PROT_NONE base page "
