@@ -37,13 +37,17 @@ from tui.screens.breakpoints import BreakpointChoice, BreakpointScreen
 from tui.screens.help import HelpScreen
 from tui.screens.inspect import InspectScreen
 from tui.themed import ThemedApp
+from tui.tour import LoadedTour, load_tour
+from tui.tour_player import TourPlayer
 from tui.units import format_ns, format_speed
+from tui.widgets.code_panel import CodePanel
 from tui.widgets.event_log import EventLog
 from tui.widgets.folio_grid import FolioGrid
 from tui.widgets.frame import Frame
 from tui.widgets.header_bar import HeaderBar, SplitHeader
 from tui.widgets.ipi_panel import IpiPanel
 from tui.widgets.legend import FolioLegend
+from tui.widgets.narration import Narration
 from tui.widgets.phase_strip import PhaseStrip
 from tui.widgets.split_view import RaceResult, SplitView
 from tui.widgets.stats_line import StatsLine
@@ -84,19 +88,30 @@ class MigvizApp(ThemedApp):
                     group=FOOTER_GROUPS.get(key.group or ""))
             for key in KEYS if key.action != "toggle_play"
         ],
+        # A tour's own keys, only while one runs on the main screen (else the keys fall through
+        # to stepping and to the screens' escape).
+        Binding("right", "tour_next", "Next", key_display="→", priority=True,
+                id="migviz.tour-next", show=False, tooltip="tour: the next step"),
+        Binding("left", "tour_back", "Back", key_display="←", priority=True,
+                id="migviz.tour-back", show=False, tooltip="tour: the step before"),
+        Binding("escape", "tour_leave", "Leave tour", key_display="esc", priority=True,
+                id="migviz.tour-leave", show=False, tooltip="leave the tour"),
     ]
 
     playing: reactive[bool] = reactive(False, bindings=True, init=False)
     split: reactive[bool] = reactive(False, bindings=True, init=False)
+    code_shown: reactive[bool] = reactive(False, init=False)
 
     def __init__(self, scenario: Scenario, mode: Mode | None = None, *, paused: bool = False,
                  speed: float = 1.0, theme: str | None = None,
                  breakpoints: frozenset[Breakpoint] = frozenset(),
                  keymap: dict[str, str] | None = None, user_theme: Theme | None = None,
                  versus: Scenario | None = None,
-                 versus_labels: tuple[str, str] = ("A", "B")) -> None:
+                 versus_labels: tuple[str, str] = ("A", "B"),
+                 tour: LoadedTour | None = None) -> None:
         """``versus``: race the scenario (A) against this configuration (B) in split view,
-        each in its own mode, instead of serial against batched."""
+        each in its own mode, instead of serial against batched. ``tour``: start this guided
+        tour."""
         super().__init__()
         self.scenario = scenario
         self.versus = versus
@@ -120,6 +135,8 @@ class MigvizApp(ThemedApp):
         self.breakpoints = BreakpointChoice(frozenset(breakpoints), None)
         self._keymap = dict(keymap or {})
         self._user_theme = user_theme
+        self._first_tour = tour
+        self.tour: TourPlayer | None = None
 
     # ------------------------------------------------------------------------------------------
     # Building
@@ -127,6 +144,7 @@ class MigvizApp(ThemedApp):
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")
         with Vertical(id="single"):
+            yield CodePanel(id="code")
             with Horizontal(id="grids"):
                 yield FolioGrid(0, id="node-0", classes="node-grid")
                 yield FolioGrid(1, id="node-1", classes="node-grid")
@@ -138,6 +156,7 @@ class MigvizApp(ThemedApp):
             yield StatsLine(id="stats")
             yield EventLog(id="log")
         yield Static("", id="too-small")
+        yield Narration(id="narration")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -152,7 +171,9 @@ class MigvizApp(ThemedApp):
         self.push_frame()
         if self.versus is not None:
             self.call_after_refresh(self.action_split)
-        if self._autoplay:
+        if self._first_tour is not None:
+            self.call_after_refresh(self.start_tour, self._first_tour)
+        elif self._autoplay:
             self.playing = True
 
     # ------------------------------------------------------------------------------------------
@@ -212,7 +233,8 @@ class MigvizApp(ThemedApp):
                           speed=self.speed, rate_ns=self.rate_ns, now_ns=int(now),
                           bucket_ns=self._bucket_ns(now),
                           selected=self.selected, frame_no=self._frame_no,
-                          fast_forward=self.fast_forward, achieved_ns=achieved, behind=behind)
+                          fast_forward=self.fast_forward, achieved_ns=achieved, behind=behind,
+                          marks=self.tour.marks if self.tour is not None else frozenset())
 
     def _achieved(self) -> tuple[float | None, bool]:
         return self.playback.achieved(self.speed, self.playing)
@@ -238,6 +260,8 @@ class MigvizApp(ThemedApp):
                 self.query_one(IpiPanel).show(frame)
                 self.query_one(StatsLine).show(frame)
                 self.query_one(EventLog).show(frame)
+                if self.code_shown:
+                    self.query_one(CodePanel).show(frame)
             if isinstance(self.screen, InspectScreen) and self.last_frame is not None:
                 report = self._active_lane().report(self.selected, self.last_frame.view)
                 if report is not None:
@@ -269,10 +293,15 @@ class MigvizApp(ThemedApp):
                                   None if self.split else self._stopper())
         if tick.hit is not None:
             self.playing = False  # pushes the frame of the breakpoint's event
-            self._announce_break(tick.hit)
+            if self.tour is not None and self.tour.target is not None:
+                self.tour.arrived()  # where the tour's step stops, not a breakpoint
+            else:
+                self._announce_break(tick.hit)
             return
         if tick.done:
             self.playing = False  # pushes the final frame
+            if self.tour is not None:
+                self.tour.arrived()
             return
         if tick.applied or any(lane.flash_changes(self._frame_no) for lane in lanes):
             self.push_frame()
@@ -314,6 +343,9 @@ class MigvizApp(ThemedApp):
     # Keys and commands
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action.startswith("tour_"):
+            # Only while a tour runs and the main screen has the keys (not a dialog's input).
+            return self.tour is not None and len(self.screen_stack) == 1
         if action == "play":
             return not self.playing
         if action == "pause":
@@ -461,6 +493,71 @@ class MigvizApp(ThemedApp):
         self.screen.set_class(self.split, "-split")
         self.push_frame()
 
+    def action_toggle_code(self) -> None:
+        self.code_shown = not self.code_shown
+
+    def watch_code_shown(self, shown: bool) -> None:
+        self.screen.set_class(shown, "-code")
+        self.push_frame()
+
+    # ------------------------------------------------------------------------------------------
+    # Guided tours
+
+    @property
+    def frame_no(self) -> int:
+        return self._frame_no
+
+    def new_lane(self, lane: Lane) -> Lane:
+        """Show a fresh lane (a tour's new run) from its start."""
+        self.lane = lane
+        self.solo.target = 0.0
+        self.playback.pace.reset()
+        return lane
+
+    def set_speed(self, speed: float) -> None:
+        self._speed_index = nearest_speed(speed)
+        self.playback.pace.reset()
+
+    async def start_tour(self, tour: LoadedTour) -> None:
+        if self.tour is not None:
+            self.tour.leave()
+        self.tour = TourPlayer(self, tour)
+        self.refresh_bindings()
+        await self.tour.go(0, play=True)
+
+    async def action_tour(self) -> None:
+        """t: start the built-in tour, or leave the one running."""
+        if self.tour is not None:
+            self.action_tour_leave()
+            return
+        await self.start_tour(load_tour(None))
+
+    async def action_tour_next(self) -> None:
+        tour = self.tour
+        if tour is None:
+            return
+        if tour.index + 1 >= len(tour.tour.steps):
+            self.notify("the end of the tour: esc leaves it, ← goes back", title="tour")
+            return
+        await tour.go(tour.index + 1, play=True)
+
+    async def action_tour_back(self) -> None:
+        tour = self.tour
+        if tour is None:
+            return
+        if tour.index == 0:
+            self.notify("the first step of the tour", title="tour")
+            return
+        await tour.go(tour.index - 1, play=False)
+
+    def action_tour_leave(self) -> None:
+        if self.tour is None:
+            return
+        self.tour.leave()
+        self.tour = None
+        self.refresh_bindings()
+        self.push_frame()
+
     def action_faster(self) -> None:
         self._speed_index = min(self._speed_index + 1, len(SPEEDS) - 1)
         self._speed_changed()
@@ -503,6 +600,8 @@ class MigvizApp(ThemedApp):
         self.push_screen(InspectScreen(report))
 
     def _stopper(self) -> Callable[[Event], bool] | None:
+        if self.tour is not None and self.tour.target is not None:
+            return self.tour.stopper()
         return stopper(self.breakpoints.kinds, self.breakpoints.folio)
 
     def _announce_break(self, event: Event) -> None:
@@ -568,10 +667,10 @@ def run_app(scenario: Scenario, mode: Mode | None = None, *, paused: bool = Fals
             breakpoints: frozenset[Breakpoint] = frozenset(),
             keymap: dict[str, str] | None = None, mouse: bool = True,
             user_theme: Theme | None = None, versus: Scenario | None = None,
-            versus_labels: tuple[str, str] = ("A", "B")) -> int:
+            versus_labels: tuple[str, str] = ("A", "B"), tour: LoadedTour | None = None) -> int:
     """Run the TUI; returns the process exit code."""
     app = MigvizApp(scenario, mode, paused=paused, speed=speed, theme=theme,
                     breakpoints=breakpoints, keymap=keymap, user_theme=user_theme,
-                    versus=versus, versus_labels=versus_labels)
+                    versus=versus, versus_labels=versus_labels, tour=tour)
     app.run(mouse=mouse)
     return int(app.return_code or 0)

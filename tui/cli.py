@@ -76,6 +76,8 @@ if TYPE_CHECKING:
     from _typeshed import SupportsWrite
     from textual.theme import Theme
 
+    from tui.tour import LoadedTour
+
 EXIT_FAILURE = 1  # output could not be written, or memory ran out
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports ctrl+c
@@ -234,6 +236,7 @@ def _parser() -> _Parser:
     _kernel_commands(commands)
     _quiz_command(commands)
     _serve_command(commands)
+    _tour_command(commands)
     parser.commands = tuple(commands.choices)
     return parser
 
@@ -337,6 +340,24 @@ def _serve_command(commands: argparse._SubParsersAction[_Parser]) -> None:
                        help="address to listen on (default %(default)s: this machine only; any "
                        "other lets whoever reaches it drive the app, and says so)")
     serve.add_argument("--port", type=_port, default=8000, help="port (default %(default)s)")
+
+
+def _tour_command(commands: argparse._SubParsersAction[_Parser]) -> None:
+    """migviz tour: a guided, narrated tour in the app (tui/tour.py)."""
+    tour = commands.add_parser(
+        "tour", help="a guided tour for a class: narrated steps, → next, ← back",
+        description="Open the app on a guided tour: each step runs a scenario to a point, "
+        "narrates it and highlights what to look at. Without FILE, the built-in tour (why "
+        "batching the flush made migration faster). A tour is a TOML file of [[step]] tables; "
+        "migviz tour --show prints the built-in one to copy and edit.")
+    tour.add_argument("file", nargs="?", help="a tour file (default: the built-in tour)")
+    tour.add_argument("--check", action="store_true",
+                      help="check the tour (every step's scenario and stop) and list its steps")
+    tour.add_argument("--show", action="store_true", help="print the tour file's text")
+    tour.add_argument("--theme", help="colour theme, as for migviz tui")
+    tour.add_argument("--keymap", metavar="FILE", help="remap keys, as for migviz tui")
+    tour.add_argument("--no-mouse", action="store_true",
+                      help="leave the mouse to the terminal (native text selection)")
 
 
 def _port(text: str) -> int:
@@ -547,6 +568,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "serve":
         from tui.cmd_serve import serve_command
         return serve_command(args)
+    if command == "tour":
+        return _tour(args)
     return _scenarios(args)
 
 
@@ -599,6 +622,32 @@ def _tui(args: argparse.Namespace) -> int:
     return _open_app(scenario, mode, paused=args.paused, speed=args.speed, theme=theme,
                      breakpoints=frozenset(args.breaks), keymap=keymap, mouse=not args.no_mouse,
                      user_theme=user_theme, versus=versus, versus_labels=labels)
+
+
+def _tour(args: argparse.Namespace) -> int:
+    from tui.tour import builtin_tour_path, load_tour
+
+    if args.show:
+        path = Path(args.file) if args.file else builtin_tour_path()
+        emit(path.read_text("utf-8").rstrip("\n"))
+        return 0
+    tour = load_tour(args.file)
+    if args.check:
+        lines = [f"{tour.label}: {tour.tour.title}: {len(tour.steps)} steps, all valid"]
+        for index, step in enumerate(tour.steps):
+            setup = tour.setups[index]
+            what = "race" if setup.split else setup.mode.value
+            stop = tour.stop_at(index)
+            where = "" if stop is None else (", at the start" if stop == 0
+                                             else f", stops after event {stop}")
+            lines.append(f"{index + 1:>3}. {step.title}  [{setup.scenario.name}, {what}{where}]")
+        emit("\n".join(lines))
+        return 0
+    keymap = _keymap(args.keymap)
+    theme, user_theme = _check_theme(args.theme) if args.theme is not None else (None, None)
+    return _open_app(tour.setups[0].scenario, tour.setups[0].mode, paused=True, speed=1.0,
+                     theme=theme, keymap=keymap, mouse=not args.no_mouse, user_theme=user_theme,
+                     tour=tour)
 
 
 def _check_theme(name: str) -> tuple[str, Theme | None]:
@@ -661,7 +710,7 @@ def _open_app(scenario: Scenario, mode: Mode | None, *, paused: bool, speed: flo
               theme: str | None, breakpoints: frozenset[Breakpoint] = frozenset(),
               keymap: dict[str, str] | None = None, mouse: bool = True,
               user_theme: Theme | None = None, versus: Scenario | None = None,
-              versus_labels: tuple[str, str] = ("A", "B")) -> int:
+              versus_labels: tuple[str, str] = ("A", "B"), tour: LoadedTour | None = None) -> int:
     try:
         from tui.app import run_app
     except ImportError:  # pragma: no cover - the app ships with the package
@@ -670,7 +719,7 @@ def _open_app(scenario: Scenario, mode: Mode | None, *, paused: bool, speed: flo
     runner: Callable[..., int] = run_app
     return runner(scenario, mode, paused=paused, speed=speed, theme=theme,
                   breakpoints=breakpoints, keymap=keymap, mouse=mouse, user_theme=user_theme,
-                  versus=versus, versus_labels=versus_labels)
+                  versus=versus, versus_labels=versus_labels, tour=tour)
 
 
 # ------------------------------------------------------------------------------------------

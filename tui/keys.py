@@ -30,6 +30,10 @@ KEYS: tuple[Key, ...] = (
         "toggle serial/batched (applies at the next batch boundary)"),
     Key("s", "split", "Split", "split view: serial and batched race on one clock"),
     Key("k", "breakpoints", "Break", "breakpoints: stop at a flush, a retry, a failure, a folio"),
+    Key("t", "tour", "Tour", "guided tour: narrated steps from one TLB entry to the race "
+        "(→ next, ← back, esc leaves)", show=False),
+    Key("c", "toggle_code", "Code", "code panel: the running shape's pseudo-code, the current "
+        "line lit", show=False),
     Key("H", "host", "Host", "this machine's live shootdown and migration counters "
         "(migviz host); escape returns", show=False),
     Key("question_mark", "help", "Help", "help: every key and glyph", "?"),
@@ -51,9 +55,11 @@ def binding_id(action: str) -> str:
 COMMANDS = {
     "toggle_play": "play/pause", "step_event": "step event", "step_phase": "step phase",
     "step_batch": "step batch", "step_back": "step back", "toggle_mode": "toggle serial/batched",
-    "split": "split view", "breakpoints": "breakpoints", "faster": "faster", "slower": "slower",
+    "split": "split view", "breakpoints": "breakpoints", "toggle_code": "code panel",
+    "tour": "guided tour", "faster": "faster", "slower": "slower",
     "reset": "reset",
     "inspect": "inspect folio", "host": "host counters (live)", "help": "help",
     "save_screenshot": "screenshot", "quit": "quit",
 }
-SPLIT_DISABLED = {"step_phase", "step_batch", "step_back", "toggle_mode", "breakpoints"}
+SPLIT_DISABLED = {"step_phase", "step_batch", "step_back", "toggle_mode", "breakpoints",
+                  "toggle_code"}

@@ -117,7 +117,7 @@ class Lane:
     def frame(self, *, clock_ns: int | None, playing: bool, speed: float, rate_ns: float,
               now_ns: int, bucket_ns: int, selected: int, frame_no: int,
               fast_forward: bool = False, achieved_ns: float | None = None,
-              behind: bool = False) -> Frame:
+              behind: bool = False, marks: frozenset[str] = frozenset()) -> Frame:
         view = self.engine.view()
         if clock_ns is None or view.done:
             clock_ns = view.clock_ns
@@ -136,6 +136,7 @@ class Lane:
             spark_bucket_ns=bucket_ns, selected=selected,
             fast_forward=fast_forward and playing, clock_ns=max(clock_ns, view.clock_ns),
             achieved_ns=achieved_ns if playing else None, behind=behind and playing,
+            marks=marks,
         )
 
     def report(self, folio: int, view: EngineView | None = None) -> FolioReport | None:

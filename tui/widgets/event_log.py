@@ -124,7 +124,8 @@ class EventLog(LinesView):
                 ("do_migrate_pages()  ", "bold $accent"),
                 ("first isolates the folios from the LRU (queue_pages_range → "
                  "isolate_lru_folio); then migrate_pages() starts. ", ""),
-                ("space plays, n steps one event, ? explains every key.", "$text-muted"),
+                ("space plays, n steps one event, t starts a guided tour, ? explains every key.",
+                 "$text-muted"),
             ).wrap(max(width - 1, 20))[: max(1, height - 1)]
         else:
             mechanism = frame.view.mechanism

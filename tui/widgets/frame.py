@@ -245,6 +245,7 @@ class Frame:
     clock_ns: int = 0  # simulated time to show: runs on while playing, the view's when paused
     achieved_ns: float | None = None  # simulated ns per wall second actually played (None: n/a)
     behind: bool = False  # the engine cannot keep up with the asked speed
+    marks: frozenset[str] = frozenset()  # what a tour highlights: "cpu:N", "counter:NAME"
 
     @property
     def done(self) -> bool:

@@ -119,7 +119,11 @@ def stats_content(frame: Frame, width: int) -> Content:
             continue
         if used + len(label) + len(value) > width:
             break
-        parts += [(label, "$text-muted"), (value, style), ("  ", "")]
+        if f"counter:{label.strip()}" in frame.marks:  # a tour points at it
+            parts += [(label, "bold reverse $warning"), (value, "bold reverse $warning"),
+                      ("  ", "")]
+        else:
+            parts += [(label, "$text-muted"), (value, style), ("  ", "")]
         used += len(label) + len(value) + 2
     return Content.assemble(*parts)
 

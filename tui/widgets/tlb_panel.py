@@ -64,6 +64,11 @@ def idle_line(idle: list[int]) -> Content:
                             (" (not in mm_cpumask, never interrupted)", "$text-disabled"))
 
 
+def _cpu_style(frame: Frame, cpu: int, node: int) -> str:
+    """A CPU's name: in its node's colour, or marked when a tour points at it."""
+    return "bold reverse $warning" if f"cpu:{cpu}" in frame.marks else f"bold {_node_style(node)}"
+
+
 def _node_style(node: int) -> str:
     return f"$node-{node}" if node in (0, 1) else "$foreground"
 
@@ -199,7 +204,7 @@ class TlbPanel(LinesView):
                           else f"{valid}/{stale}".ljust(pairs_width))
             name = f"{glyph} {long if wide else short}".ljust(role_width)
             row = Content.assemble(
-                (f"cpu{cpu:<{digits}} ", f"bold {_node_style(node)}"),
+                (f"cpu{cpu:<{digits}} ", _cpu_style(frame, cpu, node)),
                 (f"n{node:<3} " if medium else f"{node:<2} ", _node_style(node)),
                 (name, "bold $accent" if role == CpuRole.INITIATOR else ""),
                 (("✓  " if medium else "✓ ") if view.cpu_in_mask[cpu] else
@@ -237,7 +242,7 @@ class TlbPanel(LinesView):
                 CpuRole.IDLE, CpuRole.INITIATOR) else tlb_bar(view.tlb_valid[cpu],
                                                               view.tlb_stale[cpu], scale, 5)
             row = Content.assemble(
-                (f"cpu{cpu:<{digits}} ", f"bold {_node_style(node)}"),
+                (f"cpu{cpu:<{digits}} ", _cpu_style(frame, cpu, node)),
                 (ROLE[role][0], "bold $accent" if role == CpuRole.INITIATOR else ""),
                 ("✓ " if view.cpu_in_mask[cpu] else "  ", "$text-muted"), *bar, " ",
                 (text, style))
