@@ -24,6 +24,7 @@ from tui.app import MIN_HEIGHT, MIN_WIDTH, MigvizApp
 from tui.keys import KEYS
 from tui.lane import Lane
 from tui.screens.breakpoints import BreakpointChoice, BreakpointScreen
+from tui.screens.chart import ChartScreen
 from tui.screens.help import HelpScreen
 from tui.screens.inspect import InspectScreen
 from tui.widgets.event_log import EventLog
@@ -236,6 +237,8 @@ def test_split_view_runs_both_modes() -> None:
         assert serial.engine.done and batched.engine.done
         race = str(app.query_one("#race").render())
         assert "faster" in race and "fewer IPIs" in race
+        assert isinstance(app.screen, ChartScreen)  # the race ends on its chart
+        await pilot.press("escape")
         await pilot.press("s")
         await pilot.pause()
         assert not app.split and app.query_one("#single").display

@@ -34,7 +34,7 @@ from tui.cmd_serve import websocket_refusal
 pytest.importorskip("textual_serve", reason="textual-serve is not installed (pip install -e .)")
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVE_ONLY = {"command", "host", "port"}
+SERVE_ONLY = {"command", "host", "port", "tour"}
 
 
 def free_port() -> int:
@@ -93,7 +93,7 @@ def test_every_option_reaches_the_app(tmp_path: Path, served: Served,
     options = ["--set", "migration.batch_pages=4", "--costs", str(costs), "--mode", "serial",
                "--paused", "--speed", "2", "--theme", "migviz-light", "--keymap", str(keymap),
                "--break", "flush", "retry", "--versus", "default",
-               "--versus-set", "topology.arch=arm64-tlbi"]
+               "--versus-set", "topology.arch=arm64-tlbi", "--split", "--big"]
     port = free_port()
     code, out, err = call(capsys, "serve", str(scenario), *options, "--port", str(port))
     assert (code, err) == (0, "")
@@ -110,6 +110,26 @@ def test_every_option_reaches_the_app(tmp_path: Path, served: Served,
         if name != "costs":
             assert getattr(given, name) != getattr(defaults, name), f"option {name} not exercised"
     assert "costs.ipi_latency_ns=1500" in app.overrides
+
+
+def test_serve_tour_serves_a_guided_tour(tmp_path: Path, served: Served,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = call(capsys, "serve", "--tour", "--big", "--theme", "migviz-light",
+                        "--port", str(free_port()))
+    assert (code, err) == (0, "")
+    words = shlex.split(served.command)
+    assert words[words.index("tui.cli") + 1:] == ["tour", "--big", "--theme=migviz-light"]
+    mine = tmp_path / "my tour.toml"
+    mine.write_text('title = "t"\n[[step]]\ntitle = "a"\nscenario = "tiny"\nnarration = "b"\n')
+    code, _, err = call(capsys, "serve", "--tour", str(mine), "--port", str(free_port()))
+    assert (code, err) == (0, "")
+    words = shlex.split(served.command)
+    assert words[words.index("tui.cli") + 1:] == ["tour", str(mine)]
+    mine.write_text('title = "t"\n[[step]]\ntitle = "a"\nscenario = "tinny"\nnarration = "b"\n')
+    starts = served.starts
+    code, _, err = call(capsys, "serve", "--tour", str(mine), "--port", str(free_port()))
+    assert code == 2 and served.starts == starts
+    assert_one_line(err, "step 1 ('a')", "unknown scenario 'tinny'")
 
 
 def test_defaults_serve_the_default_scenario_on_loopback(served: Served,

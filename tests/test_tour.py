@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from helpers import assert_one_line, call
 
+from core.bench import run_once
 from core.engine import Engine
 from core.events import EventKind, RoundKind
 from tui.app import MigvizApp
+from tui.screens.chart import ChartScreen
 from tui.screens.help import HelpScreen
 from tui.tour import FOREVER, LoadedTour, load_tour
 from tui.widgets.code_panel import CodePanel
@@ -56,6 +58,12 @@ def test_the_builtin_tour_stops_where_its_narration_says() -> None:
     # "A THP cannot wait": its PMD round comes before the batch's, in the same batch.
     pmd = _engine_at(tour, _step(tour, "A THP cannot wait")).view().last_event
     assert pmd is not None and pmd.round_kind is RoundKind.PMD and pmd.batch == event.batch
+    # "How big should a batch be?": bigger batches, fewer rounds, longer stalls.
+    setup = tour.setups[_step(tour, "How big should a batch be?")]
+    assert setup.versus is not None
+    big, small = run_once(setup.scenario, None), run_once(setup.versus, None)
+    assert big.nr_tlb_remote_flush < small.nr_tlb_remote_flush
+    assert big.stall_p99_ns > small.stall_p99_ns
     # Each step of one run stops later than the one before it.
     stops = [tour.stop_at(i) for i in range(len(tour.steps))]
     for i in range(1, len(stops)):
@@ -123,6 +131,12 @@ def test_the_app_plays_the_tour_and_goes_back_to_the_same_instants() -> None:
                     seen[index] = (app.lane.engine.view().clock_ns, str(lit))
                 else:
                     assert app.race is not None and all(lane.engine.done for lane in app.race)
+            for _ in range(500):  # the last step ends on the chart
+                if isinstance(app.screen, ChartScreen):
+                    break
+                await pilot.pause(0.02)
+            assert isinstance(app.screen, ChartScreen)
+            await pilot.press("escape")
             await pilot.press("right")  # past the last step: it stays
             assert app.tour.index == len(tour.steps) - 1
             for index in range(len(tour.steps) - 2, -1, -1):
@@ -138,6 +152,32 @@ def test_the_app_plays_the_tour_and_goes_back_to_the_same_instants() -> None:
             events = app.lane.engine.events
             await pilot.press("right")  # without a tour, → steps the engine again
             assert app.lane.engine.events == events + 1
+
+    asyncio.run(main())
+
+
+def test_the_tour_ends_on_the_closing_chart() -> None:
+    tour = _quick(load_tour(None))
+    last = len(tour.steps) - 1
+    assert tour.steps[last].chart and tour.setups[last].split
+
+    async def main() -> None:
+        app = MigvizApp(tour.setups[0].scenario, None, paused=True, tour=tour)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            assert app.tour is not None
+            await app.tour.go(last, play=False)
+            for _ in range(500):
+                if isinstance(app.screen, ChartScreen):
+                    break
+                await pilot.pause(0.02)
+            assert isinstance(app.screen, ChartScreen)
+            assert app.race is not None
+            assert app.screen.serial.as_json() == app.race[0].engine.summary().as_json()
+            await pilot.press("escape")  # the chart closes; the tour stays
+            assert app.tour is not None and not isinstance(app.screen, ChartScreen)
+            await pilot.press("escape")
+            assert app.tour is None
 
     asyncio.run(main())
 

@@ -141,6 +141,11 @@ def _parser() -> _Parser:
                      "--versus-set to B only")
     tui.add_argument("--versus-set", dest="versus_sets", action="append", default=[],
                      metavar="SECTION.KEY=VALUE", help="an override for B only (repeatable)")
+    tui.add_argument("--split", action="store_true",
+                     help="open in split view: serial and batched race on one clock")
+    tui.add_argument("--big", action="store_true",
+                     help="projector layout: the grids, the phase strip and the counters, the "
+                     "rest folded (z toggles it in the app)")
     tui.add_argument("--speed", type=_positive_float, default=1.0,
                      help="playback speed factor, e.g. 0.5, 2, 8 (default 1)")
     tui.add_argument("--theme", help="colour theme (migviz-dark, migviz-light, migviz-okabe-ito), "
@@ -332,7 +337,7 @@ def _serve_command(commands: argparse._SubParsersAction[_Parser]) -> None:
         description="Serve the app over HTTP with textual-serve: every browser page opened on it "
         "runs its own migviz tui SCENARIO ... on this machine, with the options given here.")
     served = ("scenario", "overrides", "costs", "mode", "paused", "speed", "theme", "keymap",
-              "breaks", "versus", "versus_sets")
+              "breaks", "versus", "versus_sets", "split", "big")
     for action in commands.choices["tui"]._actions:  # shared, as argparse's parents= shares them
         if action.dest in served:
             serve._add_action(action)
@@ -340,6 +345,9 @@ def _serve_command(commands: argparse._SubParsersAction[_Parser]) -> None:
                        help="address to listen on (default %(default)s: this machine only; any "
                        "other lets whoever reaches it drive the app, and says so)")
     serve.add_argument("--port", type=_port, default=8000, help="port (default %(default)s)")
+    serve.add_argument("--tour", nargs="?", const="", metavar="FILE",
+                       help="serve a guided tour instead (migviz tour [FILE]; default: the "
+                       "built-in tour); takes --big, --theme and --keymap")
 
 
 def _tour_command(commands: argparse._SubParsersAction[_Parser]) -> None:
@@ -354,6 +362,8 @@ def _tour_command(commands: argparse._SubParsersAction[_Parser]) -> None:
     tour.add_argument("--check", action="store_true",
                       help="check the tour (every step's scenario and stop) and list its steps")
     tour.add_argument("--show", action="store_true", help="print the tour file's text")
+    tour.add_argument("--big", action="store_true",
+                      help="projector layout (z toggles it in the app)")
     tour.add_argument("--theme", help="colour theme, as for migviz tui")
     tour.add_argument("--keymap", metavar="FILE", help="remap keys, as for migviz tui")
     tour.add_argument("--no-mouse", action="store_true",
@@ -621,7 +631,8 @@ def _tui(args: argparse.Namespace) -> int:
         labels = (args.scenario, _label(other, args.versus_sets))
     return _open_app(scenario, mode, paused=args.paused, speed=args.speed, theme=theme,
                      breakpoints=frozenset(args.breaks), keymap=keymap, mouse=not args.no_mouse,
-                     user_theme=user_theme, versus=versus, versus_labels=labels)
+                     user_theme=user_theme, versus=versus, versus_labels=labels,
+                     split=args.split, big=args.big)
 
 
 def _tour(args: argparse.Namespace) -> int:
@@ -647,7 +658,7 @@ def _tour(args: argparse.Namespace) -> int:
     theme, user_theme = _check_theme(args.theme) if args.theme is not None else (None, None)
     return _open_app(tour.setups[0].scenario, tour.setups[0].mode, paused=True, speed=1.0,
                      theme=theme, keymap=keymap, mouse=not args.no_mouse, user_theme=user_theme,
-                     tour=tour)
+                     tour=tour, big=args.big)
 
 
 def _check_theme(name: str) -> tuple[str, Theme | None]:
@@ -710,7 +721,8 @@ def _open_app(scenario: Scenario, mode: Mode | None, *, paused: bool, speed: flo
               theme: str | None, breakpoints: frozenset[Breakpoint] = frozenset(),
               keymap: dict[str, str] | None = None, mouse: bool = True,
               user_theme: Theme | None = None, versus: Scenario | None = None,
-              versus_labels: tuple[str, str] = ("A", "B"), tour: LoadedTour | None = None) -> int:
+              versus_labels: tuple[str, str] = ("A", "B"), tour: LoadedTour | None = None,
+              split: bool = False, big: bool = False) -> int:
     try:
         from tui.app import run_app
     except ImportError:  # pragma: no cover - the app ships with the package
@@ -719,7 +731,7 @@ def _open_app(scenario: Scenario, mode: Mode | None, *, paused: bool, speed: flo
     runner: Callable[..., int] = run_app
     return runner(scenario, mode, paused=paused, speed=speed, theme=theme,
                   breakpoints=breakpoints, keymap=keymap, mouse=mouse, user_theme=user_theme,
-                  versus=versus, versus_labels=versus_labels, tour=tour)
+                  versus=versus, versus_labels=versus_labels, tour=tour, split=split, big=big)
 
 
 # ------------------------------------------------------------------------------------------

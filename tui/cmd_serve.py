@@ -45,9 +45,28 @@ class ListenError(Exception):
 
 def serve_command(args: argparse.Namespace) -> int:
     """Run `migviz serve` with the parsed ``args``; returns the exit code."""
-    app_args = tui_words(args)
-    check_app(app_args)
+    if args.tour is not None:
+        app_args = tour_words(args)
+        from tui.tour import load_tour
+
+        load_tour(args.tour or None)  # a bad tour is one line before anything is served
+        check_app(["tui", *app_args[1 + bool(args.tour):]])  # its theme and keymap
+    else:
+        app_args = tui_words(args)
+        check_app(app_args)
     return serve(app_args, args.host, args.port)
+
+
+def tour_words(args: argparse.Namespace) -> list[str]:
+    """The `migviz tour [FILE] ...` command line that serve --tour stands for."""
+    words = ["tour", *([args.tour] if args.tour else [])]
+    if args.big:
+        words.append("--big")
+    if args.theme is not None:
+        words.append(f"--theme={args.theme}")
+    if args.keymap is not None:
+        words.append(f"--keymap={args.keymap}")
+    return words
 
 
 def tui_words(args: argparse.Namespace) -> list[str]:
@@ -72,6 +91,10 @@ def tui_words(args: argparse.Namespace) -> list[str]:
         words.append(f"--versus={args.versus}")
     for override in args.versus_sets:
         words.append(f"--versus-set={override}")
+    if args.split:
+        words.append("--split")
+    if args.big:
+        words.append("--big")
     return words
 
 

@@ -34,6 +34,17 @@ KEYS: tuple[Key, ...] = (
         "(→ next, ← back, esc leaves)", show=False),
     Key("c", "toggle_code", "Code", "code panel: the running shape's pseudo-code, the current "
         "line lit", show=False),
+    Key("x", "predict", "Predict", "predict, then reveal: stop before the next batch, type how "
+        "many IPIs it will send, watch it, see who was right (score kept)", show=False),
+    Key("C", "chart", "Chart", "closing chart: serial vs batched as bar charts (IPIs, time, "
+        "pages/s, where the time went, stall p99)", show=False),
+    Key("g", "goto", "Go to", "go to a time (120us), an event number (#250) or the next event of "
+        "a kind (flush_send)", show=False),
+    Key("m", "bookmark", "Mark", "bookmark this instant", show=False),
+    Key("apostrophe", "bookmark_return", "Return", "return to the latest bookmark (again: the one "
+        "before)", "'", show=False),
+    Key("z", "big", "Big", "projector layout: the grids, the phase strip and the narration, the "
+        "rest folded (again: everything)", show=False),
     Key("H", "host", "Host", "this machine's live shootdown and migration counters "
         "(migviz host); escape returns", show=False),
     Key("question_mark", "help", "Help", "help: every key and glyph", "?"),
@@ -56,10 +67,12 @@ COMMANDS = {
     "toggle_play": "play/pause", "step_event": "step event", "step_phase": "step phase",
     "step_batch": "step batch", "step_back": "step back", "toggle_mode": "toggle serial/batched",
     "split": "split view", "breakpoints": "breakpoints", "toggle_code": "code panel",
-    "tour": "guided tour", "faster": "faster", "slower": "slower",
+    "tour": "guided tour", "predict": "predict, then reveal", "chart": "closing chart",
+    "goto": "go to", "bookmark": "bookmark", "bookmark_return": "return to bookmark",
+    "big": "projector layout", "faster": "faster", "slower": "slower",
     "reset": "reset",
     "inspect": "inspect folio", "host": "host counters (live)", "help": "help",
     "save_screenshot": "screenshot", "quit": "quit",
 }
 SPLIT_DISABLED = {"step_phase", "step_batch", "step_back", "toggle_mode", "breakpoints",
-                  "toggle_code"}
+                  "toggle_code", "predict", "goto", "bookmark", "bookmark_return"}

@@ -107,6 +107,8 @@ class TourStep(_Model):
     code: bool | None = Field(None, description="show (true) or hide (false) the code panel")
     after_s: float | None = Field(None, gt=0, description="go on after this many seconds once "
                                   "stopped; default: wait for the presenter")
+    chart: bool = Field(False, description="open the closing chart (serial vs batched) once "
+                        "the step has stopped")
 
     @model_validator(mode="after")
     def _check(self) -> TourStep:

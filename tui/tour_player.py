@@ -123,6 +123,8 @@ class TourPlayer:
     def arrived(self) -> None:
         """The step has stopped where it should (or the run ended): wait, or go on later."""
         self.target = None
+        if self.step.chart:
+            self.app.action_chart()
         after = self.step.after_s
         if after is not None and self.index + 1 < len(self.tour.steps):
             self._timer = self.app.set_timer(after, self.app.action_tour_next)
