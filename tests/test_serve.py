@@ -312,13 +312,24 @@ def wait_until_serving(server: Server, limit_s: float = 30.0) -> None:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    """`migviz serve tiny --paused` on a free loopback port, in a process group of its own,
-    killed whole at the end (the server and every app it started)."""
+    """`migviz serve tiny --paused` on a free loopback port."""
+    yield from serving(tmp_path, ["tiny", "--paused"])
+
+
+@pytest.fixture
+def tour_server(tmp_path: Path) -> Iterator[Server]:
+    """`migviz serve --tour --big`: the built-in tour, projector layout."""
+    yield from serving(tmp_path, ["--tour", "--big"])
+
+
+def serving(tmp_path: Path, args: list[str]) -> Iterator[Server]:
+    """`migviz serve ARGS` on a free loopback port, in a process group of its own, killed
+    whole at the end (the server and every app it started)."""
     port = free_port()
     output = tmp_path / "serve.log"
     with output.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tui.cli", "serve", "tiny", "--paused", "--port", str(port)],
+            [sys.executable, "-m", "tui.cli", "serve", *args, "--port", str(port)],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
     served = Server(process, port, output)
@@ -362,6 +373,40 @@ def chromium() -> tuple[str, Any]:
     return executable, sync_api
 
 
+def local_only(route: Any) -> None:
+    """The page asks fonts.googleapis.com for a font: nothing leaves this machine."""
+    if urlsplit(route.request.url).hostname == "127.0.0.1":
+        route.continue_()
+    else:
+        route.abort()
+
+
+def test_the_builtin_tour_runs_in_chromium(chromium: tuple[str, Any],
+                                           tour_server: Server) -> None:
+    executable, sync_api = chromium
+    from tui.tour import load_tour
+
+    tour = load_tour(None)
+    count = len(tour.steps)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            # A projector's page: 100 columns or so.
+            page = browser.new_page(viewport={"width": 1000, "height": 640})
+            page.route("**/*", local_only)
+            page.add_init_script(KEEP_TERMINAL)
+            page.goto(f"http://127.0.0.1:{tour_server.port}/")
+            page.wait_for_function("() => window.migvizTerminal !== undefined", timeout=10_000)
+            wait_for_screen(page, 20, f"tour 1/{count}", squeezed(tour.steps[0].title))
+            page.locator(".xterm-helper-textarea").focus()
+            page.keyboard.press("ArrowRight")
+            wait_for_screen(page, 20, f"tour 2/{count}", squeezed(tour.steps[1].title))
+            page.keyboard.press("ArrowLeft")
+            wait_for_screen(page, 20, f"tour 1/{count}")
+        finally:
+            browser.close()
+
+
 def test_the_app_runs_and_steps_in_chromium(chromium: tuple[str, Any], server: Server) -> None:
     executable, sync_api = chromium
     scenario = load_scenario("tiny")
@@ -369,13 +414,6 @@ def test_the_app_runs_and_steps_in_chromium(chromium: tuple[str, Any], server: S
     first = [squeezed(line) for line in write_trace(engine.step(),
                                                     TraceFormatter(scenario, printk=True))]
     assert first, "the first step makes a trace line"
-
-    def local_only(route: Any) -> None:
-        # The page asks fonts.googleapis.com for a font: nothing leaves this machine.
-        if urlsplit(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            route.abort()
 
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
