@@ -279,3 +279,36 @@ def test_a_tour_that_is_not_one(tmp_path: Path, capsys: pytest.CaptureFixture[st
     code, _, err = call(capsys, "tour", str(path))
     assert code == 2
     assert_one_line(err, expected)
+
+
+def test_a_step_continues_the_run_unless_the_presenter_changed_it() -> None:
+    tour = _quick(load_tour(None))
+    app = MigvizApp(tour.setups[0].scenario, tour.setups[0].mode, paused=True, tour=tour)
+
+    async def main() -> None:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.pause()
+            assert app.tour is not None
+            await app.tour.go(2, play=False)
+            lane = app.lane
+            await app.tour.go(3, play=True)  # the same run goes on from where step 3 stopped
+            for _ in range(500):
+                if not app.playing:
+                    break
+                await pilot.pause(0.02)
+            assert app.lane is lane and lane.engine.events == tour.stop_at(3)
+            await pilot.press("b")  # the presenter asks for batched mid-run
+            for _ in range(5):
+                await pilot.press("n")
+            app.set_speed(4096)
+            await app.tour.go(4, play=True)
+            for _ in range(500):
+                if not app.playing:
+                    break
+                await pilot.pause(0.02)
+            engine = app.lane.engine
+            assert engine.mode is tour.setups[4].mode and engine.pending_mode is None
+            assert engine.events == tour.stop_at(4)
+            assert engine.last_event is not None and engine.last_event.serial
+
+    asyncio.run(main())

@@ -79,7 +79,10 @@ class TourPlayer:
                 await app.action_split()
             target = self.stop_at(index) or 0
             lane = app.lane
-            if not follows or lane.engine.events > target or lane.scenario is not setup.scenario:
+            engine = lane.engine
+            # A run the presenter changed (another scenario, a mode switch) is not the tour's.
+            if not follows or engine.events > target or lane.scenario != setup.scenario \
+                    or engine.mode is not setup.mode or engine.pending_mode is not None:
                 app.scenario = setup.scenario
                 lane = app.new_lane(Lane(setup.scenario, setup.mode))
             if lane.engine.events < target:
