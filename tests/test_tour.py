@@ -312,3 +312,26 @@ def test_a_step_continues_the_run_unless_the_presenter_changed_it() -> None:
             assert engine.last_event is not None and engine.last_event.serial
 
     asyncio.run(main())
+
+
+def test_a_step_with_after_s_goes_on_by_itself(tmp_path: Path) -> None:
+    path = tmp_path / "auto.toml"
+    path.write_text(GOOD.replace('narration = "Two threads."',
+                                 'narration = "Two threads."\nafter_s = 1'))
+    tour = load_tour(str(path))
+    app = MigvizApp(tour.setups[0].scenario, tour.setups[0].mode, paused=True, tour=tour)
+
+    async def main() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            assert app.tour is not None and app.tour.index == 0
+            assert "goes on in 1 s" in str(app.query_one(Narration).render())
+            for _ in range(300):
+                if app.tour.index == 1 and not app.playing:
+                    break
+                await pilot.pause(0.02)
+            assert app.tour.index == 1
+            assert app.lane.engine.last_event is not None
+            assert app.lane.engine.last_event.kind is EventKind.FLUSH_SEND
+
+    asyncio.run(main())
