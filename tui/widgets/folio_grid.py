@@ -3,14 +3,15 @@
 Both grids (node 0 and node 1) use the same slot for a folio, so a folio that migrates visibly
 leaves a slot on one grid and fills the same slot on the other. While a folio is in flight the
 destination slot shows the folio allocated by get_new_folio() (◌), then the copy arriving (▓).
-A 2 MiB THP is a wide cell that names its size (``[■2M■]``). The grid is a Line-API
-``ScrollView``: only the rows whose cells changed since the last frame are repainted, and
-finished rows are cached.
+A 2 MiB THP is a wide cell that names its size (``[■2M■]``). On a big grid (a big terminal, a
+projector) the cells grow, wider and up to three lines tall, to fill the space (see
+:func:`choose_layout`). The grid is a Line-API ``ScrollView``: only the rows whose cells changed
+since the last frame are repainted, and finished rows are cached.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -97,12 +98,14 @@ def cell_width(order: int, scale: int = 1) -> int:
 THP_LABEL = "2M"  # a PMD-mapped THP's cell names its size: it must not read as four pages
 
 
-def cell_text(code: int, order: int, scale: int = 1) -> str:
+def cell_text(code: int, order: int, scale: int = 1, label: bool = True) -> str:
+    """One line of a folio's cell; ``label=False``: a line of a tall cell other than the one
+    that names a THP's size (the label is drawn once per cell)."""
     glyph = GLYPHS[code]
     if order == 0:
         return glyph * scale
     inner = cell_glyphs(order) * scale
-    if order >= THP_ORDER:
+    if order >= THP_ORDER and label:
         side = (inner - len(THP_LABEL)) // 2
         return "[" + glyph * side + THP_LABEL + glyph * (inner - len(THP_LABEL) - side) + "]"
     return "[" + glyph * inner + "]"
@@ -120,10 +123,26 @@ class GridLayout:
     row_of: npt.NDArray[np.int64]
     widths: npt.NDArray[np.int64]  # columns of each cell, without the gap
     uniform: bool  # every folio is a base page
+    cell_rows: int = 1  # lines of text each cell takes (tall cells on big grids)
+    step: int = 1  # lines from one row of cells to the next (cell_rows + 1: a blank line between)
 
     @property
     def rows(self) -> int:
         return int(self.row_start.size - 1)
+
+    @property
+    def lines(self) -> int:
+        """Lines of text the grid takes (its virtual height)."""
+        return max(self.rows * self.step - (self.step - self.cell_rows), 0)
+
+    @property
+    def covered(self) -> int:
+        """Character cells the folios' cells cover: how much of the grid they fill."""
+        return int(self.widths.sum()) * self.cell_rows
+
+    def label_line(self, part: int) -> bool:
+        """Whether line ``part`` of a tall cell is the one naming a THP's size (the middle)."""
+        return part == (self.cell_rows - 1) // 2
 
 
 def grid_layout(orders: npt.NDArray[np.int8], width: int, gap: int,
@@ -159,6 +178,85 @@ def grid_layout(orders: npt.NDArray[np.int8], width: int, gap: int,
     starts.append(count)
     return GridLayout(width, gap, scale, np.array(starts, dtype=np.int64), x, row_of, widths,
                       False)
+
+
+GAP = 1  # columns between two cells of a spaced layout
+
+# A big grid may grow its cells: one of at least this many character cells, as each grid of the
+# main view gets on a terminal of about 150×45 (the split view's four: about 160×48). Smaller
+# grids keep the standard layout, so terminals up to 120×40 look as they always did.
+BIG_GRID_CELLS = 1100
+MAX_SCALE = 12  # columns per glyph: wider, a cell would read as a bar, not one folio
+MAX_CELL_ROWS = 5
+
+# The cell shapes (columns per glyph, lines) a big grid chooses from. A line of text is about
+# twice as tall as a column is wide, so a tall cell stays between 3:4 and 3:2 (width:height) on
+# screen, a square-ish block: 3 to 6 columns for 2 lines, 5 to 8 for 3. One line tall: the
+# standard layout's 1 to 3 columns.
+CELL_SHAPES: tuple[tuple[int, int], ...] = tuple(
+    (scale, rows) for rows in range(1, MAX_CELL_ROWS + 1) for scale in range(1, MAX_SCALE + 1)
+    if scale <= 3 * rows and (rows == 1 or 2 * scale >= 3 * rows))
+
+
+def standard_layout(orders: npt.NDArray[np.int8], width: int, height: int) -> GridLayout:
+    """The layout for any grid: the widest cells (3 columns, then 2) that fit with a blank line
+    between rows, then plain spaced cells, then dense cells (scrolling if even those do not
+    fit)."""
+    for scale in (3, 2):
+        candidate = grid_layout(orders, width, GAP, scale)
+        if 2 * candidate.rows - 1 <= height:
+            return replace(candidate, step=2)
+    layout = grid_layout(orders, width, GAP)
+    if layout.rows > height:
+        layout = grid_layout(orders, width - 1, 0)  # it scrolls: leave room for the scrollbar
+        if layout.rows <= height:
+            layout = grid_layout(orders, width, 0)
+    return replace(layout, step=2 if 2 * layout.rows - 1 <= height else 1)
+
+
+def biggest_cells(orders: npt.NDArray[np.int8], width: int,
+                  height: int) -> GridLayout | None:
+    """Of the :data:`CELL_SHAPES` that fit the grid without scrolling (a blank line between
+    rows of cells), the one whose cells cover the most of it (ties: the squarer cell); None if
+    none fits."""
+    present, counts = np.unique(orders, return_counts=True)
+    total_glyphs = sum(cell_glyphs(int(order)) * int(count)
+                       for order, count in zip(present, counts, strict=True))
+    brackets = 2 * int(np.count_nonzero(orders))
+    room = (width + GAP) * (height + 1)
+    best: GridLayout | None = None
+    best_key = (0, 0)
+    for scale, rows in CELL_SHAPES:
+        # Every cell with its gap and its blank line must fit in the grid's area: a cheap
+        # bound that skips packing big scenarios.
+        if (total_glyphs * scale + brackets + GAP * orders.size) * (rows + 1) > room:
+            continue
+        candidate = grid_layout(orders, width, GAP, scale)
+        if candidate.rows * (rows + 1) - 1 > height:
+            continue
+        candidate = replace(candidate, cell_rows=rows, step=rows + 1)
+        key = (candidate.covered, -abs(scale - 2 * rows))
+        if best is None or key > best_key:
+            best, best_key = candidate, key
+    return best
+
+
+def choose_layout(orders: npt.NDArray[np.int8], width: int, height: int) -> GridLayout:
+    """Where the cells go on a grid of ``width`` × ``height``.
+
+    The rule: every grid gets :func:`standard_layout` (cells up to 3 columns wide, one line
+    tall). A big grid, of at least :data:`BIG_GRID_CELLS` character cells, then takes the cell
+    shape of :func:`biggest_cells` (up to 8 columns and 3 lines) when its cells cover more of
+    the grid than the standard layout's, without scrolling. Smaller grids (every terminal up to
+    120×40) keep the standard layout exactly, and so does a big grid whose standard layout
+    already fills it (or scrolls): no bigger cell fits.
+    """
+    layout = standard_layout(orders, width, height)
+    if width * height >= BIG_GRID_CELLS:
+        bigger = biggest_cells(orders, width, height)
+        if bigger is not None and bigger.covered > layout.covered:
+            layout = bigger
+    return layout
 
 
 def cell_codes(frame: Frame, node: int) -> npt.NDArray[np.uint8]:
@@ -248,7 +346,8 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
             self.clicked = clicked
 
     def __init__(self, node: int, *, id: str | None = None, classes: str | None = None) -> None:
-        self._cache: LRUCache[int, Strip] = LRUCache(CACHED_ROWS)
+        # Rendered rows of cells, by (row, whether it is a tall cell's labelled line).
+        self._cache: LRUCache[tuple[int, bool], Strip] = LRUCache(CACHED_ROWS)
         self._styles: list[Style] | None = None
         self._base: Style | None = None  # self.rich_style, kept with _styles (CSS look-ups cost)
         super().__init__(id=id, classes=f"{classes or ''} -node-{node}".strip())
@@ -263,7 +362,7 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
         # ids at the end of the table but take the THP's place in the grid).
         self._order: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self._rank: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
-        self._step = 1  # 2 = a blank line between rows when there is room
+        self._step = 1  # lines from one row of cells to the next (the layout's step)
         self._title_source: tuple[Frame, npt.NDArray[np.uint8]] | None = None
 
     # ------------------------------------------------------------------------------------------
@@ -312,14 +411,17 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
             self.border_title = title
 
     def _refresh_rows(self, rows: set[int]) -> None:
-        if not rows:
+        """Repaint these rows of cells: every line of a tall cell."""
+        layout = self._layout
+        if not rows or layout is None:
             return
         top = self.scroll_offset.y
         height = self.scrollable_content_region.height
         for row in rows:
-            self._cache.discard(row)
-            line = row * self._step
-            if top <= line < top + height:
+            self._cache.discard((row, True))
+            self._cache.discard((row, False))
+            first = row * self._step
+            for line in range(max(first, top), min(first + layout.cell_rows, top + height)):
                 self.refresh_line(line)
 
     # ------------------------------------------------------------------------------------------
@@ -344,7 +446,7 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
         self._cache.clear()
 
     def _relayout(self) -> None:
-        """Choose a spaced layout when it fits the height, else a dense one."""
+        """Lay the cells out for the grid's size (:func:`choose_layout`)."""
         self._cache.clear()
         width = self.size.width
         height = self.size.height
@@ -353,23 +455,10 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
             self.virtual_size = Size(width, 0)
             self.refresh()
             return
-        # Widest cells that still fit with a blank line between rows, then plain spaced cells,
-        # then dense cells (scrolling if even those do not fit).
-        layout = None
-        for scale in (3, 2):
-            candidate = grid_layout(self._orders, width, 1, scale)
-            if 2 * candidate.rows - 1 <= height:
-                layout = candidate
-                break
-        if layout is None:
-            layout = grid_layout(self._orders, width, 1)
-        if layout.rows > height:
-            layout = grid_layout(self._orders, width - 1, 0)
-            if layout.rows <= height:
-                layout = grid_layout(self._orders, width, 0)
+        layout = choose_layout(self._orders, width, height)
         self._layout = layout
-        self._step = 2 if 2 * layout.rows - 1 <= height else 1
-        self.virtual_size = Size(layout.width, layout.rows * self._step - (self._step - 1))
+        self._step = layout.step
+        self.virtual_size = Size(layout.width, layout.lines)
         self.refresh()
         self._scroll_to_selected()
 
@@ -380,11 +469,12 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
         layout = self._layout
         if layout is None or not 0 <= folio < self._rank.size:
             return
-        row = int(layout.row_of[self._rank[folio]]) * self._step
+        first = int(layout.row_of[self._rank[folio]]) * self._step
         top = self.scroll_offset.y
         height = self.scrollable_content_region.height
-        if height > 0 and not top <= row < top + height:
-            self.scroll_to_region(Region(0, row, 1, 1), animate=False, immediate=True)
+        if height > 0 and not (top <= first and first + layout.cell_rows <= top + height):
+            self.scroll_to_region(Region(0, first, 1, layout.cell_rows), animate=False,
+                                  immediate=True)
 
     # ------------------------------------------------------------------------------------------
     # Drawing
@@ -408,18 +498,22 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
     def render_line(self, y: int) -> Strip:
         line = y + self.scroll_offset.y
         width = self.scrollable_content_region.width
-        if line % self._step:
+        layout = self._layout
+        row, part = divmod(line, self._step)
+        if layout is None or part >= layout.cell_rows:
             return Strip.blank(width, self._base_style())
-        row = line // self._step
-        cached = self._cache.get(row)
+        # Every line of a tall cell draws its glyph; only a THP's middle line differs (2M).
+        label = layout.uniform or layout.label_line(part)
+        cached = self._cache.get((row, label))
         if cached is None or cached.cell_length != width:
             base = self._base_style()
-            cached = self.render_row(row).crop(0, width).extend_cell_length(width, base)
-            self._cache[row] = cached
+            cached = self.render_row(row, label).crop(0, width).extend_cell_length(width, base)
+            self._cache[(row, label)] = cached
         return cached
 
-    def render_row(self, row: int) -> Strip:
-        """One row of cells (unit-testable without an app once styles are set)."""
+    def render_row(self, row: int, label: bool = True) -> Strip:
+        """One row of cells (unit-testable without an app once styles are set); ``label=False``:
+        a line of tall cells other than the one that names a THP's size."""
         layout = self._layout
         if layout is None or not 0 <= row < layout.rows:
             return Strip.blank(0, self._base_style())
@@ -450,8 +544,8 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
             orders = self._orders[start:end]
             for i in range(codes.size):
                 code = int(codes[i])
-                segments.append(Segment(cell_text(code % CODES, int(orders[i]), layout.scale),
-                                        styles[code]))
+                segments.append(Segment(cell_text(code % CODES, int(orders[i]), layout.scale,
+                                                  label), styles[code]))
                 if gap:
                     segments.append(Segment(gap, base))
         return Strip(segments).simplify()
@@ -460,13 +554,10 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
     # Selecting
 
     def folio_at(self, x: int, y: int) -> int:
-        """The folio under a content-relative point, or -1."""
+        """The folio under a content-relative point (any line of a tall cell), or -1."""
         layout = self._layout
-        line = y + self.scroll_offset.y
-        if line % self._step:
-            return -1
-        row = line // self._step
-        if layout is None or not 0 <= row < layout.rows:
+        row, part = divmod(y + self.scroll_offset.y, self._step)
+        if layout is None or part >= layout.cell_rows or not 0 <= row < layout.rows:
             return -1
         start, end = int(layout.row_start[row]), int(layout.row_start[row + 1])
         xs = layout.x[start:end]
@@ -479,7 +570,8 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
         return int(self._order[cell])
 
     def cell_offset(self, folio: int) -> tuple[int, int] | None:
-        """Where a folio's cell is, relative to the content region (None if not laid out)."""
+        """Where a folio's cell starts (its top-left corner), relative to the content region
+        (None if not laid out)."""
         layout = self._layout
         if layout is None or not 0 <= folio < self._rank.size:
             return None
