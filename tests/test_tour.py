@@ -335,3 +335,24 @@ def test_a_step_with_after_s_goes_on_by_itself(tmp_path: Path) -> None:
             assert app.lane.engine.last_event.kind is EventKind.FLUSH_SEND
 
     asyncio.run(main())
+
+
+def test_the_projector_layout_unfolds_what_a_step_points_at() -> None:
+    tour = load_tour(None)
+    app = MigvizApp(tour.setups[0].scenario, tour.setups[0].mode, paused=True, tour=tour,
+                    big=True)
+    folded = _step(tour, "Copy, then remap")
+    assert not any(mark in ("panel:tlb", "panel:ipi") for mark in tour.steps[folded].highlight)
+
+    async def main() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            assert app.tour is not None and app.screen.has_class("-big")
+            assert "panel:tlb" in tour.steps[0].highlight
+            assert app.query_one("#panels").region.height > 0  # step 1 points at the TLBs
+            await app.tour.go(folded, play=False)
+            await pilot.pause()
+            assert app.query_one("#panels").region.height == 0
+            assert app.query_one("#log").region.height == 0
+
+    asyncio.run(main())

@@ -147,13 +147,15 @@ class TourPlayer:
 
     def _highlight(self) -> None:
         app = self.app
-        for widget in app.query(".-tour-mark"):
-            widget.remove_class("-tour-mark")
+        self._unmark()
         for mark in self.step.highlight:
             kind, _, name = mark.partition(":")
             if kind == "panel":
                 for widget in app.query(f"#{name}"):
-                    widget.add_class("-tour-mark")
+                    # Marked, and shown even where the projector layout folds it (its row).
+                    widget.add_class("-tour-mark", "-tour-open")
+                    if widget.parent is not None and getattr(widget.parent, "id", None) == "panels":
+                        widget.parent.add_class("-tour-open")
             elif kind == "folio":
                 app.selected = int(name)
         app.push_frame()
@@ -161,9 +163,12 @@ class TourPlayer:
     def leave(self) -> None:
         self._cancel_timer()
         self.target = None
-        for widget in self.app.query(".-tour-mark"):
-            widget.remove_class("-tour-mark")
+        self._unmark()
         self.app.query_one(Narration).display = False
+
+    def _unmark(self) -> None:
+        for widget in self.app.query(".-tour-mark, .-tour-open"):
+            widget.remove_class("-tour-mark", "-tour-open")
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
