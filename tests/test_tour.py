@@ -276,9 +276,10 @@ def test_a_tour_that_is_not_one(tmp_path: Path, capsys: pytest.CaptureFixture[st
     path = tmp_path / "t.toml"
     if text is not None:
         path.write_text(text)
-    code, _, err = call(capsys, "tour", str(path))
-    assert code == 2
-    assert_one_line(err, expected)
+    for options in ((), ("--show",), ("--check",)):
+        code, out, err = call(capsys, "tour", str(path), *options)
+        assert code == 2 and not out
+        assert_one_line(err, expected)
 
 
 def test_a_step_continues_the_run_unless_the_presenter_changed_it() -> None:

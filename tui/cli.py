@@ -638,11 +638,11 @@ def _tui(args: argparse.Namespace) -> int:
 def _tour(args: argparse.Namespace) -> int:
     from tui.tour import builtin_tour_path, load_tour
 
+    tour = load_tour(args.file)  # a missing or malformed file: one line, before anything
     if args.show:
         path = Path(args.file) if args.file else builtin_tour_path()
         emit(path.read_text("utf-8").rstrip("\n"))
         return 0
-    tour = load_tour(args.file)
     if args.check:
         lines = [f"{tour.label}: {tour.tour.title}: {len(tour.steps)} steps, all valid"]
         for index, step in enumerate(tour.steps):
