@@ -27,6 +27,7 @@ from core.timeline import Mark, Timeline
 from core.tlb import CpuRole, Machine
 from core.workload import Workload
 
+FOREVER = 1 << 62  # run_until() with no time limit: to a stop test or the run's end
 WORKLOAD_WINDOW_NS = 2_000_000  # how far the lazy workload may lag during a headless run
 CHECKPOINT_EVERY = 400  # events between checkpoints (taken at unit boundaries)
 MAX_CHECKPOINTS = 48

@@ -13,14 +13,13 @@ from helpers import call
 from textual.pilot import Pilot
 
 from core.bench import run_once
-from core.engine import Engine
+from core.engine import FOREVER, Engine
 from core.events import EventKind
 from core.scenario import Mode, load_scenario
 from tui.app import MigvizApp
 from tui.navigation import Goto, GotoError, GotoScreen, parse_goto
 from tui.screens.chart import ChartScreen
 from tui.screens.predict import PredictScreen
-from tui.tour import FOREVER
 
 
 def drive(app: MigvizApp, script: Callable[[Pilot[int]], Awaitable[None]],

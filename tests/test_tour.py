@@ -12,12 +12,12 @@ import pytest
 from helpers import assert_one_line, call
 
 from core.bench import run_once
-from core.engine import Engine
+from core.engine import FOREVER, Engine
 from core.events import EventKind, RoundKind
 from tui.app import MigvizApp
 from tui.screens.chart import ChartScreen
 from tui.screens.help import HelpScreen
-from tui.tour import FOREVER, LoadedTour, load_tour
+from tui.tour import LoadedTour, load_tour
 from tui.widgets.code_panel import CodePanel
 from tui.widgets.narration import Narration
 from tui.widgets.stats_line import stats_content

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import events
 from textual.app import ComposeResult, SystemCommand
@@ -25,26 +26,19 @@ from textual.theme import Theme
 from textual.timer import Timer
 from textual.widgets import Footer, Static
 
-from core.bench import run_once
 from core.breakpoints import Breakpoint, stopper
+from core.engine import FOREVER
 from core.events import Event, explain
 from core.scenario import Mode, Scenario
-from core.summary import RunSummary
 from core.tlb import Machine
 from themes import DEFAULT_THEME
 from tui.keys import COMMANDS, KEYS, SPLIT_DISABLED, Key, binding_id
 from tui.lane import Lane, spark_base_ns
-from tui.navigation import Goto, GotoScreen
 from tui.playback import Playback
-from tui.predict import Question, question_text, starts_unit, verdict
 from tui.screens.breakpoints import BreakpointChoice, BreakpointScreen
-from tui.screens.chart import ChartScreen
 from tui.screens.help import HelpScreen
 from tui.screens.inspect import InspectScreen
-from tui.screens.predict import PredictScreen
 from tui.themed import ThemedApp
-from tui.tour import FOREVER, LoadedTour, load_tour
-from tui.tour_player import TourPlayer
 from tui.units import format_ns, format_speed
 from tui.widgets.code_panel import CodePanel
 from tui.widgets.event_log import EventLog
@@ -58,6 +52,13 @@ from tui.widgets.phase_strip import PhaseStrip
 from tui.widgets.split_view import RaceResult, SplitView
 from tui.widgets.stats_line import StatsLine
 from tui.widgets.tlb_panel import TlbPanel
+
+if TYPE_CHECKING:  # the demo features load when first used: the first screen comes sooner
+    from core.summary import RunSummary
+    from tui.navigation import Goto
+    from tui.predict import Question
+    from tui.tour import LoadedTour
+    from tui.tour_player import TourPlayer
 
 MIN_WIDTH, MIN_HEIGHT = 60, 20
 FPS = 30
@@ -546,6 +547,8 @@ class MigvizApp(ThemedApp):
         self.playback.pace.reset()
 
     async def start_tour(self, tour: LoadedTour) -> None:
+        from tui.tour_player import TourPlayer
+
         if self.tour is not None:
             self.tour.leave()
         self.tour = TourPlayer(self, tour)
@@ -557,6 +560,8 @@ class MigvizApp(ThemedApp):
         if self.tour is not None:
             self.action_tour_leave()
             return
+        from tui.tour import load_tour
+
         await self.start_tour(load_tour(None))
 
     async def action_tour_next(self) -> None:
@@ -590,6 +595,9 @@ class MigvizApp(ThemedApp):
 
     def action_predict(self) -> None:
         """x: stop before the next batch (serial: folio), ask, then play it and reveal."""
+        from tui.predict import Question, question_text, starts_unit
+        from tui.screens.predict import PredictScreen
+
         if self.question is not None:
             self.notify("a prediction is already waiting for its batch: space plays it")
             return
@@ -631,6 +639,8 @@ class MigvizApp(ThemedApp):
         self.push_screen(PredictScreen(question_text(view, first)), answered)
 
     def _reveal(self) -> None:
+        from tui.predict import verdict
+
         question = self.question
         if question is None:
             return
@@ -646,6 +656,8 @@ class MigvizApp(ThemedApp):
     def action_chart(self) -> None:
         """C: serial vs batched as bar charts: the race as it stands in split view, else both
         modes' complete runs of the scenario (headless, as migviz compare runs them)."""
+        from tui.screens.chart import ChartScreen
+
         if isinstance(self.screen, ChartScreen):
             return
         if self.split and self.race is not None and self.versus is None:
@@ -669,6 +681,9 @@ class MigvizApp(ThemedApp):
 
     def _chart_runs(self, scenario: Scenario, wanted: list[Mode]) -> None:
         """In a worker thread: the complete runs the chart needs, then the chart."""
+        from core.bench import run_once
+        from tui.screens.chart import ChartScreen
+
         for mode in wanted:
             self._complete[(scenario, mode)] = run_once(scenario, mode)
         caption = f"{scenario.name}: complete runs" + (
@@ -678,6 +693,8 @@ class MigvizApp(ThemedApp):
         self.call_from_thread(self.push_screen, chart)
 
     def action_goto(self) -> None:
+        from tui.navigation import GotoScreen
+
         engine = self.lane.engine
         where = f"now: event {engine.events}, t={format_ns(engine.clock)}"
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from core.engine import Engine
+from core.engine import FOREVER, Engine
 from core.errors import InputError
 from core.events import Event, EventKind, RoundKind
 from core.scenario import Caller, Mode, Scenario, ScenarioError, load_scenario
@@ -35,7 +35,6 @@ COUNTERS = ("pages", "rounds", "IPIs", "IPI/page", "pages/s", "stall p99", "retr
 EVENTS = {kind.name.lower(): kind for kind in EventKind}
 ROUNDS = {"pte": RoundKind.PTE, "pmd": RoundKind.PMD, "batch": RoundKind.BATCH,
           "fallback": RoundKind.FALLBACK}
-FOREVER = 1 << 62
 
 
 class TourError(InputError):

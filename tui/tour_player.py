@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from core.engine import FOREVER
 from core.events import Event
 from tui.lane import Lane
-from tui.tour import FOREVER, LoadedTour, TourStep
+from tui.tour import LoadedTour, TourStep
 from tui.widgets.narration import Narration
 
 if TYPE_CHECKING:
