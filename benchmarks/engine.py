@@ -10,6 +10,8 @@ Each measurement runs in a fresh Python process (so that its peak resident memor
 importing migviz from the tree measured: the working tree, or with --against REV a copy of that
 commit (`git archive`). The trees take turns, round after round, and each keeps its best time:
 absolute times vary between machines and runs, so compare the ratio, not the seconds.
+The "workload" column is the share of an engine run spent simulating the workload's accesses
+(Workload.advance_to); the rest is the migrating task.
 """
 
 from __future__ import annotations
@@ -40,6 +42,23 @@ def _field(summary: Any, name: str) -> Any:
     return summary[name] if isinstance(summary, dict) else getattr(summary, name)
 
 
+def _time_workload() -> list[float]:
+    """Time spent simulating the workload (Workload.advance_to), so far: the rest of a run is
+    the migrating task. The one-element list fills in as the run goes."""
+    from core.workload import Workload
+
+    spent = [0.0]
+    advance = Workload.advance_to
+
+    def timed(self: Any, horizon: int) -> None:
+        start = time.perf_counter()
+        advance(self, horizon)
+        spent[0] += time.perf_counter() - start
+
+    Workload.advance_to = timed  # type: ignore[method-assign]
+    return spent
+
+
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
     """Measure one case in this process: an engine run ("engine") or a CLI command ("cli")."""
     if case["kind"] == "engine":
@@ -48,6 +67,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
 
         scenario = load_scenario(case["scenario"], case["overrides"])
         engine = Engine(scenario, Mode(case["mode"]), checkpoints=False, history=1)
+        workload_s = _time_workload()
         start = time.perf_counter()
         engine.run_to_end()
         wall = time.perf_counter() - start
@@ -56,7 +76,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         return {"wall_s": wall, "events": events, "sim_time_ns": sim_ns,
                 "pages": int(_field(summary, "pgmigrate_success")),
                 "ipis": int(_field(summary, "nr_tlb_remote_flush_received")),
-                "peak_mb": _peak_mb()}
+                "workload_s": workload_s[0], "peak_mb": _peak_mb()}
     from tui.cli import main
 
     out = io.StringIO()
@@ -136,7 +156,8 @@ def row_of(case: dict[str, Any], best: dict[str, dict[str, Any]], names: list[st
         if "events" in result:
             figures |= {"events": result["events"], "events_per_s": round(result["events"] / wall),
                         "sim_ns_per_wall_ns": round(result["sim_time_ns"] / (wall * 1e9), 5),
-                        "pages": result["pages"], "ipis": result["ipis"]}
+                        "pages": result["pages"], "ipis": result["ipis"],
+                        "workload_s": round(result.get("workload_s", 0.0), 3)}
         row[name] = figures
     if len(names) == 2:
         this, other = (best[name] for name in names)
@@ -151,13 +172,15 @@ def print_table(rows: list[dict[str, Any]], names: list[str], repeat: int) -> No
     print(f"python {platform.python_version()} on {platform.machine()}, best of {repeat}; "
           + (f"this tree against {names[1]}, side by side" if len(names) == 2 else "this tree"))
     width = max(len(row["case"]) for row in rows) + 2
-    header = f"{'case':<{width}}{'wall s':>9}{'events/s':>11}{'sim/wall':>10}{'peak MB':>9}"
+    header = (f"{'case':<{width}}{'wall s':>9}{'workload':>9}{'events/s':>11}{'sim/wall':>10}"
+              f"{'peak MB':>9}")
     if len(names) == 2:
         header += f"{names[1] + ' s':>14}{'peak MB':>9}{'speedup':>9}  counts"
     print(header)
     for row in rows:
         this = row["this"]
-        line = (f"{row['case']:<{width}}{this['wall_s']:>9.2f}"
+        share = f"{this['workload_s'] / this['wall_s']:.0%}" if "workload_s" in this else ""
+        line = (f"{row['case']:<{width}}{this['wall_s']:>9.2f}{share:>9}"
                 f"{this.get('events_per_s', 0):>11,}{this.get('sim_ns_per_wall_ns', 0):>10.4f}"
                 f"{this['peak_mb']:>9.0f}")
         if len(names) == 2:
