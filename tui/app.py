@@ -601,6 +601,9 @@ class MigvizApp(ThemedApp):
         if self.question is not None:
             self.notify("a prediction is already waiting for its batch: space plays it")
             return
+        if self.tour is not None and self.tour.target is not None:
+            self.notify("the tour's step is still running: x once it has stopped")
+            return
         if not self.lane.engine.view().interrupts:
             self.notify("this machine flushes by broadcast (no IPIs): x asks about IPIs",
                         severity="warning")
