@@ -325,8 +325,9 @@ def test_a_step_with_after_s_goes_on_by_itself(tmp_path: Path) -> None:
     async def main() -> None:
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.pause()
-            assert app.tour is not None and app.tour.index == 0
-            assert "goes on in 1 s" in str(app.query_one(Narration).render())
+            assert app.tour is not None
+            if app.tour.index == 0:  # (a loaded machine may have gone on already)
+                assert "goes on in 1 s" in str(app.query_one(Narration).render())
             for _ in range(300):
                 if app.tour.index == 1 and not app.playing:
                     break
