@@ -673,14 +673,16 @@ class MigvizApp(ThemedApp):
             self.push_screen(ChartScreen(serial.engine.summary(), batched.engine.summary(),
                                          caption))
             return
+        if any(worker.group == "chart" and worker.is_running for worker in self.workers):
+            self.notify("the chart is on its way", timeout=2)  # C pressed again meanwhile
+            return
         scenario = self.scenario
         wanted = [mode for mode in (Mode.SERIAL, Mode.BATCHED)
                   if (scenario, mode) not in self._complete]
         self.playing = False
         if wanted:
             self.notify(f"running {scenario.name} in both modes for the chart…", timeout=3)
-        self.run_worker(lambda: self._chart_runs(scenario, wanted), thread=True,
-                        exclusive=True, group="chart")
+        self.run_worker(lambda: self._chart_runs(scenario, wanted), thread=True, group="chart")
 
     def _chart_runs(self, scenario: Scenario, wanted: list[Mode]) -> None:
         """In a worker thread: the complete runs the chart needs, then the chart."""
