@@ -75,10 +75,10 @@ def test_predict_then_reveal_scores_against_the_engine(mode: Mode) -> None:
         for key in str(ipis):
             await pilot.press(key)
         await pilot.press("enter")
-        assert app.question is not None and app.question.prediction == ipis
+        assert app.demo.question is not None and app.demo.question.prediction == ipis
         app.set_speed(4096)
-        await until(pilot, lambda: app.question is None and not app.playing, "the reveal")
-        assert app.score == (1, 1)
+        await until(pilot, lambda: app.demo.question is None and not app.playing, "the reveal")
+        assert app.demo.score == (1, 1)
         view = app.lane.engine.view()
         # Stopped at the unit's end: its last event, the next unit not begun.
         assert view.counters.nr_tlb_remote_flush == rounds
@@ -87,8 +87,8 @@ def test_predict_then_reveal_scores_against_the_engine(mode: Mode) -> None:
         await pilot.press("x")  # the next unit; a wrong guess
         assert isinstance(app.screen, PredictScreen)
         await pilot.press("0", "enter")
-        await until(pilot, lambda: app.question is None and not app.playing, "the reveal")
-        assert app.score == (1, 2)
+        await until(pilot, lambda: app.demo.question is None and not app.playing, "the reveal")
+        assert app.demo.score == (1, 2)
 
     drive(app, script)
 
@@ -100,7 +100,7 @@ def test_escape_skips_the_prediction() -> None:
         await pilot.press("x")
         await pilot.press("escape")
         assert not isinstance(app.screen, PredictScreen)
-        assert app.question is None and not app.playing and app.score == (0, 0)
+        assert app.demo.question is None and not app.playing and app.demo.score == (0, 0)
 
     drive(app, script)
 

@@ -27,11 +27,11 @@ from textual.timer import Timer
 from textual.widgets import Footer, Static
 
 from core.breakpoints import Breakpoint, stopper
-from core.engine import FOREVER
 from core.events import Event, explain
 from core.scenario import Mode, Scenario
 from core.tlb import Machine
 from themes import DEFAULT_THEME
+from tui.demo import Demo
 from tui.keys import COMMANDS, KEYS, SPLIT_DISABLED, Key, binding_id
 from tui.lane import Lane, spark_base_ns
 from tui.playback import Playback
@@ -54,9 +54,6 @@ from tui.widgets.stats_line import StatsLine
 from tui.widgets.tlb_panel import TlbPanel
 
 if TYPE_CHECKING:  # the demo features load when first used: the first screen comes sooner
-    from core.summary import RunSummary
-    from tui.navigation import Goto
-    from tui.predict import Question
     from tui.tour import LoadedTour
     from tui.tour_player import TourPlayer
 
@@ -146,11 +143,7 @@ class MigvizApp(ThemedApp):
         self.tour: TourPlayer | None = None
         self._start_split = split or versus is not None
         self._start_big = big
-        self.question: Question | None = None  # x: the unit whose IPIs the room predicted
-        self.score = (0, 0)  # predictions right, asked
-        self.bookmarks: list[int] = []  # m: event counts of the run
-        self._bookmark_at = -1  # ': the bookmark last returned to
-        self._complete: dict[tuple[Scenario, Mode], RunSummary] = {}  # C: headless runs
+        self.demo = Demo(self)  # x, C, g, m and ': their state and actions
 
     # ------------------------------------------------------------------------------------------
     # Building
@@ -311,20 +304,20 @@ class MigvizApp(ThemedApp):
             self.playing = False  # pushes the frame of the breakpoint's event
             if self.tour is not None and self.tour.target is not None:
                 self.tour.arrived()  # where the tour's step stops, not a breakpoint
-            elif self.question is not None:
+            elif self.demo.question is not None:
                 # The stop is the next unit's first event: show the unit's end instead.
                 self.lane.engine.back(1)
                 self.lane.stepped_back()
                 self.solo.target = float(self.lane.engine.clock)
-                self._reveal()
+                self.demo.reveal()
                 self.push_frame()
             else:
                 self._announce_break(tick.hit)
             return
         if tick.done:
             self.playing = False  # pushes the final frame
-            if self.question is not None:
-                self._reveal()
+            if self.demo.question is not None:
+                self.demo.reveal()
             if self.tour is not None:
                 self.tour.arrived()
             elif self.split and self.versus is None:
@@ -473,7 +466,7 @@ class MigvizApp(ThemedApp):
 
     def action_step_back(self) -> None:
         self.playing = False
-        self.question = None
+        self.demo.question = None
         lane = self.lane
         if lane.engine.events == 0:
             self.notify("already at the start")
@@ -591,180 +584,22 @@ class MigvizApp(ThemedApp):
         self.push_frame()
 
     # ------------------------------------------------------------------------------------------
-    # Demos: predict, the closing chart, jumps and bookmarks, the projector layout
+    # Demos: predict, the closing chart, jumps and bookmarks (tui/demo.py), the projector layout
 
     def action_predict(self) -> None:
-        """x: stop before the next batch (serial: folio), ask, then play it and reveal."""
-        from tui.predict import Question, question_text, starts_unit
-        from tui.screens.predict import PredictScreen
-
-        if self.question is not None:
-            self.notify("a prediction is already waiting for its batch: space plays it")
-            return
-        if self.tour is not None and self.tour.target is not None:
-            self.notify("the tour's step is still running: x once it has stopped")
-            return
-        if not self.lane.engine.view().interrupts:
-            self.notify("this machine flushes by broadcast (no IPIs): x asks about IPIs",
-                        severity="warning")
-            return
-        self.playing = False
-        engine = self.lane.engine
-        unit = engine.last_event.batch if engine.last_event is not None else None
-        while True:  # to the first event of the next unit that migrates folios
-            events = engine.step()
-            if not events:
-                self.lane.stepped_back()
-                self.push_frame()
-                self.notify("the run is over: r resets it", title="predict")
-                return
-            self.lane.record(events, self._frame_no)
-            first = events[0]
-            if starts_unit(first, first.serial, unit):
-                break
-        if first.serial:  # the folio's first step already shows its round: ask before it
-            engine.back(1)
-            self.lane.stepped_back()
-        self.solo.target = float(engine.clock)
-        self.push_frame()
-        view = engine.view()
-        counters = view.counters
-
-        def answered(prediction: int | None) -> None:
-            if prediction is None:
-                return
-            self.question = Question(
-                move=first.move, unit=first.batch, serial=first.serial,
-                ipis_before=counters.nr_tlb_remote_flush_received,
-                rounds_before=counters.nr_tlb_remote_flush, prediction=prediction)
-            self.playing = True
-
-        self.push_screen(PredictScreen(question_text(view, first)), answered)
-
-    def _reveal(self) -> None:
-        from tui.predict import verdict
-
-        question = self.question
-        if question is None:
-            return
-        self.question = None
-        counters = self.lane.engine.view().counters
-        ipis = counters.nr_tlb_remote_flush_received - question.ipis_before
-        rounds = counters.nr_tlb_remote_flush - question.rounds_before
-        right, asked = self.score
-        self.score = (right + (question.prediction == ipis), asked + 1)
-        self.notify(verdict(question, ipis, rounds, self.score), title="predict, then reveal",
-                    timeout=12)
+        self.demo.predict()
 
     def action_chart(self) -> None:
-        """C: serial vs batched as bar charts: the race as it stands in split view, else both
-        modes' complete runs of the scenario (headless, as migviz compare runs them)."""
-        from tui.screens.chart import ChartScreen
-
-        if isinstance(self.screen, ChartScreen):
-            return
-        if self.split and self.race is not None and self.versus is None:
-            serial, batched = self.race
-            done = serial.engine.done and batched.engine.done
-            clock = max(serial.engine.clock, batched.engine.clock)
-            caption = f"{self.scenario.name}: the race " + (
-                "over" if done else f"at {format_ns(clock)} (so far)")
-            self.playing = False
-            self.push_screen(ChartScreen(serial.engine.summary(), batched.engine.summary(),
-                                         caption))
-            return
-        if any(worker.group == "chart" and worker.is_running for worker in self.workers):
-            self.notify("the chart is on its way", timeout=2)  # C pressed again meanwhile
-            return
-        scenario = self.scenario
-        wanted = [mode for mode in (Mode.SERIAL, Mode.BATCHED)
-                  if (scenario, mode) not in self._complete]
-        self.playing = False
-        if wanted:
-            self.notify(f"running {scenario.name} in both modes for the chart…", timeout=3)
-        self.run_worker(lambda: self._chart_runs(scenario, wanted), thread=True, group="chart")
-
-    def _chart_runs(self, scenario: Scenario, wanted: list[Mode]) -> None:
-        """In a worker thread: the complete runs the chart needs, then the chart."""
-        from core.bench import run_once
-        from tui.screens.chart import ChartScreen
-
-        for mode in wanted:
-            self._complete[(scenario, mode)] = run_once(scenario, mode)
-        caption = f"{scenario.name}: complete runs" + (
-            f" ({self.versus_labels[0]})" if self.versus is not None else "")
-        chart = ChartScreen(self._complete[(scenario, Mode.SERIAL)],
-                            self._complete[(scenario, Mode.BATCHED)], caption)
-        self.call_from_thread(self.push_screen, chart)
+        self.demo.chart()
 
     def action_goto(self) -> None:
-        from tui.navigation import GotoScreen
-
-        engine = self.lane.engine
-        where = f"now: event {engine.events}, t={format_ns(engine.clock)}"
-
-        def chosen(goto: Goto | None) -> None:
-            if goto is not None:
-                self._go(goto)
-
-        self.push_screen(GotoScreen(where), chosen)
-
-    def _go(self, goto: Goto) -> None:
-        """Go to a target: an event count, the first event at or after a time, or the next
-        event of a kind. Back: rebuilt exactly (checkpoints and replay); forward: run."""
-        engine = self.lane.engine
-        self.playing = False
-        self.question = None
-        if goto.event is not None:
-            self._seek(goto.event)
-        else:
-            if goto.time_ns is not None and goto.time_ns <= engine.clock:
-                self._seek(0)
-            start = engine.events
-            if goto.time_ns is None and engine.done:
-                self.notify("the run is over: nothing comes after", title="go to")
-                return
-            events = engine.run_until(FOREVER, goto.matches)
-            self.lane.record(events, self._frame_no)
-            if goto.kind is not None and not (events and goto.matches(events[-1])):
-                self.notify(f"no {goto.kind.name.lower()} after event {start}: at the end",
-                            title="go to")
-        self.solo.target = float(engine.clock)
-        self.push_frame()
-
-    def _seek(self, count: int) -> None:
-        engine = self.lane.engine
-        if count < engine.events:
-            engine.seek(count)
-            self.lane.stepped_back()
-        elif count > engine.events:
-            self.lane.record(engine.run_until(FOREVER, lambda e: e.seq + 1 >= count),
-                             self._frame_no)
-        self.solo.target = float(engine.clock)
+        self.demo.goto()
 
     def action_bookmark(self) -> None:
-        engine = self.lane.engine
-        if engine.events not in self.bookmarks:
-            self.bookmarks.append(engine.events)
-        self._bookmark_at = self.bookmarks.index(engine.events)
-        self.notify(f"bookmark {self._bookmark_at + 1}: event {engine.events}, "
-                    f"t={format_ns(engine.clock)} · ' returns here", title="bookmark")
+        self.demo.bookmark()
 
     def action_bookmark_return(self) -> None:
-        if not self.bookmarks:
-            self.notify("no bookmark yet: m sets one", title="bookmark")
-            return
-        engine = self.lane.engine
-        index = len(self.bookmarks) - 1
-        if self.bookmarks[self._bookmark_at if self._bookmark_at >= 0 else index] == engine.events:
-            index = (self._bookmark_at - 1) % len(self.bookmarks)  # here already: the one before
-        self._bookmark_at = index
-        self.playing = False
-        self.question = None
-        self._seek(self.bookmarks[index])
-        self.push_frame()
-        self.notify(f"bookmark {index + 1}: event {engine.events}, t={format_ns(engine.clock)}",
-                    title="bookmark")
+        self.demo.bookmark_return()
 
     def action_big(self) -> None:
         """z: the projector layout (grids, phase strip, stats and narration), or everything."""
@@ -786,7 +621,7 @@ class MigvizApp(ThemedApp):
         self.push_frame()
 
     def action_reset(self) -> None:
-        self.question = None
+        self.demo.question = None
         if self.split:
             self.race = self._new_race()
             self.duo.target = 0.0
@@ -815,8 +650,8 @@ class MigvizApp(ThemedApp):
     def _stopper(self) -> Callable[[Event], bool] | None:
         if self.tour is not None and self.tour.target is not None:
             return self.tour.stopper()
-        if self.question is not None:
-            return self.question.ended
+        if self.demo.question is not None:
+            return self.demo.question.ended
         return stopper(self.breakpoints.kinds, self.breakpoints.folio)
 
     def _announce_break(self, event: Event) -> None:
