@@ -305,12 +305,7 @@ class MigvizApp(ThemedApp):
             if self.tour is not None and self.tour.target is not None:
                 self.tour.arrived()  # where the tour's step stops, not a breakpoint
             elif self.demo.question is not None:
-                # The stop is the next unit's first event: show the unit's end instead.
-                self.lane.engine.back(1)
-                self.lane.stepped_back()
-                self.solo.target = float(self.lane.engine.clock)
-                self.demo.reveal()
-                self.push_frame()
+                self.demo.reveal(past_the_unit=True)
             else:
                 self._announce_break(tick.hit)
             return
@@ -471,8 +466,7 @@ class MigvizApp(ThemedApp):
         if lane.engine.events == 0:
             self.notify("already at the start")
             return
-        lane.engine.back(1)
-        lane.stepped_back()
+        lane.seek(lane.engine.events - 1, self._frame_no)
         self.solo.target = float(lane.engine.clock)
         self.push_frame()
 

@@ -61,8 +61,7 @@ class Demo:
             if starts_unit(first, first.serial, unit):
                 break
         if first.serial:  # the folio's first step already shows its round: ask before it
-            engine.back(1)
-            app.lane.stepped_back()
+            app.lane.seek(engine.events - 1, app.frame_no)
         app.solo.target = float(engine.clock)
         app.push_frame()
         view = engine.view()
@@ -79,7 +78,10 @@ class Demo:
 
         app.push_screen(PredictScreen(question_text(view, first)), answered)
 
-    def reveal(self) -> None:
+    def reveal(self, *, past_the_unit: bool = False) -> None:
+        """The unit has run: say how many IPIs it sent and who was right. ``past_the_unit``:
+        playback stopped at the next unit's first event, which is taken back so that the
+        screen shows the unit's end."""
         from tui.predict import verdict
 
         app = self.app
@@ -87,6 +89,10 @@ class Demo:
         if question is None:
             return
         self.question = None
+        if past_the_unit:
+            app.lane.seek(app.lane.engine.events - 1, app.frame_no)
+            app.solo.target = float(app.lane.engine.clock)
+            app.push_frame()
         counters = app.lane.engine.view().counters
         ipis = counters.nr_tlb_remote_flush_received - question.ipis_before
         rounds = counters.nr_tlb_remote_flush - question.rounds_before
@@ -177,14 +183,8 @@ class Demo:
 
     def seek(self, count: int) -> None:
         app = self.app
-        engine = app.lane.engine
-        if count < engine.events:
-            engine.seek(count)
-            app.lane.stepped_back()
-        elif count > engine.events:
-            app.lane.record(engine.run_until(FOREVER, lambda e: e.seq + 1 >= count),
-                            app.frame_no)
-        app.solo.target = float(engine.clock)
+        app.lane.seek(count, app.frame_no)
+        app.solo.target = float(app.lane.engine.clock)
 
     def bookmark(self) -> None:
         app = self.app

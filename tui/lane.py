@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from core.engine import Engine, EngineView
+from core.engine import FOREVER, Engine, EngineView
 from core.events import Event, EventKind
 from core.scenario import Mode, Scenario
 from core.tlb import Machine
@@ -48,6 +48,17 @@ class Lane:
         for event in events:
             if event.kind is EventKind.IPI_RECV:
                 self.flash_until[event.cpu] = frame_no + FLASH_FRAMES
+
+    def seek(self, count: int, frame_no: int) -> None:
+        """Show the run after exactly ``count`` events: back, restored exactly (checkpoints and
+        replay); forward, run and recorded."""
+        engine = self.engine
+        if count < engine.events:
+            engine.seek(count)
+            self.stepped_back()
+        elif count > engine.events:
+            self.record(engine.run_until(FOREVER, lambda event: event.seq + 1 >= count),
+                        frame_no)
 
     def stepped_back(self) -> None:
         self.history.truncate(self.engine.events)

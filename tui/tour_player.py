@@ -91,8 +91,7 @@ class TourPlayer:
                     self.target = target
                     app.playing = True
                 else:
-                    lane.record(lane.engine.run_until(FOREVER, lambda e: e.seq + 1 >= target),
-                                app.frame_no)
+                    lane.seek(target, app.frame_no)
         code = next((earlier.code for earlier in reversed(self.tour.steps[: index + 1])
                      if earlier.code is not None), None)
         if code is not None:  # the code panel as the steps so far left it
