@@ -8,19 +8,13 @@ import difflib
 import re
 from dataclasses import dataclass
 
-from textual import on
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Input, Static
-
 from core.events import Event, EventKind
+from tui.screens.ask import AskScreen
 
 KINDS = {kind.name.lower(): kind for kind in EventKind}
 UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 _TIME = re.compile(r"^(?P<value>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>ns|us|µs|ms|s)$")
-HINT = ("a time (120us, 1.5ms), an event number (#250 or 250), or the next event of a kind "
+GOTO_HINT = ("a time (120us, 1.5ms), an event number (#250 or 250), or the next event of a kind "
         "(flush_send, remap, …)")
 
 
@@ -48,7 +42,7 @@ def parse_goto(text: str) -> Goto:
     """Read what was typed into the go-to box."""
     text = text.strip().lower().replace(" ", "")
     if not text:
-        raise GotoError("type a target: " + HINT)
+        raise GotoError("type a target: " + GOTO_HINT)
     if text.startswith("#"):
         text = text[1:]
         if not text.isdigit():
@@ -65,43 +59,13 @@ def parse_goto(text: str) -> Goto:
     raise GotoError(f"'{text}' is not a time, an event number or an event kind{hint}")
 
 
-class GotoScreen(ModalScreen[Goto | None]):
+class GotoScreen(AskScreen[Goto]):
     """Asks where to go; dismisses with the target (enter) or None (escape)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="goto.cancel")]
+    NAME = "goto"
+    TITLE = "go to · enter goes · esc cancels"
+    HINT = GOTO_HINT
+    PLACEHOLDER = "120us · #250 · flush_send"
 
-    DEFAULT_CSS = """
-    GotoScreen { align: center middle; }
-    GotoScreen > Vertical {
-        width: 80; max-width: 100%; height: auto;
-        border: round $primary; background: $surface; padding: 0 1;
-    }
-    GotoScreen #goto-hint { color: $text-muted; }
-    GotoScreen #goto-hint.-error { color: $error; text-style: bold; }
-    """
-
-    def __init__(self, where: str) -> None:
-        super().__init__()
-        self.where = where
-
-    def compose(self) -> ComposeResult:
-        with Vertical() as box:
-            box.border_title = "go to · enter goes · esc cancels"
-            yield Static(self.where, markup=False, id="goto-where")
-            yield Input(placeholder="120us · #250 · flush_send", id="goto-input")
-            yield Static(HINT, id="goto-hint")
-
-    @on(Input.Submitted, "#goto-input")
-    def _go(self, event: Input.Submitted) -> None:
-        event.stop()
-        try:
-            target = parse_goto(event.value)
-        except GotoError as err:
-            hint = self.query_one("#goto-hint", Static)
-            hint.update(str(err))
-            hint.add_class("-error")
-            return
-        self.dismiss(target)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    def parse(self, text: str) -> Goto:
+        return parse_goto(text)
