@@ -20,7 +20,7 @@ from core.folios import FolioState, FolioTable
 from core.kernel import Stage, TaskState
 from core.migrate import MigrationTask
 from core.numa import NumaTask
-from core.scenario import Mode, Scenario
+from core.scenario import Caller, Mode, Scenario
 from core.stats import Counters, Spend, WorkloadStats, ipis_per_page, pages_per_second
 from core.summary import RunSummary
 from core.timeline import Mark, Timeline
@@ -99,7 +99,8 @@ class EngineView:
     done: bool
     unit: UnitProgress
     pages_done: int  # base pages migrated so far, the current call's remapped folios included
-    pages_total: int  # base pages every move together would migrate
+    pages_total: int  # base pages every move together would migrate (NUMA balancing: those
+    # misplaced at the start, on a node no thread runs on)
     pages_per_sec: float  # pages_done per simulated second (at the end: `migviz run`'s figure)
     ipis_per_page: float  # IPIs delivered per page done (at the end: `migviz run`'s figure)
     folio_order: npt.NDArray[np.int8]
@@ -122,6 +123,10 @@ class EngineView:
     events: int
     arch: str = "x86-ipi"  # topology.arch, as configured
     mechanism: Mechanism = IPIS  # how rounds are done here (INVLPGB on < 3 CPUs: IPIs)
+    caller: Caller = Caller.MIGRATEPAGES  # who calls migrate_pages(): an outside task, or the
+    # process's own threads (NUMA balancing: one folio per call, from a hinting fault)
+    cpu_migrating: tuple[int, ...] = ()  # NUMA balancing: per CPU, the folio its thread is
+    # migrating now (from its hinting fault to the call's end), or -1
 
     @property
     def interrupts(self) -> bool:
@@ -183,6 +188,19 @@ class Engine:
         self.last_event: Event | None = None
         self.recent: deque[Event] = deque(maxlen=self._history)
         self._last_checkpoint = -CHECKPOINT_EVERY
+        self.pages_total = self._pages_total()
+
+    def _pages_total(self) -> int:
+        """The base pages the run sets out to migrate: every page, once per move; under NUMA
+        balancing, the pages misplaced at the start (on a node none of the threads runs on)."""
+        scenario = self.scenario
+        if not self.machine.numa:
+            return scenario.memory.total_pages * scenario.migration.moves
+        table = self.folios
+        homes = [self.machine.node_of_cpu[cpu] for cpu in self.machine.running_threads]
+        count = table.count
+        misplaced = ~np.isin(table.node[:count], homes) & table.alive[:count]
+        return int(np.left_shift(1, table.order[:count][misplaced].astype(np.int64)).sum())
 
     # ------------------------------------------------------------------------------------------
     # Advancing
@@ -457,6 +475,12 @@ class Engine:
             activity[machine.initiator] = (
                 CpuActivity.SPINNING if s.round_targets else CpuActivity.MIGRATING
             )
+        migrating = [-1] * cpus
+        for cpu, folio in s.numa_migrating.items():  # a thread migrating what it faulted on
+            migrating[cpu] = folio
+            stalled_on[cpu] = -1
+            if activity[cpu] != CpuActivity.IPI:
+                activity[cpu] = CpuActivity.MIGRATING
         ipi_round = None
         sender = machine.initiator if s.round_sender < 0 else s.round_sender
         if s.round_targets:
@@ -494,7 +518,7 @@ class Engine:
             src=s.src, dst=s.dst, batch=batch, batches=batches,
             pass_=pass_, sync=sync, phase=phase, done=done, unit=unit,
             pages_done=pages_done,
-            pages_total=self.scenario.memory.total_pages * self.scenario.migration.moves,
+            pages_total=self.pages_total,
             pages_per_sec=pages_per_second(pages_done, self.clock),
             ipis_per_page=ipis_per_page(self.counters.nr_tlb_remote_flush_received, pages_done),
             folio_order=table.frozen("order"), folio_node=table.frozen("node"),
@@ -506,7 +530,8 @@ class Engine:
             cpu_stalled_on=tuple(stalled_on), ipi_round=ipi_round, counters=self.counters.copy(),
             workload=workload.stats(), last_event=last, recent_events=tuple(self.recent),
             events=self.events, arch=self.scenario.topology.arch.value,
-            mechanism=self.task.flusher.mechanism,
+            mechanism=self.task.flusher.mechanism, caller=self.scenario.migration.caller,
+            cpu_migrating=tuple(migrating),
         )
 
     def pages_done(self) -> int:
@@ -514,8 +539,10 @@ class Engine:
         the call in flight has remapped (its counters are added when it returns)."""
         done = self.counters.pgmigrate_success
         last = self.last_event
-        if self.done or last is None or last.kind is EventKind.MIGRATE_END:
+        if self.done or last is None:
             return done
+        if last.kind is EventKind.MIGRATE_END and not self.machine.numa:
+            return done  # NUMA balancing: other threads' calls may be in flight still
         table = self.folios
         remapped = table.state[: table.count] == FolioState.REMAPPED
         remapped &= table.alive[: table.count]

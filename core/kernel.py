@@ -153,6 +153,8 @@ class TaskState:
     numa_settled: int = 0  # the latest flush or unmap planned: the next scan comes after it
     numa_idle: int = 0  # periods planned since the scanner finished
     numa_gathers: list[tuple[int, int]] = field(default_factory=list)  # scans: (start, flushed)
+    # CPU -> the folio its thread is migrating now: from its hinting fault to the call's end
+    numa_migrating: dict[int, int] = field(default_factory=dict)
 
     def copy(self) -> TaskState:
         """A copy for a checkpoint. Its lists and dicts hold ints and immutable tuples (NUMA
@@ -168,7 +170,7 @@ class TaskState:
 
 _CONTAINERS = ("from_list", "next_pass", "ret", "split", "ubc_folios", "attempts",
                "round_flushed", "cpu_tlb_gen", "numa_steps", "numa_busy", "numa_node",
-               "numa_gathers")
+               "numa_gathers", "numa_migrating")
 
 
 class TaskBase:

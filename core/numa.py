@@ -473,6 +473,8 @@ class NumaTask(TaskBase):
             if step.arg:
                 table.unmapped[folio] = False
                 table.state[folio] = FolioState.MAPPED
+            else:  # misplaced: the faulting thread migrates it (migrate_misplaced_page)
+                s.numa_migrating[step.cpu] = folio
         elif kind is EventKind.MIGRATE_START:
             counters.migrate_calls += 1
             counters.passes += 1
@@ -517,6 +519,7 @@ class NumaTask(TaskBase):
             counters.add_migrate_stats(stats)
             counters.numa_pages_migrated += step.pages
             table.state[folio] = FolioState.MAPPED  # the call is over; the folio is just mapped
+            s.numa_migrating.pop(step.cpu, None)
             thp = (step.arg, 0, 0)
         if kind is EventKind.LOCAL_FLUSH and self._alone(step.cpu):  # no remote round follows
             table.flush_pending[np.asarray(step.folios, dtype=np.int64)] = False

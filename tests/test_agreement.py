@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from core.engine import CpuActivity, Engine, EngineView
 from core.events import Errno, Event, EventKind
 from core.folios import FolioState
-from core.scenario import Mode, Scenario, scenario_from_dict
+from core.scenario import Caller, Mode, Scenario, load_scenario, scenario_from_dict
 from core.tlb import CpuRole
 from core.trace import TraceFormatter, lines_until
 from tui.lane import Lane
@@ -173,6 +173,9 @@ def eagain(event: Event) -> bool:
 
 def check_header(frame: Frame, applied: list[Event]) -> None:
     view = frame.view
+    if view.caller is Caller.NUMA_BALANCING:
+        check_numa_header(frame, applied)
+        return
     figures = header_figures(frame)
     assert int(figures["moves"]) == view.moves
     assert (int(figures["src"]), int(figures["dst"])) == (view.src, view.dst)
@@ -187,6 +190,62 @@ def check_header(frame: Frame, applied: list[Event]) -> None:
     assert figures["clock"] == format_ns(view.clock_ns)
     assert view.clock_ns == max(e.time_ns for e in applied)
     assert (figures["unit"] == "folio") == (view.mode is Mode.SERIAL)
+
+
+def check_numa_header(frame: Frame, applied: list[Event]) -> None:
+    """NUMA balancing has no move or batch to name: the header counts the threads' hinting
+    faults and their calls so far, and names the scanner's pass of the last event."""
+    view = frame.view
+    text = HeaderBar.build(frame, 400).plain
+    found = re.search(r"NUMA balancing node (\d)→(\d) │ faults (\d+) │ calls (\d+) │ "
+                      r"scan pass (\d+) │ phase (\S+) │ t=([^│]+?) │", text)
+    assert found, text
+    assert (int(found[1]), int(found[2])) == (view.src, view.dst)
+    assert int(found[3]) == view.counters.numa_hint_faults == sum(
+        1 for e in applied if e.kind is EventKind.NUMA_FAULT)
+    assert int(found[4]) == view.counters.migrate_calls == sum(
+        1 for e in applied if e.kind is EventKind.MIGRATE_START)
+    assert int(found[5]) == view.pass_ == (applied[-1].pass_ if applied else view.pass_)
+    assert found[7] == format_ns(view.clock_ns)
+
+
+def in_flight(applied: list[Event]) -> dict[int, int]:
+    """NUMA balancing: CPU -> the folio its thread is migrating, from the events alone (a
+    misplaced folio's hinting fault opens the thread's call, its MIGRATE_END closes it)."""
+    calls: dict[int, int] = {}
+    for event in applied:
+        if event.kind is EventKind.NUMA_FAULT and event.arg == 0:
+            calls[event.cpu] = event.folio
+        elif event.kind is EventKind.MIGRATE_END:
+            calls.pop(event.cpu, None)
+    return calls
+
+
+def check_numa_calls(frame: Frame, applied: list[Event]) -> None:
+    """Each migrating thread's CPU row and the phase strip name the folio its events say it is
+    migrating; the pages count is the finished calls' plus what the calls in flight remapped."""
+    view = frame.view
+    calls = in_flight(applied)
+    assert {cpu: folio for cpu, folio in enumerate(view.cpu_migrating) if folio >= 0} == calls
+    rows = tlb_rows(frame)
+    for cpu, folio in calls.items():
+        if cpu not in frame.flash and view.cpu_activity[cpu] != CpuActivity.IPI:
+            assert rows[cpu]["now"] == f"migrating folio {folio}"
+    strip = strip_content(frame, 400).plain
+    if view.done:
+        assert "NUMA balancing done" in strip
+    elif calls:
+        assert f"{len(calls)} call{'s' if len(calls) > 1 else ''} in flight" in strip
+        for cpu, folio in calls.items():
+            assert f"cpu{cpu} → folio {folio}" in strip
+    else:
+        assert "no call in flight" in strip
+    finished = sum(e.pages for e in applied if e.kind is EventKind.MIGRATE_END)
+    remapped = {e.folio: e for e in applied if e.kind is EventKind.REMAP}
+    flying = sum(1 << remapped[folio].order for folio in calls.values() if folio in remapped)
+    assert view.pages_done == finished + flying
+    stats = stats_content(frame, 400).plain
+    assert f"pages {view.pages_done}/{view.pages_total}" in stats
 
 
 def check_cpus(frame: Frame, engine: Engine, applied: list[Event], skip_flush: bool) -> None:
@@ -362,6 +421,38 @@ def test_every_panel_agrees_with_the_engine_at_every_step(scenario: Scenario,
     assert session.lane.engine.done
 
 
+def test_numa_balancing_panels_agree_at_every_step() -> None:
+    """The app's NUMA-balancing screen, stepped like a user steps it (events, phases, units,
+    back, a mode switch), then to the end: header, CPU rows, strip, rounds, log and grids say
+    what the events applied so far say, at every step."""
+    import random
+
+    scenario = load_scenario("numa-balancing", ["numa.passes=1"])
+    session = Session(scenario)
+    keys = random.Random(11).choices(["n", "n", "n", "n", "p", "B", "u", "u", "b"], k=160)
+    busy = 0
+    for key in [*keys, *["B"] * 2000]:
+        session.press(key)
+        engine = session.lane.engine
+        frame = session.frame()
+        applied = session.applied
+        assert len(applied) == engine.events
+        check_header(frame, applied)
+        check_numa_calls(frame, applied)
+        check_cpus(frame, engine, applied, False)
+        check_rounds(frame, applied)
+        check_log(frame, applied, scenario)
+        check_grids(frame)
+        check_end(frame.view, frame, scenario, session.toggled)
+        busy += len(in_flight(applied)) > 0
+        if engine.done:
+            break
+    assert session.lane.engine.done
+    assert busy, "some step showed a call in flight"
+    view = session.frame().view
+    assert view.pages_done == view.pages_total == view.counters.numa_pages_migrated
+
+
 def replay(scenario: Scenario, toggles: list[tuple[int, Mode]], count: int) -> list[Event]:
     """The first ``count`` events of a run with mode switches asked for at these positions."""
     engine = Engine(scenario, checkpoints=False)
@@ -381,12 +472,11 @@ def test_the_real_app_draws_what_the_checks_read() -> None:
     import asyncio
     import random
 
-    from core.scenario import load_scenario
     from tui.app import MigvizApp
     from tui.widgets.stats_line import StatsLine
 
     keys = random.Random(7).choices(["n", "n", "n", "p", "B", "u", "b"], k=40)
-    for name in ("tiny", "contended", "thp"):
+    for name in ("tiny", "contended", "thp", "numa-balancing"):
         app = MigvizApp(load_scenario(name), paused=True)
         applied: list[Event] = []
 

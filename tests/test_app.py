@@ -28,7 +28,16 @@ from tui.screens.chart import ChartScreen
 from tui.screens.help import HelpScreen
 from tui.screens.inspect import InspectScreen
 from tui.widgets.event_log import EventLog
-from tui.widgets.folio_grid import ABSENT, ARRIVING, CODES, GLYPHS, RESERVED, FolioGrid, grid_layout
+from tui.widgets.folio_grid import (
+    ABSENT,
+    ARRIVING,
+    CODES,
+    GLYPHS,
+    RESERVED,
+    FolioGrid,
+    cell_codes,
+    grid_layout,
+)
 from tui.widgets.frame import EventHistory
 from tui.widgets.header_bar import HeaderBar
 from tui.widgets.ipi_panel import IpiPanel, sparkline
@@ -409,6 +418,43 @@ def test_every_cell_code_has_its_own_glyph() -> None:
     glyphs = [GLYPHS[code] for code in range(CODES)]
     assert len(set(glyphs)) == CODES
     assert {ABSENT, ARRIVING, RESERVED} <= set(GLYPHS)
+    # Every folio state has its cell code (the grid's own codes come after them).
+    assert set(FolioState) <= set(GLYPHS) and min(ABSENT, ARRIVING, RESERVED) > max(FolioState)
+
+
+def test_the_legend_names_prot_none_only_under_numa_balancing() -> None:
+    from tui.widgets.legend import legend_content
+
+    numa = legend_content(160, numa=True).plain
+    assert f"{GLYPHS[FolioState.PROT_NONE]} PROT_NONE" in numa
+    assert "PROT_NONE" not in legend_content(160).plain
+    assert "PROT_NONE" in legend_content(40, numa=True).plain, "second when room is short"
+
+
+def test_numa_balancing_opens_in_the_app() -> None:
+    """The app draws NUMA balancing: the threads' calls in the header and the strip, a
+    migrating thread's row, and the PROT_NONE pages the scans leave on the grid."""
+    async def main() -> None:
+        app = MigvizApp(load_scenario("numa-balancing"), paused=True)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            engine = app.lane.engine
+            while not any(folio >= 0 for folio in engine.view().cpu_migrating):
+                await pilot.press("n")
+                await pilot.pause()
+            view = engine.view()
+            frame = app.last_frame
+            assert frame is not None
+            header = str(app.query_one(HeaderBar).render())
+            assert f"faults {view.counters.numa_hint_faults}" in header
+            assert f"calls {view.counters.migrate_calls}" in header
+            strip = str(app.query_one(PhaseStrip).render())
+            assert "in flight" in strip
+            codes = cell_codes(frame, 0)
+            assert (codes == FolioState.PROT_NONE).any(), "the scan's pages on node 0's grid"
+            assert "PROT_NONE" in str(app.query_one("#legend").render())
+
+    asyncio.run(main())
 
 
 def test_grid_layout_keeps_wide_cells_on_one_row() -> None:

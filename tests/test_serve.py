@@ -152,7 +152,7 @@ def test_defaults_serve_the_default_scenario_on_loopback(served: Served,
 @pytest.mark.parametrize(("argv", "expected"), [
     (["serve", "nosuch"], "unknown scenario 'nosuch'"),
     (["serve", "tiny", "--set", "migration.batch_pages=0"], "batch_pages"),
-    (["serve", "numa-balancing"], "the app draws a migratepages task only"),
+    (["serve", "numa-balancing", "--set", "numa.scan_pages=0"], "numa.scan_pages"),
     (["serve", "tiny", "--theme", "nope"], "--theme nope"),
     (["serve", "tiny", "--versus", "nosuch"], "unknown scenario 'nosuch'"),
     (["serve", "tiny", "--port", "0"], "--port"),

@@ -28,7 +28,7 @@ from textual.widgets import Footer, Static
 
 from core.breakpoints import Breakpoint, stopper
 from core.events import Event, explain
-from core.scenario import Mode, Scenario
+from core.scenario import Caller, Mode, Scenario
 from core.tlb import Machine
 from themes import DEFAULT_THEME
 from tui.demo import Demo
@@ -155,7 +155,8 @@ class MigvizApp(ThemedApp):
             with Horizontal(id="grids"):
                 yield FolioGrid(0, id="node-0", classes="node-grid")
                 yield FolioGrid(1, id="node-1", classes="node-grid")
-            yield FolioLegend(id="legend")
+            yield FolioLegend(numa=self.scenario.migration.caller is Caller.NUMA_BALANCING,
+                              id="legend")
             yield PhaseStrip(id="phase")
             with Horizontal(id="panels"):
                 yield TlbPanel(id="tlb")

@@ -618,8 +618,6 @@ def _tui(args: argparse.Namespace) -> int:
         return 0
     keymap = _keymap(args.keymap)
     scenario = load_scenario(args.scenario, args.overrides)
-    _migratepages_only(scenario, "the app draws a migratepages task only; run it headless "
-                       f"with migviz run, compare or trace {args.scenario}")
     mode = Mode(args.mode) if args.mode else None
     theme, user_theme = _check_theme(args.theme) if args.theme is not None else (None, None)
     versus = None
@@ -627,7 +625,6 @@ def _tui(args: argparse.Namespace) -> int:
     if args.versus or args.versus_sets:
         other = args.versus or args.scenario
         versus = load_scenario(other, [*args.overrides, *args.versus_sets])
-        _migratepages_only(versus, "the app draws a migratepages task only")
         labels = (args.scenario, _label(other, args.versus_sets))
     return _open_app(scenario, mode, paused=args.paused, speed=args.speed, theme=theme,
                      breakpoints=frozenset(args.breaks), keymap=keymap, mouse=not args.no_mouse,

@@ -107,16 +107,12 @@ def check_app(app_args: Sequence[str]) -> None:
     # of tui.cli, whose UsageError is not the class this imported copy raises.
     try:
         args = cli._parser().parse_args(list(app_args))
-        scenario = load_scenario(args.scenario, args.overrides)
-        cli._migratepages_only(scenario, "the app draws a migratepages task only; run it "
-                               f"headless with migviz run, compare or trace {args.scenario}")
+        load_scenario(args.scenario, args.overrides)
         if args.theme is not None:
             cli._check_theme(args.theme)
         cli._keymap(args.keymap)
         if args.versus or args.versus_sets:
-            versus = load_scenario(args.versus or args.scenario,
-                                   [*args.overrides, *args.versus_sets])
-            cli._migratepages_only(versus, "the app draws a migratepages task only")
+            load_scenario(args.versus or args.scenario, [*args.overrides, *args.versus_sets])
     except cli.UsageError as err:
         raise InputError(str(err)) from None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.engine import FOREVER
-from core.scenario import Mode, Scenario
+from core.scenario import Caller, Mode, Scenario
 from tui.units import format_ns
 
 if TYPE_CHECKING:
@@ -41,6 +41,10 @@ class Demo:
             return
         if app.tour is not None and app.tour.target is not None:
             app.notify("the tour's step is still running: x once it has stopped")
+            return
+        if app.scenario.migration.caller is Caller.NUMA_BALANCING:
+            app.notify("x asks about one migratepages batch; under NUMA balancing the threads' "
+                       "one-folio calls and the scans' flushes overlap", severity="warning")
             return
         if not app.lane.engine.view().interrupts:
             app.notify("this machine flushes by broadcast (no IPIs): x asks about IPIs",

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from core.engine import FOREVER, Engine
 from core.errors import InputError
 from core.events import Event, EventKind, RoundKind
-from core.scenario import Caller, Mode, Scenario, ScenarioError, load_scenario
+from core.scenario import Mode, Scenario, ScenarioError, load_scenario
 
 BUILTIN_TOUR = "intro"
 PANELS = ("header", "grids", "node-0", "node-1", "legend", "phase", "tlb", "ipi", "stats", "log",
@@ -245,9 +245,6 @@ def _validate(data: dict[str, Any], label: str, folder: Path) -> LoadedTour:
             versus = load_scenario(spec, [*sets, *step.versus_set]) if step.versus_set else None
         except ScenarioError as err:
             raise TourError(f"{label}: {where}: {err}") from None
-        if scenario.migration.caller is Caller.NUMA_BALANCING:
-            raise TourError(f"{label}: {where}: scenario: the app draws a migratepages task "
-                            "only, not NUMA balancing")
         mode = step.mode or (previous.mode if previous is not None and step.scenario is None
                              else scenario.migration.mode)
         folios = sum(group.count for group in scenario.memory.folios)

@@ -28,11 +28,11 @@ from textual.strip import Strip
 from core.folios import FolioState
 from tui.widgets.frame import Frame
 
-# Cell codes beyond FolioState (0..7): what a slot shows for a folio that is not on this node.
-RESERVED = 8  # destination folio allocated (get_new_folio), nothing copied yet
-ARRIVING = 9  # folio_copy() is filling the destination folio
-ABSENT = 10  # the folio lives on another node
-CODES = 11
+# Cell codes beyond FolioState (0..8): what a slot shows for a folio that is not on this node.
+RESERVED = 9  # destination folio allocated (get_new_folio), nothing copied yet
+ARRIVING = 10  # folio_copy() is filling the destination folio
+ABSENT = 11  # the folio lives on another node
+CODES = 12
 
 GLYPHS: dict[int, str] = {
     FolioState.MAPPED: "■",
@@ -43,6 +43,7 @@ GLYPHS: dict[int, str] = {
     FolioState.RETRYING: "↻",
     FolioState.FAILED: "✗",
     FolioState.SPLIT: "÷",
+    FolioState.PROT_NONE: "□",
     RESERVED: "◌",
     ARRIVING: "▓",
     ABSENT: "·",
@@ -57,6 +58,7 @@ COMPONENT: dict[int, str] = {
     FolioState.RETRYING: "foliogrid--retrying",
     FolioState.FAILED: "foliogrid--failed",
     FolioState.SPLIT: "foliogrid--split",
+    FolioState.PROT_NONE: "foliogrid--prot-none",
     RESERVED: "foliogrid--reserved",
     ARRIVING: "foliogrid--arriving",
     ABSENT: "foliogrid--absent",
@@ -65,6 +67,8 @@ COMPONENT: dict[int, str] = {
 # (code, short label, long meaning) in the order the legend and the help list them.
 LEGEND: tuple[tuple[int, str, str], ...] = (
     (FolioState.MAPPED, "mapped", "mapped on this node, not being migrated"),
+    (FolioState.PROT_NONE, "PROT_NONE", "NUMA balancing's scan made its PTE PROT_NONE: the next "
+     "touch takes a hinting fault"),
     (FolioState.UNMAPPED, "unmapped·stale TLB", "PTE is a migration entry but the TLB flush is "
      "still pending: other CPUs may hit stale entries"),
     (FolioState.FLUSHED, "flushed", "unmapped and every TLB flushed: safe to copy"),
@@ -328,6 +332,8 @@ class FolioGrid(ScrollView, can_focus=True, inherit_bindings=False):
     FolioGrid > .foliogrid--arriving { color: $state-copying; }
     FolioGrid.-node-0 > .foliogrid--reserved { color: $node-0; }
     FolioGrid.-node-1 > .foliogrid--reserved { color: $node-1; }
+    FolioGrid.-node-0 > .foliogrid--prot-none { color: $node-0; }
+    FolioGrid.-node-1 > .foliogrid--prot-none { color: $node-1; }
     FolioGrid > .foliogrid--remapped { color: $state-remapped; }
     FolioGrid > .foliogrid--retrying { color: $state-retrying; text-style: bold; }
     FolioGrid > .foliogrid--failed { color: $state-failed; text-style: bold; }

@@ -9,7 +9,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from core.events import Phase
-from core.scenario import Mode
+from core.scenario import Caller, Mode
 from tui.units import format_ns, format_speed
 from tui.widgets.frame import Frame
 
@@ -164,16 +164,31 @@ class HeaderBar(Static):
         fallback = view.sync and view.mode is Mode.BATCHED
         pass_text = f"pass {view.pass_}" + (" sync fallback" if fallback else "")
         phase = PHASE_NAMES.get(view.phase, "?")
+        where: list[Piece]
+        if view.caller is Caller.NUMA_BALANCING:
+            # No migrating task: the threads' own calls, one folio each, in flight side by side.
+            c = view.counters
+            where = [
+                (2, Content(f"NUMA balancing node {view.src}→{view.dst}"),
+                 Content(f"{view.src}→{view.dst}")),
+                (1, Content(f"faults {c.numa_hint_faults}"), Content(f"f{c.numa_hint_faults}")),
+                (1, Content(f"calls {c.migrate_calls}"), Content(f"c{c.migrate_calls}")),
+                (3, Content(f"scan pass {view.pass_}"), Content(f"s{view.pass_}")),
+            ]
+        else:
+            where = [
+                (2, Content(f"move {view.move + 1}/{view.moves} node {view.src}→{view.dst}"),
+                 Content(f"{view.src}→{view.dst}")),
+                (1, Content(f"{unit} {view.batch}/{view.batches}"),
+                 Content(f"{unit[0]}{view.batch}/{view.batches}")),
+                (3, Content(pass_text), Content(f"p{view.pass_}" + ("s" if fallback else ""))),
+            ]
         pieces: list[Piece] = [
             (0, Content.assemble((" migviz", "bold $primary"), " · ", (view.scenario, "bold")),
              Content.assemble((f" {view.scenario}", "bold"))),
             (0, mode_piece(view.mode, view.pending_mode),
              mode_piece(view.mode, view.pending_mode, short=True)),
-            (2, Content(f"move {view.move + 1}/{view.moves} node {view.src}→{view.dst}"),
-             Content(f"{view.src}→{view.dst}")),
-            (1, Content(f"{unit} {view.batch}/{view.batches}"),
-             Content(f"{unit[0]}{view.batch}/{view.batches}")),
-            (3, Content(pass_text), Content(f"p{view.pass_}" + ("s" if fallback else ""))),
+            *where,
             (1, Content.assemble(("phase ", "$text-muted"), (phase, "bold")),
              Content.assemble((phase, "bold"))),
             *timing_pieces(max(frame.clock_ns, view.clock_ns), frame.speed, frame.fast_forward,

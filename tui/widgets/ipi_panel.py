@@ -9,7 +9,7 @@ from __future__ import annotations
 from textual.content import Content
 
 from core.events import ROUND_KIND_TEXT, RoundKind
-from core.scenario import Mode
+from core.scenario import Caller, Mode
 from tui.units import format_ns
 from tui.widgets.frame import Frame
 from tui.widgets.lines import LinesView
@@ -162,6 +162,7 @@ KIND_WORDS: dict[RoundKind, tuple[str, str, str]] = {
     RoundKind.PMD: ("THP PMD flush", "THP PMD flushes", "PMD"),
     RoundKind.BATCH: ("batch flush", "batch flushes", "batch"),
     RoundKind.FALLBACK: ("sync-fallback flush", "sync-fallback flushes", "fallback"),
+    RoundKind.PROT_NONE: ("NUMA scan flush", "NUMA scan flushes", "scan"),
 }
 
 
@@ -193,6 +194,10 @@ def kinds_text(frame: Frame, short: int = 0) -> list[tuple[str, str]]:
     if frame.scenario.migration.skip_flush:
         return [("none: this kernel never flushes" if short else
                  "none: this kernel never flushes (teaching)", "$error")]
+    if view.caller is Caller.NUMA_BALANCING:
+        return [(("NUMA scans flush what they make PROT_NONE; a fault's THP flushes its PMD",
+                  "scans' PROT_NONE flushes, + THP PMDs", "scans (+THP PMDs)")[short],
+                 "$text-muted")]
     if view.mode is Mode.BATCHED:
         return [(("1 full flush per batch; a THP's PMD and the sync fallback flush at once",
                   "1 per batch, + THP PMDs, + sync fallback", "1 per batch (+THP, +fallback)")

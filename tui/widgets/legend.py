@@ -19,22 +19,31 @@ GLYPH_STYLE: dict[int, str] = {
     FolioState.RETRYING: "bold $state-retrying",
     FolioState.FAILED: "bold $state-failed",
     FolioState.SPLIT: "$state-failed",
+    FolioState.PROT_NONE: "$node-0",
     ABSENT: "$state-absent",
 }
 # Shown first when space is short: the states every batch goes through.
 PRIORITY = (FolioState.MAPPED, FolioState.UNMAPPED, FolioState.FLUSHED, FolioState.COPYING,
             RESERVED, ARRIVING, FolioState.REMAPPED, FolioState.RETRYING, FolioState.FAILED,
             ABSENT)
+# NUMA balancing: its scans' PROT_NONE pages come second, and retries and failures (which a
+# one-folio MIGRATE_ASYNC call of an idle folio does not meet here) give way first.
+NUMA_PRIORITY = (FolioState.MAPPED, FolioState.PROT_NONE, FolioState.UNMAPPED,
+                 FolioState.FLUSHED, FolioState.COPYING, RESERVED, ARRIVING,
+                 FolioState.REMAPPED, ABSENT, FolioState.RETRYING, FolioState.FAILED)
 SHORT: dict[int, str] = {FolioState.UNMAPPED: "unmapped"}
 
 
-def legend_content(width: int) -> Content:
-    entries: dict[int, str] = {code: label for code, label, _ in LEGEND}
+def legend_content(width: int, numa: bool = False) -> Content:
+    """The legend line; ``numa``: NUMA balancing runs, whose scans make pages PROT_NONE (no
+    other run has that state, so no other legend spends room on it)."""
+    entries: dict[int, str] = {code: label for code, label, _ in LEGEND
+                               if numa or code != FolioState.PROT_NONE}
     if sum(len(label) + 4 for label in entries.values()) > width:
         entries.update(SHORT)
     chosen: list[int] = []
     used = 0
-    for code in PRIORITY:
+    for code in NUMA_PRIORITY if numa else PRIORITY:
         size = len(entries[code]) + 4
         if used + size > width:
             break
@@ -54,12 +63,14 @@ class FolioLegend(Static):
     FolioLegend { height: 1; padding: 0 1; }
     """
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, *, numa: bool = False, id: str | None = None,
+                 classes: str | None = None) -> None:
         super().__init__("", id=id, classes=classes)
         self._width = -1
+        self._numa = numa
 
     def on_resize(self) -> None:
         width = self.content_region.width
         if width != self._width:
             self._width = width
-            self.update(legend_content(width))
+            self.update(legend_content(width, self._numa))

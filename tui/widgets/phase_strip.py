@@ -7,6 +7,7 @@ from textual.content import Content
 
 from core.engine import UnitProgress
 from core.events import Phase
+from core.scenario import Caller
 from tui.widgets.frame import Frame
 from tui.widgets.lines import FrameLine
 
@@ -47,6 +48,8 @@ def _strip(frame: Frame, width: int, variant: int) -> Content:
     and no spaces around the arrows (split view on 80 columns)."""
     view = frame.view
     progress: UnitProgress = view.unit
+    if view.caller is Caller.NUMA_BALANCING:
+        return _numa_strip(frame, variant)
     if view.done:
         return Content.assemble(("all moves done · ", "bold $success"),
                                 ("r resets, s races serial against batched", "$text-muted"))
@@ -129,3 +132,23 @@ class PhaseStrip(FrameLine):
 
     def content_for(self, frame: Frame, width: int) -> Content:
         return strip_content(frame, width)
+
+
+def _numa_strip(frame: Frame, variant: int) -> Content:
+    """NUMA balancing has no batches to follow: the threads' own calls, one folio each, are
+    in flight side by side, so the strip names them."""
+    view = frame.view
+    if view.done:
+        return Content.assemble(("NUMA balancing done · ", "bold $success"),
+                                ("r resets, s races serial against batched", "$text-muted"))
+    calls = [(cpu, folio) for cpu, folio in enumerate(view.cpu_migrating) if folio >= 0]
+    if not calls:
+        what = ("no call in flight: the threads run, the scanner makes pages PROT_NONE"
+                if variant > 0 else "no call in flight")
+        return Content.assemble(("NUMA balancing: ", "bold"), (what, "$text-muted"))
+    each = [f"cpu{cpu} → folio {folio}" if variant > 0 else f"{cpu}→{folio}"
+            for cpu, folio in calls]
+    tail = (" · one folio per migrate_pages() call" if variant > 1 else "")
+    return Content.assemble(("NUMA balancing: ", "bold"),
+                            (f"{len(calls)} call{'s' if len(calls) != 1 else ''} in flight ", ""),
+                            ("(" + ", ".join(each) + ")", "bold $accent"), (tail, "$text-muted"))
