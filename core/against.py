@@ -138,6 +138,11 @@ def _why(kernel: dict[str, Any], model: dict[str, Any], call: Call, lazy: list[i
         notes.append("a receiver logged pages:0: its TLB was already current when the IPI came "
                      "(it had flushed meanwhile, e.g. on a switch of mm); the model's threads "
                      "never leave their CPU")
+    shared = len(call.pages) - len({page.addr for page in call.pages})
+    if shared > 0 and kernel["unmapped_ptes"] != model["unmapped_ptes"]:
+        notes.append(f"{shared} migration entr{'y' if shared == 1 else 'ies'} more than "
+                     "addresses: a page that several processes map at the same address (forked "
+                     "ones) gets an entry per mapping; the model maps each folio once")
     extra = kernel["pgmigrate_success"] - model["pgmigrate_success"]
     if extra > 0:
         notes.append(f"the kernel moved {extra} page(s) more than it unmapped: pages no process "

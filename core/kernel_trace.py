@@ -4,7 +4,9 @@ A trace is text in one of four layouts, plain or gzip:
 
 - ``perf script``: ``comm pid [cpu] seconds: subsystem:event: payload``;
 - tracefs ``trace`` / ``trace_pipe``: ``comm-pid [cpu] flags seconds: event: payload``;
-- ``trace-cmd report``: as tracefs, the flags column optional, a ``cpus=N`` line first;
+- ``trace-cmd report``: as tracefs, the flags column optional, a ``cpus=N`` line first; with
+  ``-R`` the raw fields (struct names, enums as numbers: mapped to the format's), with ``-l``
+  the latency layout (the CPU number runs into the flags, no brackets);
 - ``migviz trace``: tracefs layout, ``# ... CPUs: N`` in its header, and with ``--printk``
   ``trace_printk()`` lines for the steps that have no tracepoint (read, and shown, not counted).
 
@@ -75,6 +77,21 @@ _CPUS_HEADER = (re.compile(r"^cpus=(\d+)\s*$"), re.compile(r"^#.*\bCPUs: (\d+)\b
                 re.compile(r"^# entries-in-buffer/entries-written: .* #P:(\d+)"))
 _FIELD = re.compile(r"(\w+)[=:]\s*([^\s,]+)")
 _REASON = re.compile(r"\((\d+)\)\s*$")
+_RAW_REASON = re.compile(r"\breason=(\d+)\b")
+# `trace-cmd report -l` (latency layout): no brackets round the CPU, which runs into the flags
+# (`sh-16637   0d..1. 42537.714026: tlb_flush: ...`).
+_LATENCY = re.compile(r"^\s*(.*)-(\d+)\s+(\d+)[dXb.][\w.]{2,5}\s+(\d+)\.(\d+):\s+(\w+):(?:\s(.*)|$)")
+
+# `trace-cmd report -R` prints the raw fields: the struct's names and enum values as numbers.
+_RAW_NAMES = {"succeeded": "nr_succeeded", "failed": "nr_failed",
+              "thp_succeeded": "nr_thp_succeeded", "thp_failed": "nr_thp_failed",
+              "thp_split": "nr_thp_split", "large_folio_split": "nr_split"}
+# enum migrate_mode and enum migrate_reason, in include/linux/migrate_mode.h and
+# include/linux/migrate.h order (the names include/trace/events/migrate.h prints).
+MIGRATE_MODES = ("MIGRATE_ASYNC", "MIGRATE_SYNC_LIGHT", "MIGRATE_SYNC", "MIGRATE_SYNC_NO_COPY")
+MIGRATE_REASONS = ("compaction", "memory_failure", "memory_hotplug", "syscall_or_cpuset",
+                   "mempolicy_mbind", "numa_misplaced", "contig_range", "longterm_pin",
+                   "demotion", "damon")
 
 _MAGIC = {
     b"PERFILE2": "a perf.data file (binary): turn it into text with 'perf script -i FILE > "
@@ -97,8 +114,19 @@ class Line(NamedTuple):
     text: str  # the line as the file has it
 
     def fields(self) -> dict[str, str]:
-        """``key=value`` and ``key:value`` pairs of the payload."""
-        return dict(_FIELD.findall(self.payload))
+        """``key=value`` and ``key:value`` pairs of the payload (raw fields under the names
+        the kernel's own format prints)."""
+        found = dict(_FIELD.findall(self.payload))
+        if self.event in ("mm_migrate_pages", "mm_migrate_pages_start"):
+            for raw, name in _RAW_NAMES.items():
+                if raw in found and name not in found:
+                    found[name] = found.pop(raw)
+            for key, names in (("mode", MIGRATE_MODES), ("reason", MIGRATE_REASONS)):
+                value = found.get(key, "")
+                if value.isdigit():
+                    number = int(value)
+                    found[key] = names[number] if number < len(names) else value
+        return found
 
     def number_of(self, key: str, default: int = 0) -> int:
         value = self.fields().get(key)
@@ -116,7 +144,10 @@ class Line(NamedTuple):
         if found:
             return int(found.group(1))
         hexa = re.search(r"reason:0x([0-9a-f]+)", self.payload)
-        return int(hexa.group(1), 16) if hexa else -1
+        if hexa:
+            return int(hexa.group(1), 16)
+        raw = _RAW_REASON.search(self.payload)  # trace-cmd report -R: reason=4
+        return int(raw.group(1)) if raw else -1
 
 
 @dataclass(slots=True)
@@ -333,7 +364,7 @@ def parse_lines(text: str) -> tuple[list[Line], int, str | None, int, int]:
 def _parse_line(number: int, raw: str) -> Line | None:
     cut = _CPU.search(raw)
     if cut is None:
-        return None
+        return _parse_latency(number, raw)
     rest = _REST.match(raw, cut.end())
     if rest is None:
         return None
@@ -347,6 +378,17 @@ def _parse_line(number: int, raw: str) -> Line | None:
                 comm=found.group(1).strip(), pid=int(found.group(2)),
                 event=event.rsplit(":", 1)[-1], payload=(payload or "").strip(),
                 text=raw.rstrip("\n"))
+
+
+def _parse_latency(number: int, raw: str) -> Line | None:
+    """A line of ``trace-cmd report -l``, whose CPU number runs into the latency flags."""
+    found = _LATENCY.match(raw)
+    if found is None:
+        return None
+    comm, pid, cpu, sec, frac, event, payload = found.groups()
+    time_ns = int(sec) * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
+    return Line(number=number, time_ns=time_ns, cpu=int(cpu), comm=comm.strip(), pid=int(pid),
+                event=event, payload=(payload or "").strip(), text=raw.rstrip("\n"))
 
 
 def parse_recording(text: str, source: str = "trace") -> Recording:

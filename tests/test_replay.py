@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "compaction-6.18.perf.txt"
 HOT_PERF = ROOT / "tests" / "data" / "compaction-hot-6.18.perf.txt.gz"
 HOT_TRACEFS = ROOT / "tests" / "data" / "compaction-hot-6.18.tracefs.txt"
+HOT_TRACECMD = ROOT / "tests" / "data" / "compaction-hot-6.18.trace-cmd.txt"
+HOT_TRACECMD_RAW = ROOT / "tests" / "data" / "compaction-hot-6.18.trace-cmd-raw.txt"
+HOT_TRACECMD_LATENCY = ROOT / "tests" / "data" / "compaction-hot-6.18.trace-cmd-latency.txt"
 
 # What `migviz replay --json` calls a counter, and what `migviz run --json` calls it.
 RUN_KEYS = {
@@ -193,6 +197,76 @@ def test_the_tracefs_sample_by_its_flags(capsys: pytest.CaptureFixture[str]) -> 
     assert counts["unparsed_lines"] == 0
 
 
+def test_the_trace_cmd_sample_counted_from_its_text(capsys: pytest.CaptureFixture[str]) -> None:
+    """Real `trace-cmd report` output (tests/data/README.md): its `cpus=2` header, its own
+    tlb_flush text (libtraceevent's tlb plugin: `pages=N reason=NAME (N)`, and no name at all
+    for reason 4, `reason= (4)`), comms such as `<idle>` and `memfd:sealed-91`. Every counter is
+    checked against a count made here from the raw text."""
+    text = HOT_TRACECMD.read_text()
+    counts = json_of(capsys, "replay", str(HOT_TRACECMD), "--json")
+    header, *events = text.splitlines()
+    assert header == "cpus=2"
+    layout = re.compile(r"^\s*(.+)-(\d+)\s+\[(\d{3})\]\s+(\d+)\.(\d{6}):\s+(\w+):\s+(.*)$")
+    parsed = [layout.match(event).groups() for event in events]  # type: ignore[union-attr]
+    by_event = Counter(fields[5] for fields in parsed)
+    assert counts["unparsed_lines"] == 0 and counts["other_events"] == 0
+    assert counts["lines"] == len(events) and counts["cpus"] == 2
+    assert counts["calls"] == by_event["mm_migrate_pages"] == by_event["mm_migrate_pages_start"]
+    assert counts["calls_unfinished"] == 0
+    succeeded = sum(int(n) for n in re.findall(r"nr_succeeded=(\d+)", text))
+    failed = sum(int(n) for n in re.findall(r"nr_failed=(\d+)", text))
+    assert (counts["pgmigrate_success"], counts["pgmigrate_fail"]) == (succeeded, failed)
+    assert counts["set_migration_pte"] == by_event["set_migration_pte"] > 0
+    assert counts["remove_migration_pte"] == by_event["remove_migration_pte"]
+    # The tlb plugin's text: `=` for `:`, and reasons 4 and 5 without a name.
+    flushes = [fields for fields in parsed if fields[5] == "tlb_flush"]
+    assert all(re.fullmatch(r"pages=-?\d+ reason=[a-z ]*\(\d\)", f[6]) for f in flushes)
+    assert "remote IPI send" not in text and "reason:" not in text
+    reasons = Counter(re.search(r"\((\d)\)$", f[6]).group(1)  # type: ignore[union-attr]
+                      for f in flushes)
+    assert counts["tlb_flush_by_reason"] == dict(sorted(reasons.items()))
+    sends = [f for f in flushes if f[6].endswith("reason= (4)")]
+    assert counts["nr_tlb_remote_flush"] == len(sends) == reasons["4"] > 0
+    receipts = [0, 0]
+    for f in flushes:
+        if f[6].endswith("reason=remote shootdown (1)"):
+            receipts[int(f[2])] += 1
+    assert counts["tlb_shootdowns"] == receipts and counts["remote_shootdowns"] == sum(receipts)
+    local = [int(f[6].split()[0].removeprefix("pages=")) for f in flushes
+             if f[6].endswith(("(2)", "(3)"))]
+    assert counts["nr_tlb_local_flush_all"] == sum(pages < 0 for pages in local)
+    assert counts["nr_tlb_local_flush_one"] == sum(pages > 0 for pages in local)
+    vectors = Counter(f[6] for f in parsed if f[5].startswith("call_function"))
+    assert counts["ipi_vectors"] == sum(vectors.values()) > 0
+    assert counts["ipi_vectors_by_number"] == {key.removeprefix("vector="): n
+                                               for key, n in vectors.items()}
+    first, last = (int(f[3]) * 10**9 + int(f[4]) * 1000 for f in (parsed[0], parsed[-1]))
+    assert counts["duration_ns"] == last - first
+    # The tasks as the text names them: `<idle>-0`, a comm with a dash (`memfd:sealed-91`).
+    recording = load_recording(HOT_TRACECMD)
+    assert {(line.comm, line.pid) for line in recording.lines} == \
+        {(fields[0].strip(), int(fields[1])) for fields in parsed}
+    # Each call that unmapped pages: its unmaps (one per mapping: a page that several
+    # processes map at the same address has several), one send, one receipt on CPU 1 with its
+    # vector, then its remaps.
+    unmaps = []
+    for fields in parsed:
+        if fields[5] == "mm_migrate_pages_start":
+            unmaps.append(0)
+        elif fields[5] == "set_migration_pte":
+            unmaps[-1] += 1
+    assert [len(call.pages) for call in recording.calls] == unmaps
+    for call in recording.calls:
+        if not call.pages:
+            assert call.rounds == [] and call.succeeded == 0
+            continue
+        (number,) = call.rounds
+        send = recording.rounds[number]
+        assert max(page.unmap_line for page in call.pages) < send.line
+        assert min(page.remap_line for page in call.pages) > send.line
+        assert [(r.cpu, r.vector) for r in send.receipts] == [(1, 251)]
+
+
 def test_the_hot_perf_sample_and_the_model(capsys: pytest.CaptureFixture[str]) -> None:
     """127 calls recorded with migviz record: every call that unmapped pages has the batched
     shape (one full-flush send, one receipt on CPU 1), and beside the model every difference
@@ -259,3 +333,42 @@ def test_trace_noise_is_not_unparsed(capsys: pytest.CaptureFixture[str], tmp_pat
     assert counts["unparsed_lines"] == 0 and counts["lost_events"] == 7
     assert {k: v for k, v in counts.items() if k not in ("source", "lost_events")} == \
         {k: v for k, v in plain.items() if k not in ("source", "lost_events")}
+
+
+@pytest.mark.parametrize("path", [HOT_TRACECMD_RAW, HOT_TRACECMD_LATENCY], ids=["-R", "-l"])
+def test_other_trace_cmd_layouts_of_the_same_recording(path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`trace-cmd report -R` (raw fields: `succeeded=`, `mode=2 reason=0`, `reason=4 pages=-1`)
+    and `-l` (latency layout: `sh-16637   0d..1. 42537.714026: ...`) of the recording behind the
+    plain sample read as the plain one does, calls named alike."""
+    text = path.read_text()
+    if path == HOT_TRACECMD_RAW:
+        assert "nr_succeeded" not in text and "reason=4 pages=-1" in text
+    else:
+        assert " [000] " not in text and re.search(r"-\d+\s+0d\.\.\d\. ", text)
+    plain = json_of(capsys, "replay", str(HOT_TRACECMD), "--json")
+    other = json_of(capsys, "replay", str(path), "--json")
+    assert other["unparsed_lines"] == 0
+    assert other["nr_tlb_remote_flush"] == plain["nr_tlb_remote_flush"] != 0
+    assert {k: v for k, v in other.items() if k != "source"} == \
+        {k: v for k, v in plain.items() if k != "source"}
+    assert [(c.mode, c.reason) for c in load_recording(path).calls] == \
+        [(c.mode, c.reason) for c in load_recording(HOT_TRACECMD).calls]
+
+
+def test_against_model_says_why_shared_pages_have_more_entries(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A page that several processes map at one address has a migration entry per mapping:
+    where the kernel set more entries than the model, the reason is given."""
+    recording = load_recording(HOT_TRACECMD)
+    shared = [call.index + 1 for call in recording.calls
+              if len(call.pages) > len({page.addr for page in call.pages})]
+    assert shared, "the sample has calls with shared pages"
+    code = main(["replay", str(HOT_TRACECMD), "--against-model"])
+    out = capsys.readouterr().out
+    assert code == 0
+    for number in shared:
+        block = out.split(f"call {number}:")[1].split("\ncall ")[0]
+        assert "entries set" in block and "≠" in block
+        assert "gets an entry per mapping" in block
+
