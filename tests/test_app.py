@@ -26,7 +26,7 @@ from tui.lane import Lane
 from tui.screens.breakpoints import BreakpointChoice, BreakpointScreen
 from tui.screens.chart import ChartScreen
 from tui.screens.help import HelpScreen
-from tui.screens.inspect import InspectScreen
+from tui.screens.inspect import InspectScreen, report_content
 from tui.widgets.event_log import EventLog
 from tui.widgets.folio_grid import (
     ABSENT,
@@ -453,6 +453,17 @@ def test_numa_balancing_opens_in_the_app() -> None:
             codes = cell_codes(frame, 0)
             assert (codes == FolioState.PROT_NONE).any(), "the scan's pages on node 0's grid"
             assert "PROT_NONE" in str(app.query_one("#legend").render())
+            # Inspecting the folio a thread migrates names that thread and its call.
+            cpu, folio = next((c, f) for c, f in enumerate(view.cpu_migrating) if f >= 0)
+            report = app.lane.report(folio)
+            assert report is not None and report.migrating_cpu == cpu
+            text = report_content(report).plain
+            assert f"cpu{cpu}'s thread faulted on it and migrates it" in text
+            assert "NUMA hinting fault (PROT_NONE PTE)" in text
+            calls = [e.move for e in app.lane.engine.recent
+                     if e.kind is EventKind.NUMA_FAULT and e.folio == folio and not e.arg]
+            assert calls and f"cpu{cpu} · call {calls[-1] + 1} · scan pass" in text
+            assert "move 1" not in text and "batch 1" not in text
 
     asyncio.run(main())
 

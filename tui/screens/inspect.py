@@ -36,6 +36,8 @@ class FolioReport:
     stalled_cpus: tuple[int, ...]
     tlb: tuple[tuple[int, bool], ...] = ()  # (cpu, stale) for every TLB holding an entry now
     unmapped: bool = False  # its PTEs are migration entries right now
+    numa: bool = False  # NUMA balancing: the rows are the threads' calls, one folio each
+    migrating_cpu: int = -1  # NUMA balancing: the CPU whose thread is migrating it now
 
 
 STEP_TEXT = {
@@ -47,6 +49,7 @@ STEP_TEXT = {
     EventKind.REMAP: "remapped on the new node, unlocked",
     EventKind.RESTORE: "restored on the old node",
     EventKind.SPLIT: "split into base pages",
+    EventKind.NUMA_FAULT: "NUMA hinting fault (PROT_NONE PTE)",
 }
 
 
@@ -67,6 +70,9 @@ def report_content(report: FolioReport) -> Content:
     ]
     if not report.alive:
         parts.append(("this THP was split; its pieces are new folios, drawn in its place\n", "$warning"))
+    if report.migrating_cpu >= 0:
+        parts.append((f"cpu{report.migrating_cpu}'s thread faulted on it and migrates it "
+                      "(migrate_misplaced_folio, one folio per call)\n", "bold $accent"))
     if report.stalled_cpus:
         cpus = ", ".join(f"cpu{c}" for c in report.stalled_cpus)
         parts.append((f"{cpus} wait for it in migration_entry_wait()\n", "bold $state-unmapped"))
@@ -82,9 +88,14 @@ def report_content(report: FolioReport) -> Content:
     if not report.rows:
         parts.append(("  nothing has happened to it yet in this run\n", "$text-muted"))
     for row in report.rows:
-        unit = f"folio {row.batch}" if row.serial else f"batch {row.batch}"
-        where = f"move {row.move + 1} · {unit} · pass {row.pass_}" + (
-            " · sync" if row.sync and not row.serial else "")
+        if report.numa:  # the thread's own call (a fault on a local folio makes none)
+            call = "" if row.kind is EventKind.NUMA_FAULT and row.arg else \
+                f" · call {row.move + 1}"
+            where = f"cpu{row.cpu}{call} · scan pass {row.pass_}"
+        else:
+            unit = f"folio {row.batch}" if row.serial else f"batch {row.batch}"
+            where = f"move {row.move + 1} · {unit} · pass {row.pass_}" + (
+                " · sync" if row.sync and not row.serial else "")
         parts += [
             (f"  {format_ns(row.time_ns):>10}  ", "$text-muted"),
             (f"{STEP_TEXT.get(row.kind, row.kind.name.lower()):<38}", "bold"),
