@@ -212,7 +212,9 @@ def explain(event: Event, mechanism: Mechanism = IPIS) -> str:
             "writeback to finish (folio_wait_writeback)"
         return f"A synchronous pass may block: the task sleeps on {what} for {folio}."
     if kind is EventKind.FLUSH_SEND:
-        scope = "a FULL flush" if event.pages == -1 else f"INVLPG of {event.pages} page(s)"
+        scope = "a FULL flush" if event.pages == -1 else \
+            "one INVLPG of a 2 MiB (PMD) entry, 512 pages" if event.pages == 512 else \
+            f"INVLPG of {event.pages} page(s)"
         return (f"native_flush_tlb_multi(): one shootdown round, {len(event.targets)} IPI(s) asking "
                 f"the other non-lazy CPUs of mm_cpumask for {scope}; the initiator spins until "
                 "all acknowledge.")

@@ -193,11 +193,14 @@ def test_t_starts_the_tour_and_escape_still_closes_a_dialog_first() -> None:
             await pilot.pause()
             assert app.tour is not None and app.tour.index == 0
             await pilot.press("question_mark")
+            await pilot.pause()  # the screen is pushed once the key's handler has run
             assert isinstance(app.screen, HelpScreen)
             await pilot.press("escape")
+            await pilot.pause()
             assert not isinstance(app.screen, HelpScreen)
             assert app.tour is not None  # the dialog took the escape, not the tour
             await pilot.press("t")
+            await pilot.pause()
             assert app.tour is None
 
     asyncio.run(main())

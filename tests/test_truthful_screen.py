@@ -377,3 +377,27 @@ def test_reset_keeps_a_pending_mode_switch_and_says_so() -> None:
         assert any("SERIAL" in str(n.message) for n in app._notifications)
 
     drive(app, script)
+
+
+def test_a_thp_round_asks_for_one_2mib_entry_not_512_invlpgs() -> None:
+    # Seen: "INVLPG 512 pages" for a THP's PMD round, which reads as 512 invalidations; the send
+    # traces the 2 MiB range in pages (pages:512), each target invalidates one PMD-sized entry.
+    app = make()
+
+    async def script(pilot: Pilot[int]) -> None:
+        for event in step_events(app):
+            if event.kind is EventKind.FLUSH_SEND and event.pages == 512:
+                break
+        else:
+            raise AssertionError("default has a THP whose PMD is flushed")
+        panel = text(app, IpiPanel)
+        assert "INVLPG one 2 MiB entry" in panel and "512 pages" not in panel, panel
+        log = text(app, EventLog)
+        assert "pages:512" in log, "the trace keeps the kernel's own count"
+        for event in step_events(app):
+            if event.kind is EventKind.IPI_RECV:
+                # One invalidation, or (generations behind, as in this batch) a full flush.
+                assert event.pages in (1, -1), event
+                break
+
+    drive(app, script)

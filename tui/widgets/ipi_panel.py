@@ -97,9 +97,13 @@ class IpiPanel(LinesView):
                 text = mark if tight else f"{mark}{cpu} "
                 parts.append((text, "bold $ipi" if index < round_.acked else "$text-muted"))
             lines.append((Content.assemble(*parts), 0))
-            asked = "full flush" if round_.pages == -1 else f"INVLPG {round_.pages} page" + (
-                "s" if round_.pages > 1 else "")
-            brief = "full" if round_.pages == -1 else f"INVLPG {round_.pages}"
+            # A THP's 512 pages are one PMD-sized entry: one INVLPG with a 2 MiB stride (the
+            # send traces the range in pages, each target one invalidation).
+            asked = "full flush" if round_.pages == -1 else \
+                "INVLPG one 2 MiB entry" if round_.pages == THP_PAGES else \
+                f"INVLPG {round_.pages} page" + ("s" if round_.pages > 1 else "")
+            brief = "full" if round_.pages == -1 else \
+                "INVLPG 2M" if round_.pages == THP_PAGES else f"INVLPG {round_.pages}"
             current = round_.flushed.count(0)
             upgraded = round_.pages != -1 and -1 in round_.flushed
             if current:
@@ -155,6 +159,8 @@ class IpiPanel(LinesView):
             label(""), (f"{view.ipis_per_page:.3g}", "bold"), " IPIs per migrated page"), 2))
         return lines
 
+
+THP_PAGES = 512  # a PMD-mapped THP's base pages
 
 KIND_WORDS: dict[RoundKind, tuple[str, str, str]] = {
     # kind: (one round, several, short) as the kinds line counts them
