@@ -629,3 +629,20 @@ def test_a_split_thps_pieces_take_its_place_in_the_grid() -> None:
         assert offset is not None and grid.folio_at(*offset) == first_piece
 
     drive(app, script)
+
+
+def test_a_frame_tick_in_the_shutdown_window_draws_nothing() -> None:
+    """Textual prunes the screens before it stops the app's timers: a frame tick (or a tour
+    step's timer) firing in between must not look for widgets (seen once in CI: NoMatches for
+    HeaderBar while a tour step played as the test's app closed)."""
+    app = MigvizApp(load_scenario("tiny"))
+
+    async def main() -> None:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.pause()
+            assert app.playing
+
+    asyncio.run(main())
+    assert not app.is_running
+    app._tick()
+    asyncio.run(app.action_tour_next())

@@ -198,3 +198,17 @@ async def _tiny_terminal() -> None:
     async with app.run_test(size=(40, 10)) as pilot:
         await pilot.pause()
         assert "needs at least 60×16" in str(app.query_one("#too-small").render())
+
+
+def test_a_frame_tick_in_the_shutdown_window_draws_nothing() -> None:
+    """As the model's app: a tick between Textual pruning the screens and stopping the timers
+    finds no widget, and must not look."""
+    app = ReplayApp(load_recording(SAMPLE), paused=False)
+
+    async def main() -> None:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.pause()
+
+    asyncio.run(main())
+    assert not app.is_running
+    app._tick()

@@ -297,6 +297,10 @@ class MigvizApp(ThemedApp):
 
     def _tick(self) -> None:
         """One frame: map wall time to simulated time, advance, push what changed."""
+        if not self.is_running:
+            # Shutting down: Textual prunes the screens before it stops the app's timers, so a
+            # tick in between would find no widget to draw on.
+            return
         self._frame_no += 1
         lanes = self.race if (self.split and self.race is not None) else (self.lane,)
         tick = self.playback.tick(time.perf_counter(), lanes, self.speed, self._frame_no,
@@ -554,7 +558,7 @@ class MigvizApp(ThemedApp):
 
     async def action_tour_next(self) -> None:
         tour = self.tour
-        if tour is None:
+        if tour is None or not self.is_running:  # (also a step's timer, maybe at shutdown)
             return
         if tour.index + 1 >= len(tour.tour.steps):
             self.notify("the end of the tour: esc leaves it, ← goes back", title="tour")

@@ -352,6 +352,8 @@ class ReplayApp(ThemedApp):
     # Playing
 
     def _tick(self) -> None:
+        if not self.is_running:  # shutting down: the screens are gone before the timers stop
+            return
         now = time.monotonic()
         elapsed = min(max(now - self._last_tick, 0.0), 0.1)
         self._last_tick = now
