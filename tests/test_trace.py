@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.engine import Engine
+from core.events import EventKind
 from core.scenario import Mode, Scenario, load_scenario, scenario_from_dict
 from core.summary import RunSummary
 from core.trace import KERNELS, TraceFormatter, header, write_trace
@@ -304,3 +305,44 @@ def test_perfetto_export_is_valid_json_with_a_slice_per_round_and_ipi(mode: Mode
     assert sum(r["args"]["pages"] for r in copies) == summary.pgmigrate_success
     if mode is Mode.BATCHED:
         assert len([r for r in rows if r["ph"] == "X" and r["tid"] == 1001]) == summary.batches
+
+
+@pytest.mark.parametrize("mode", [Mode.SERIAL, Mode.BATCHED])
+def test_perfetto_export_of_numa_balancing_puts_each_call_on_its_thread(mode: Mode) -> None:
+    """Under NUMA balancing the threads migrate: every call (one folio) is a slice on the
+    faulting thread's CPU track, calls on one track never overlap, each round on its sender's
+    track; faults, scans and local flushes are instants on their CPU."""
+    import json
+
+    from core.perfetto import write_perfetto
+
+    scenario = load_scenario("numa-balancing", ["numa.passes=1"])
+    engine = Engine(scenario, mode, checkpoints=False, history=1)
+    events = list(engine.iter_events())
+    data = json.loads("".join(write_perfetto(events, scenario)))
+    summary = engine.summary()
+    rows = data["traceEvents"]
+    slices = [r for r in rows if r["ph"] == "X"]
+    assert all(r["dur"] >= 0 for r in slices)
+    calls = [r for r in slices if r["name"].startswith("migrate_pages() call")]
+    assert len(calls) == summary.migrate_calls > 0
+    starts = sorted((e.time_ns, e.cpu) for e in events if e.kind is EventKind.MIGRATE_START)
+    assert sorted((round(r["ts"] * 1000), r["tid"]) for r in calls) == starts
+    for cpu in {r["tid"] for r in calls}:
+        mine = sorted((r["ts"], r["ts"] + r["dur"]) for r in calls if r["tid"] == cpu)
+        assert all(a[1] <= b[0] + 1e-9 for a, b in zip(mine, mine[1:], strict=False)), \
+            "one call at a time on a thread"
+    rounds = [r for r in slices if r["name"].startswith("shootdown round")]
+    assert len(rounds) == summary.nr_tlb_remote_flush
+    senders = sorted(e.cpu for e in events if e.kind is EventKind.FLUSH_SEND)
+    assert sorted(r["tid"] for r in rounds) == senders
+    handlers = [r for r in slices if r["name"].startswith("shootdown IPI")]
+    assert len(handlers) == summary.nr_tlb_remote_flush_received
+    copies = [r for r in slices if r["name"] == "copy + remap"]
+    assert sum(r["args"]["pages"] for r in copies) == summary.pgmigrate_success
+    instants = [r["name"] for r in rows if r["ph"] == "i"]
+    assert sum(n.startswith("hinting fault") for n in instants) == summary.numa_hint_faults
+    assert sum(n.startswith("local flush") for n in instants) == \
+        sum(e.kind is EventKind.LOCAL_FLUSH for e in events) > 0
+    assert not any(r.get("tid") in (1000, 1001) for r in rows), "no shared call/batch track"
+

@@ -740,9 +740,6 @@ def _trace(args: argparse.Namespace) -> int:
         raise UsageError("--kernel picks the tracepoint text of --format ftrace; a perfetto trace "
                          "has none (see 'migviz trace --help')")
     scenario = load_scenario(args.scenario, args.overrides)
-    if args.format == "perfetto":
-        _migratepages_only(scenario, "--format perfetto lays out a migratepages task only; "
-                           "the default ftrace text shows every thread")
     mode = Mode(args.mode) if args.mode else None
     kernel = args.kernel or DEFAULT_KERNEL
     if args.output is None:
