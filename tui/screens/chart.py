@@ -52,11 +52,12 @@ MODE_COLOURS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("serial", ("$secondary", "$node-1", "$accent")),
     ("batched", ("$primary", "$success", "$node-0")),
 )
+# "Migration time": the migrating task's, or (NUMA balancing) the threads' in their own calls.
 TIME_NOTES = (
-    "the migrating task's time by kind of work; isolate (before the call) and wait (asleep) "
-    "are outside migrate_pages()",
-    "the migrating task's time by kind of work; isolate and wait: outside migrate_pages()",
-    "the migrating task's time, by kind of work",
+    "migration time by kind of work; isolate (before the call) and wait (asleep) are outside "
+    "migrate_pages()",
+    "migration time by kind of work; isolate and wait: outside migrate_pages()",
+    "migration time, by kind of work",
 )
 APART = 15.0  # ΔE00 between the colours of one kind (modes, pieces): different at a glance
 
