@@ -26,7 +26,8 @@ from typing import Any
 
 from core.engine import Engine
 from core.events import EventKind
-from core.kernel_trace import PMD_ORDER, Call, Recording
+from core.folios import PMD_ORDER
+from core.kernel_trace import Call, Recording
 from core.scenario import Scenario, scenario_from_dict
 
 KERNEL_BATCH_PAGES = 512  # NR_MAX_BATCHED_MIGRATION

@@ -121,17 +121,22 @@ class EngineView:
     last_event: Event | None
     recent_events: tuple[Event, ...]
     events: int
+    caller: Caller  # who calls migrate_pages(): an outside task, or the process's own threads
+    # (NUMA balancing: one folio per call, from a hinting fault)
+    cpu_migrating: tuple[int, ...]  # NUMA balancing: per CPU, the folio its thread is
+    # migrating now (from its hinting fault to the call's end), or -1; else all -1
     arch: str = "x86-ipi"  # topology.arch, as configured
     mechanism: Mechanism = IPIS  # how rounds are done here (INVLPGB on < 3 CPUs: IPIs)
-    caller: Caller = Caller.MIGRATEPAGES  # who calls migrate_pages(): an outside task, or the
-    # process's own threads (NUMA balancing: one folio per call, from a hinting fault)
-    cpu_migrating: tuple[int, ...] = ()  # NUMA balancing: per CPU, the folio its thread is
-    # migrating now (from its hinting fault to the call's end), or -1
 
     @property
     def interrupts(self) -> bool:
         """Rounds interrupt targets (IPIs); False: a broadcast and a wait."""
         return self.mechanism.interrupts
+
+    @property
+    def numa(self) -> bool:
+        """NUMA balancing: the threads migrate, one folio per call; no task, move or batch."""
+        return self.caller is Caller.NUMA_BALANCING
 
 
 @dataclass(slots=True)

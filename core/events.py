@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
 
+from core.folios import PMD_PAGES
+
 
 class EventKind(IntEnum):
     """Kinds of engine events."""
@@ -213,7 +215,7 @@ def explain(event: Event, mechanism: Mechanism = IPIS) -> str:
         return f"A synchronous pass may block: the task sleeps on {what} for {folio}."
     if kind is EventKind.FLUSH_SEND:
         scope = "a FULL flush" if event.pages == -1 else \
-            "one INVLPG of a 2 MiB (PMD) entry, 512 pages" if event.pages == 512 else \
+            "one INVLPG of a 2 MiB (PMD) entry, 512 pages" if event.pages == PMD_PAGES else \
             f"INVLPG of {event.pages} page(s)"
         return (f"native_flush_tlb_multi(): one shootdown round, {len(event.targets)} IPI(s) asking "
                 f"the other non-lazy CPUs of mm_cpumask for {scope}; the initiator spins until "

@@ -16,6 +16,7 @@ import numpy.typing as npt
 from core.scenario import Memory
 
 PMD_ORDER = 9  # HPAGE_PMD_ORDER on x86-64 with 4 KiB pages: a PMD maps 512 base pages
+PMD_PAGES = 1 << PMD_ORDER  # a PMD-mapped THP: one TLB entry for its 2 MiB
 
 
 class FolioState(IntEnum):

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from core.errors import InputError
+from core.folios import PMD_ORDER
 
 REMOTE_SEND = 4  # TLB_REMOTE_SEND_IPI
 REMOTE_SHOOTDOWN = 1  # TLB_REMOTE_SHOOTDOWN
@@ -55,7 +56,6 @@ REMAP_EVENTS = ("remove_migration_pte", "remove_migration_pmd")
 VECTOR_EVENTS = ("call_function_entry", "call_function_single_entry")
 KNOWN_EVENTS = frozenset(("mm_migrate_pages_start", "mm_migrate_pages", "tlb_flush",
                           *UNMAP_EVENTS, *REMAP_EVENTS, *VECTOR_EVENTS))
-PMD_ORDER = 9
 
 # Every layout has the CPU as `[ddd]` after the task and before the time, so a line is cut there.
 # Before it: `comm-pid` (tracefs, trace-cmd; the comm may hold spaces and dashes, the pid is the
@@ -373,11 +373,15 @@ def _parse_line(number: int, raw: str) -> Line | None:
     if found is None:
         return None
     sec, frac, event, payload = rest.groups()
-    time_ns = int(sec) * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
-    return Line(number=number, time_ns=time_ns, cpu=int(cut.group(1)),
+    return Line(number=number, time_ns=_time_ns(sec, frac), cpu=int(cut.group(1)),
                 comm=found.group(1).strip(), pid=int(found.group(2)),
                 event=event.rsplit(":", 1)[-1], payload=(payload or "").strip(),
                 text=raw.rstrip("\n"))
+
+
+def _time_ns(seconds: str, fraction: str) -> int:
+    """A trace's ``seconds.fraction`` stamp (micro- or nanoseconds) in nanoseconds."""
+    return int(seconds) * 1_000_000_000 + int(fraction.ljust(9, "0")[:9])
 
 
 def _parse_latency(number: int, raw: str) -> Line | None:
@@ -386,8 +390,7 @@ def _parse_latency(number: int, raw: str) -> Line | None:
     if found is None:
         return None
     comm, pid, cpu, sec, frac, event, payload = found.groups()
-    time_ns = int(sec) * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
-    return Line(number=number, time_ns=time_ns, cpu=int(cpu), comm=comm.strip(), pid=int(pid),
+    return Line(number=number, time_ns=_time_ns(sec, frac), cpu=int(cpu), comm=comm.strip(), pid=int(pid),
                 event=event, payload=(payload or "").strip(), text=raw.rstrip("\n"))
 
 

@@ -1,11 +1,14 @@
-"""Small helpers shared by the engine tests."""
+"""Small helpers shared by the tests."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
+from textual.app import App
+from textual.pilot import Pilot
 
 from core.engine import Engine
 from core.events import Event
@@ -84,3 +87,17 @@ def assert_one_line(err: str, *expected: str) -> None:
     assert "usage:" not in err and "Traceback" not in err
     for text in expected:
         assert text in err, (text, err)
+
+
+def drive(app: App[Any], script: Callable[[Pilot[Any]], Awaitable[None]], *,
+          size: tuple[int, int]) -> None:
+    """Run ``script`` against the app in a headless Pilot session of this terminal size
+    (each test module fixes its usual size with functools.partial)."""
+
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            await script(pilot)
+
+    asyncio.run(main())
+

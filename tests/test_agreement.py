@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from core.engine import CpuActivity, Engine, EngineView
 from core.events import Errno, Event, EventKind
 from core.folios import FolioState
-from core.scenario import Caller, Mode, Scenario, load_scenario, scenario_from_dict
+from core.scenario import Mode, Scenario, load_scenario, scenario_from_dict
 from core.tlb import CpuRole
 from core.trace import TraceFormatter, lines_until
 from tui.lane import Lane
@@ -173,7 +173,7 @@ def eagain(event: Event) -> bool:
 
 def check_header(frame: Frame, applied: list[Event]) -> None:
     view = frame.view
-    if view.caller is Caller.NUMA_BALANCING:
+    if view.numa:
         check_numa_header(frame, applied)
         return
     figures = header_figures(frame)

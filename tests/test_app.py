@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import drive as helpers_drive
 from textual.pilot import Pilot
 
 from core.breakpoints import Breakpoint
@@ -45,17 +46,7 @@ from tui.widgets.phase_strip import PhaseStrip
 from tui.widgets.split_view import SplitView
 from tui.widgets.tlb_panel import TlbPanel
 
-
-def drive(app: MigvizApp, script: Callable[[Pilot[int]], Awaitable[None]],
-          size: tuple[int, int] = (120, 40)) -> None:
-    """Run ``script`` against the app in a headless Pilot session."""
-
-    async def main() -> None:
-        async with app.run_test(size=size) as pilot:
-            await pilot.pause()
-            await script(pilot)
-
-    asyncio.run(main())
+drive = partial(helpers_drive, size=(120, 40))
 
 
 def make(name: str = "default", mode: Mode | None = None) -> MigvizApp:

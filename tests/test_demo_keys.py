@@ -4,12 +4,13 @@ checked against the engine run on its own."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
 from helpers import call
+from helpers import drive as helpers_drive
 from textual.pilot import Pilot
 
 from core.bench import run_once
@@ -21,15 +22,7 @@ from tui.navigation import Goto, GotoError, GotoScreen, parse_goto
 from tui.screens.chart import ChartScreen
 from tui.screens.predict import PredictScreen
 
-
-def drive(app: MigvizApp, script: Callable[[Pilot[int]], Awaitable[None]],
-          size: tuple[int, int] = (120, 36)) -> None:
-    async def main() -> None:
-        async with app.run_test(size=size) as pilot:
-            await pilot.pause()
-            await script(pilot)
-
-    asyncio.run(main())
+drive = partial(helpers_drive, size=(120, 36))
 
 
 async def until(pilot: Pilot[int], done: Callable[[], bool], what: str) -> None:

@@ -10,17 +10,17 @@ trees stand in only for hosts that lack a file.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ctypes
 import json
 import mmap
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import drive as helpers_drive
 from textual.pilot import Pilot
 
 from core.errors import InputError
@@ -294,16 +294,7 @@ def test_rates_are_deltas_per_second() -> None:
 # The live screen
 
 
-def drive(app: HostApp | MigvizApp, script: Callable[[Pilot[int]], Awaitable[None]],
-          size: tuple[int, int] = (80, 24)) -> None:
-    """Run ``script`` against the app in a headless Pilot session."""
-
-    async def run() -> None:
-        async with app.run_test(size=size) as pilot:
-            await pilot.pause()
-            await script(pilot)
-
-    asyncio.run(run())
+drive = partial(helpers_drive, size=(80, 24))
 
 
 def test_screen_shows_the_counts_and_their_deltas() -> None:

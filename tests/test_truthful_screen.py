@@ -7,12 +7,13 @@ keep the cases people actually met.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 
 import pytest
+from helpers import drive as helpers_drive
 from textual.pilot import Pilot
 from textual.widget import Widget
 
@@ -31,15 +32,7 @@ from tui.widgets.phase_strip import PhaseStrip
 from tui.widgets.stats_line import StatsLine
 from tui.widgets.tlb_panel import TlbPanel
 
-
-def drive(app: MigvizApp, script: Callable[[Pilot[int]], Awaitable[None]],
-          size: tuple[int, int] = (160, 48)) -> None:
-    async def main() -> None:
-        async with app.run_test(size=size) as pilot:
-            await pilot.pause()
-            await script(pilot)
-
-    asyncio.run(main())
+drive = partial(helpers_drive, size=(160, 48))
 
 
 def make(scenario: str | Scenario = "default", **options: object) -> MigvizApp:

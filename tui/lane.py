@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from core.engine import FOREVER, Engine, EngineView
 from core.events import Event, EventKind
-from core.scenario import Caller, Mode, Scenario
+from core.scenario import Mode, Scenario
 from core.tlb import Machine
 from tui.screens.inspect import FolioReport
 from tui.widgets.frame import EventHistory, Frame
@@ -172,6 +172,6 @@ class Lane:
             now_ns=view.clock_ns, mode=view.mode.value, rows=rows, flushes=flushes[:12],
             stalled_cpus=tuple(c for c, f in enumerate(view.cpu_stalled_on) if f == folio),
             tlb=self.engine.folio_tlb(folio), unmapped=unmapped_at is not None and ended_at is None,
-            numa=view.caller is Caller.NUMA_BALANCING,
+            numa=view.numa,
             migrating_cpu=next((cpu for cpu, f in enumerate(view.cpu_migrating) if f == folio), -1),
         )

@@ -13,6 +13,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from tui.screens import dialog_css
+
 T = TypeVar("T")
 
 
@@ -29,12 +31,7 @@ class AskScreen(ModalScreen[T | None], Generic[T]):
         Binding("escape", "skip", "Skip", id="ask.skip"),
     ]
 
-    DEFAULT_CSS = """
-    AskScreen { align: center middle; }
-    AskScreen > Vertical {
-        width: 80; max-width: 100%; height: auto; max-height: 90%;
-        border: round $primary; background: $surface; padding: 0 1;
-    }
+    DEFAULT_CSS = dialog_css("AskScreen") + """
     AskScreen .ask-question { margin-bottom: 1; }
     AskScreen .ask-hint { color: $text-muted; }
     AskScreen .ask-hint.-asking { color: $warning; text-style: bold; }

@@ -17,6 +17,7 @@ from textual.widgets.option_list import OptionDoesNotExist
 from textual.widgets.selection_list import Selection
 
 from core.breakpoints import DESCRIPTIONS, Breakpoint
+from tui.screens import dialog_css
 
 FOLIO = "folio"  # the selection value of "any event of the selected folio"
 
@@ -70,12 +71,7 @@ class BreakpointScreen(ModalScreen[BreakpointChoice]):
         Binding("escape,k", "apply", "Apply", id="breakpoints.apply"),
     ]
 
-    DEFAULT_CSS = """
-    BreakpointScreen { align: center middle; }
-    BreakpointScreen > Vertical {
-        width: 80; max-width: 100%; height: auto; max-height: 90%;
-        border: round $primary; background: $surface; padding: 0 1;
-    }
+    DEFAULT_CSS = dialog_css("BreakpointScreen") + """
     BreakpointScreen SelectionList { height: auto; max-height: 12; border: none; }
     BreakpointScreen Static { color: $text-muted; }
     """

@@ -9,7 +9,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from core.events import Phase
-from core.scenario import Caller, Mode
+from core.scenario import Mode
 from tui.units import format_ns, format_speed
 from tui.widgets.frame import Frame
 
@@ -165,7 +165,7 @@ class HeaderBar(Static):
         pass_text = f"pass {view.pass_}" + (" sync fallback" if fallback else "")
         phase = PHASE_NAMES.get(view.phase, "?")
         where: list[Piece]
-        if view.caller is Caller.NUMA_BALANCING:
+        if view.numa:
             # No migrating task: the threads' own calls, one folio each, in flight side by side.
             c = view.counters
             where = [

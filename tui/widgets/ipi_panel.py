@@ -9,7 +9,8 @@ from __future__ import annotations
 from textual.content import Content
 
 from core.events import ROUND_KIND_TEXT, RoundKind
-from core.scenario import Caller, Mode
+from core.folios import PMD_PAGES
+from core.scenario import Mode
 from tui.units import format_ns
 from tui.widgets.frame import Frame
 from tui.widgets.lines import LinesView
@@ -100,10 +101,10 @@ class IpiPanel(LinesView):
             # A THP's 512 pages are one PMD-sized entry: one INVLPG with a 2 MiB stride (the
             # send traces the range in pages, each target one invalidation).
             asked = "full flush" if round_.pages == -1 else \
-                "INVLPG one 2 MiB entry" if round_.pages == THP_PAGES else \
+                "INVLPG one 2 MiB entry" if round_.pages == PMD_PAGES else \
                 f"INVLPG {round_.pages} page" + ("s" if round_.pages > 1 else "")
             brief = "full" if round_.pages == -1 else \
-                "INVLPG 2M" if round_.pages == THP_PAGES else f"INVLPG {round_.pages}"
+                "INVLPG 2M" if round_.pages == PMD_PAGES else f"INVLPG {round_.pages}"
             current = round_.flushed.count(0)
             upgraded = round_.pages != -1 and -1 in round_.flushed
             if current:
@@ -160,8 +161,6 @@ class IpiPanel(LinesView):
         return lines
 
 
-THP_PAGES = 512  # a PMD-mapped THP's base pages
-
 KIND_WORDS: dict[RoundKind, tuple[str, str, str]] = {
     # kind: (one round, several, short) as the kinds line counts them
     RoundKind.PTE: ("per-PTE flush", "per-PTE flushes", "PTE"),
@@ -200,7 +199,7 @@ def kinds_text(frame: Frame, short: int = 0) -> list[tuple[str, str]]:
     if frame.scenario.migration.skip_flush:
         return [("none: this kernel never flushes" if short else
                  "none: this kernel never flushes (teaching)", "$error")]
-    if view.caller is Caller.NUMA_BALANCING:
+    if view.numa:
         return [(("NUMA scans flush what they make PROT_NONE; a fault's THP flushes its PMD",
                   "scans' PROT_NONE flushes, + THP PMDs", "scans (+THP PMDs)")[short],
                  "$text-muted")]

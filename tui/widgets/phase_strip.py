@@ -7,7 +7,6 @@ from textual.content import Content
 
 from core.engine import UnitProgress
 from core.events import Phase
-from core.scenario import Caller
 from tui.widgets.frame import Frame
 from tui.widgets.lines import FrameLine
 
@@ -48,7 +47,7 @@ def _strip(frame: Frame, width: int, variant: int) -> Content:
     and no spaces around the arrows (split view on 80 columns)."""
     view = frame.view
     progress: UnitProgress = view.unit
-    if view.caller is Caller.NUMA_BALANCING:
+    if view.numa:
         return _numa_strip(frame, variant)
     if view.done:
         return Content.assemble(("all moves done · ", "bold $success"),

@@ -100,8 +100,8 @@ def activity_text(frame: Frame, cpu: int, wide: bool) -> tuple[str, str]:
         waiting = len(round_.targets) - round_.acked if round_ else 0
         return (f"spinning: waits for {waiting} ack(s)" if wide else f"spin {waiting} acks",
                 "bold $ipi")
-    if activity == CpuActivity.MIGRATING and view.cpu_migrating and \
-            view.cpu_migrating[cpu] >= 0:  # NUMA balancing: the thread moves what it faulted on
+    if activity == CpuActivity.MIGRATING and view.cpu_migrating[cpu] >= 0:
+        # NUMA balancing: the thread moves what it faulted on
         folio = view.cpu_migrating[cpu]
         return (f"migrating folio {folio}" if wide else f"migr {folio}", "bold $accent")
     if activity == CpuActivity.MIGRATING:
