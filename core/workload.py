@@ -10,9 +10,10 @@ recorded as a stall. Every shootdown IPI its CPU handles costs a running thread
 
 The migrating task does not depend on the workload (its IPIs interrupt threads but the task waits
 for acknowledgements either way), so the workload is simulated lazily, window by window, from the
-timeline the task leaves behind, with numpy over a thread's accesses at once. Each thread's k-th
-access goes to a page drawn from a counter-based stream keyed by (seed, thread, k), so results do
-not depend on how time was cut into windows: a stepped run and a headless run agree exactly.
+timeline the task leaves behind: the accesses of each window are simulated one by one, in
+compiled code (core/accesses.py). Each thread's k-th access goes to a page drawn from a
+counter-based stream keyed by (seed, thread, k), so results do not depend on how time was cut
+into windows: a stepped run and a headless run agree exactly.
 """
 
 from __future__ import annotations
@@ -22,16 +23,16 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from core import accesses
+from core.accesses import NEXT_K, NEXT_T, STALL_INTERVAL, STALL_START, STALLED_ON
 from core.folios import FolioTable
 from core.scenario import Scenario
 from core.stats import WorkloadStats
-from core.timeline import ALSO, FULL, OPEN, GrowArray, Timeline, flushed_folios
+from core.timeline import FULL, OPEN, GrowArray, Timeline, flushed_folios
 from core.tlb import Machine
 
 KEY_SHIFT = 40  # folio * 2**40 + time: ~18 minutes of simulated time per folio key
 BLOCK = 4096  # accesses per random block
-CHUNK = 16384  # most accesses classified at once
-MIN_CHUNK = 64  # first chunk after a stall: threads that just woke often stall again soon
 
 
 @dataclass(slots=True)
@@ -41,7 +42,6 @@ class _Window:
     start: int
     stop: int
     iv_key: npt.NDArray[np.int64]  # folio << KEY_SHIFT | unmap time, sorted
-    iv_folio: npt.NDArray[np.int64]
     iv_end: npt.NDArray[np.int64]
     iv_copy: npt.NDArray[np.int64]  # when folio_copy() started (OPEN: not yet)
     iv_index: npt.NDArray[np.int64]  # index into the timeline's interval log
@@ -56,6 +56,7 @@ class Workload:
     def __init__(self, scenario: Scenario, machine: Machine, folios: FolioTable,
                  timeline: Timeline) -> None:
         self.cpus = machine.running_threads
+        self._cpu_array = np.array(self.cpus, dtype=np.int64)
         self.interval = scenario.workload.access_interval_ns
         self.write_ratio = scenario.workload.write_ratio
         self.fault_ns = scenario.costs.fault_ns
@@ -83,20 +84,13 @@ class Workload:
             np.full((count, folios.capacity), OPEN, dtype=np.int64)
             if scenario.migration.skip_flush else None
         )
-        self.next_k = np.zeros(count, dtype=np.int64)
+        # Per thread: NEXT_K, NEXT_T, STALLED_ON, ... (core/accesses.py), one row each.
+        self.threads = np.zeros((count, accesses.THREAD_FIELDS), dtype=np.int64)
         # Threads start evenly staggered within one interval.
-        self.next_t = (np.arange(count, dtype=np.int64) * self.interval) // max(count, 1)
-        self.stalled_on = np.full(count, -1, dtype=np.int64)
-        self.stall_start = np.zeros(count, dtype=np.int64)
-        self.stall_interval = np.full(count, -1, dtype=np.int64)
-        self.chunk = np.full(count, CHUNK, dtype=np.int64)
-        # IPIs delivered at or before this time have already delayed (or met a sleeping) thread.
-        self.ipi_cursor = np.full(count, -1, dtype=np.int64)
-        # When the handler of the last IPI taken ends: one that arrives before then waits its
-        # turn (handlers do not nest; rounds from two threads can reach a CPU that close).
-        self.ipi_free = np.zeros(count, dtype=np.int64)
-        # A stable sort of 16-bit keys is a radix sort: much faster for the common case.
-        self._sort_dtype = np.uint16 if folios.capacity <= 1 << 16 else np.int64
+        self.threads[:, NEXT_T] = (np.arange(count, dtype=np.int64) * self.interval) \
+            // max(count, 1)
+        self.threads[:, STALLED_ON] = -1
+        self.threads[:, STALL_INTERVAL] = -1
         self.horizon = 0
         self.iv_ptr = 0
         self.fl_ptr = 0
@@ -108,8 +102,29 @@ class Workload:
         self.lost_writes = 0  # stale writes after the copy started: only without the flush
         self.faults = 0
         self.stalls = GrowArray()
+        self._dummy = np.zeros((count, 1), dtype=np.int64)  # last_k or fill when not tracked
         self._blocks: dict[tuple[int, int], tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]]
         self._blocks = {}
+
+    @property
+    def stalled_on(self) -> npt.NDArray[np.int64]:
+        """Per thread: the folio it waits for in migration_entry_wait(), or -1."""
+        return self.threads[:, STALLED_ON]
+
+    @property
+    def stall_start(self) -> npt.NDArray[np.int64]:
+        """Per thread: when its wait began (its faulting access)."""
+        return self.threads[:, STALL_START]
+
+    @property
+    def stall_interval(self) -> npt.NDArray[np.int64]:
+        """Per thread: the timeline interval it waits on (its index in the log), or -1."""
+        return self.threads[:, STALL_INTERVAL]
+
+    @property
+    def next_k(self) -> npt.NDArray[np.int64]:
+        """Per thread: how many accesses it has made (its faulting access included)."""
+        return self.threads[:, NEXT_K]
 
     # ------------------------------------------------------------------------------------------
 
@@ -119,8 +134,32 @@ class Workload:
             self.horizon = max(self.horizon, horizon)
             return
         window = self._window(self.horizon, horizon)
-        for thread in range(len(self.cpus)):
-            self._run_thread(thread, window)
+        # No thread makes more accesses in [start, stop) than one every interval.
+        most = (window.stop - 1 - window.start) // self.interval + 1
+        count = len(self.cpus)
+        pages = np.empty((count, most), dtype=np.int64)
+        writes = np.empty((count, most), dtype=bool)
+        for thread in range(count):
+            self._draw(thread, int(self.threads[thread, NEXT_K]), pages[thread], writes[thread])
+        totals = np.zeros(accesses.TOTALS, dtype=np.int64)
+        stalls = np.empty(count * most, dtype=np.int64)
+        written = accesses.run_window(
+            self._cpu_array, self.threads, self.tlb,
+            self.last_k is not None, self._dummy if self.last_k is None else self.last_k,
+            self.fill is not None, self._dummy if self.fill is None else self.fill,
+            self.folios.page_folio, pages, writes,
+            window.fl_cpu, window.fl_folio, window.fl_time,
+            window.iv_key, window.iv_end, window.iv_copy, window.iv_index,
+            self.timeline.iv_end.data, KEY_SHIFT, window.stop, self.interval, self.refill_ns,
+            self.ipi_ns, self.fault_ns, self.capacity, totals, stalls)
+        self.accesses += int(totals[accesses.ACCESSES])
+        self.tlb_hits += int(totals[accesses.TLB_HITS])
+        self.tlb_misses += int(totals[accesses.TLB_MISSES])
+        self.stale_hits += int(totals[accesses.STALE_HITS])
+        self.stale_writes += int(totals[accesses.STALE_WRITES])
+        self.lost_writes += int(totals[accesses.LOST_WRITES])
+        self.faults += int(totals[accesses.FAULTS])
+        self.stalls.extend(stalls[:written])
         self._retire(window)
         self.horizon = horizon
 
@@ -165,13 +204,13 @@ class Workload:
         """An independent copy for checkpoints (the folio table and timeline are rebound)."""
         clone = Workload.__new__(Workload)
         for name in (
-            "cpus", "interval", "write_ratio", "fault_ns", "ipi_ns", "seed", "folios", "timeline",
+            "cpus", "_cpu_array", "interval", "write_ratio", "fault_ns", "ipi_ns", "seed",
+            "folios", "timeline",
             "horizon", "iv_ptr", "fl_ptr", "accesses", "tlb_hits", "tlb_misses", "stale_hits",
-            "stale_writes", "lost_writes", "faults", "_sort_dtype", "capacity", "refill_ns",
+            "stale_writes", "lost_writes", "faults", "capacity", "refill_ns",
         ):
             setattr(clone, name, getattr(self, name))
-        for name in ("tlb", "next_k", "next_t", "stalled_on", "stall_start", "stall_interval",
-                     "chunk", "ipi_cursor", "ipi_free"):
+        for name in ("tlb", "threads", "_dummy"):
             setattr(clone, name, getattr(self, name).copy())
         clone.fill = None if self.fill is None else self.fill.copy()
         clone.last_k = None if self.last_k is None else self.last_k.copy()
@@ -198,8 +237,8 @@ class Workload:
         count = int(np.searchsorted(times, stop, side="left"))
         stop_fl = self.fl_ptr + count
         return _Window(
-            start=start, stop=stop, iv_key=keys[order], iv_folio=folios[live][order],
-            iv_end=ends[live][order], iv_copy=copies[live][order], iv_index=index[order],
+            start=start, stop=stop, iv_key=keys[order], iv_end=ends[live][order],
+            iv_copy=copies[live][order], iv_index=index[order],
             fl_cpu=timeline.fl_cpu.view(self.fl_ptr, stop_fl),
             fl_folio=timeline.fl_folio.view(self.fl_ptr, stop_fl),
             fl_time=timeline.fl_time.view(self.fl_ptr, stop_fl),
@@ -216,13 +255,12 @@ class Workload:
             first_needed = min(first_needed, int(blocked.min()) - self.iv_ptr)
         self.iv_ptr += max(first_needed, 0)
 
-    def _draws(self, thread: int, first: int, count: int
-               ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-        """Pages and write flags of accesses first..first+count-1 of a thread."""
-        pages: list[npt.NDArray[np.int64]] = []
-        writes: list[npt.NDArray[np.bool_]] = []
+    def _draw(self, thread: int, first: int, pages: npt.NDArray[np.int64],
+              writes: npt.NDArray[np.bool_]) -> None:
+        """Fill ``pages`` and ``writes`` with the draws of a thread's accesses from ``first`` on:
+        the page each touches and whether it writes."""
         position = first
-        end = first + count
+        end = first + pages.size
         while position < end:
             block = position // BLOCK
             data = self._blocks.get((thread, block))
@@ -234,257 +272,12 @@ class Workload:
                     generator.integers(0, self.folios.total_pages, BLOCK, dtype=np.int64),
                     generator.random(BLOCK) < self.write_ratio,
                 )
-                if len(self._blocks) > 4 * len(self.cpus) + 8:
+                if len(self._blocks) > 8 * len(self.cpus) + 8:
                     self._blocks.clear()
                 self._blocks[(thread, block)] = data
             lo = position - block * BLOCK
             hi = min(BLOCK, end - block * BLOCK)
-            pages.append(data[0][lo:hi])
-            writes.append(data[1][lo:hi])
+            into = position - first
+            pages[into : into + hi - lo] = data[0][lo:hi]
+            writes[into : into + hi - lo] = data[1][lo:hi]
             position = block * BLOCK + hi
-        if len(pages) == 1:
-            return pages[0], writes[0]
-        return np.concatenate(pages), np.concatenate(writes)
-
-    def _run_thread(self, thread: int, window: _Window) -> None:
-        cpu = self.cpus[thread]
-        mine = window.fl_cpu == cpu
-        full_times = window.fl_time[mine & (window.fl_folio == FULL)]
-        # Entries invalidated one by one (not FULL, not NOTHING), and the deliveries: a partial
-        # flush of several folios is one IPI (its further folios are ALSO records).
-        singles = mine & ((window.fl_folio >= 0) | (window.fl_folio <= ALSO))
-        single_keys = np.sort((flushed_folios(window.fl_folio[singles]) << KEY_SHIFT)
-                              | window.fl_time[singles])
-        tlb = self.tlb[thread]
-        capacity = self.capacity
-        state_time = window.start - 1  # every flush at or before this is applied to `tlb`
-        stop = window.stop
-        interval = self.interval
-        # IPIs this CPU handles in the window, in time order
-        deliveries = window.fl_time[mine & (window.fl_folio > ALSO)]
-        ipi_ns = self.ipi_ns
-        while True:
-            if self.stalled_on[thread] >= 0:
-                folio = int(self.stalled_on[thread])
-                index = int(self.stall_interval[thread])
-                remapped = int(self.timeline.iv_end.data[index])
-                if remapped == OPEN:
-                    break
-                resume = max(int(self.stall_start[thread]) + self.fault_ns, remapped)
-                if resume >= stop:
-                    break
-                state_time = self._apply_flushes(tlb, full_times, single_keys, state_time, resume)
-                tlb[folio] = True  # the retried access walks the new PTE and refills
-                if self.fill is not None:
-                    self.fill[thread, folio] = resume
-                if self.last_k is not None:
-                    self.last_k[thread, folio] = int(self.next_k[thread]) - 1
-                self.accesses += 1
-                self.tlb_misses += 1
-                self.stalls.append(resume - int(self.stall_start[thread]))
-                self.stalled_on[thread] = -1
-                self.stall_interval[thread] = -1
-                self.next_t[thread] = resume + self.refill_ns + interval
-                # IPIs handled while it slept delayed nothing.
-                self.ipi_cursor[thread] = max(int(self.ipi_cursor[thread]), resume)
-            start_t = int(self.next_t[thread])
-            if start_t >= stop:
-                break
-            n = min((stop - 1 - start_t) // interval + 1, int(self.chunk[thread]))
-            first_k = int(self.next_k[thread])
-            pending = deliveries[np.searchsorted(deliveries, self.ipi_cursor[thread],
-                                                 side="right"):]
-            free = int(self.ipi_free[thread])
-            pages, writes = self._draws(thread, first_k, n)
-            folios = self.folios.page_folio[pages].astype(np.int64)
-            # What does not depend on time: the previous access to the same folio in this chunk,
-            # and whether the entry would still be held by recency (the TLB's capacity).
-            order = np.argsort(folios.astype(self._sort_dtype), kind="stable")
-            same = folios[order[1:]] == folios[order[:-1]]
-            previous = np.full(n, -1, dtype=np.int64)
-            previous[order[1:][same]] = order[:-1][same]
-            has_previous = previous >= 0
-            prev = np.maximum(previous, 0)
-            position = np.arange(n, dtype=np.int64)
-            held = np.where(has_previous, True, tlb[folios])
-            if self.last_k is not None:
-                last_k = self.last_k[thread]
-                held &= np.where(has_previous, position - prev <= capacity,
-                                 first_k + position - last_k[folios] <= capacity)
-            base_full = int(np.searchsorted(full_times, state_time, side="right"))
-            base_single = np.searchsorted(single_keys, (folios << KEY_SHIFT) | state_time,
-                                          side="right")
-            # Times depend on which accesses missed (each refill delays the next access) and on
-            # IPI handlers; which accesses miss depends on their times (flushes, migration
-            # entries). Solve it forward: access j's time depends only on the misses before j,
-            # so each pass gets at least one more access right; after a few passes the prefix
-            # that agrees with itself is exact, and only that much is taken.
-            miss = ~held
-            for _ in range(4):
-                times, handled = self._times(start_t, miss, pending, free)
-                m = int(np.searchsorted(times, stop, side="left"))
-                if m == 0:
-                    break
-                entry, unmapped, slot, safe = self._classify(
-                    window, folios[:m], times[:m], held[:m], has_previous[:m], prev[:m],
-                    full_times, single_keys, base_full, base_single[:m])
-                fault = unmapped & ~entry
-                faulted = bool(fault.any())
-                done = int(np.argmax(fault)) if faulted else m
-                new_miss = ~entry[:done]
-                differ = np.flatnonzero(new_miss != miss[:done])
-                miss = np.concatenate((new_miss, miss[done:]))
-                if not differ.size:
-                    break
-            if m == 0:  # interrupted past the window: the next access comes later
-                self.next_t[thread] = int(times[0])
-                if handled[0]:
-                    self._took(thread, pending, handled[0], free)
-                break
-            if differ.size:
-                # Not settled: keep the exact prefix (up to and including the first access
-                # whose classification changed: its time was already right).
-                done, faulted = int(differ[0]) + 1, False
-                times, handled = self._times(start_t, miss, pending, free)
-            n = done
-            hits = int(entry[:done].sum())
-            stale = entry[:done] & unmapped[:done]
-            self.accesses += done
-            self.tlb_hits += hits
-            self.tlb_misses += done - hits
-            self.stale_hits += int(stale.sum())
-            stale_writes = stale & writes[:done]
-            self.stale_writes += int(stale_writes.sum())
-            if stale_writes.any():
-                # Through a stale entry after folio_copy() began: the write lands in the old page
-                # and is lost (the ordering rule broken; never in a correct mode).
-                copied = times[:done] >= window.iv_copy[safe[:done]]
-                self.lost_writes += int((stale_writes & copied).sum())
-            until = int(times[done]) if faulted else int(times[done - 1])
-            if done:
-                # Entries left by this chunk's accesses, unless flushed before `until`.
-                touched = folios[:done]
-                last = np.zeros(self.folios.capacity, dtype=np.int64)
-                last[touched] = times[:done]  # later accesses overwrite earlier ones
-                last_times = last[touched]
-                survived = (
-                    (np.searchsorted(full_times, until, side="right")
-                     == np.searchsorted(full_times, last_times, side="right"))
-                    & (np.searchsorted(single_keys, (touched << KEY_SHIFT) | until, side="right")
-                       == np.searchsorted(single_keys, (touched << KEY_SHIFT) | last_times,
-                                          side="right"))
-                )
-            state_time = self._apply_flushes(tlb, full_times, single_keys, state_time, until)
-            if done:
-                if self.fill is not None:
-                    # When the entry now held was filled: its folio's last miss in this chunk.
-                    missed = ~entry[:done]
-                    fill = self.fill[thread]
-                    fill[touched[missed]] = times[:done][missed]  # the latest one wins
-                tlb[touched] = survived
-                if self.last_k is not None:
-                    self.last_k[thread][touched] = first_k + position[:done]
-            self.chunk[thread] = min(CHUNK, max(MIN_CHUNK, 4 * done)) if faulted else \
-                min(CHUNK, 2 * max(done, 1))
-            final = done if faulted else done - 1
-            if handled[final]:
-                self._took(thread, pending, handled[final], free)
-            if faulted:
-                self.faults += 1
-                self.stalled_on[thread] = folios[done]
-                self.stall_start[thread] = times[done]
-                self.stall_interval[thread] = window.iv_index[slot[done]]
-                self.next_k[thread] = first_k + done + 1
-            else:
-                self.next_k[thread] = first_k + done
-                # The next access follows one interval later, after the refill if this missed.
-                self.next_t[thread] = int(times[done - 1]) + interval + \
-                    self.refill_ns * int(miss[done - 1])
-        # IPIs left in this window: a sleeping thread meets them asleep; a running one takes them
-        # before its next access (which lies at or past the window's end).
-        rest = deliveries[np.searchsorted(deliveries, self.ipi_cursor[thread], side="right"):]
-        if rest.size:
-            if self.stalled_on[thread] < 0:
-                self.next_t[thread] += ipi_ns * rest.size
-                self._took(thread, rest, rest.size, int(self.ipi_free[thread]))
-            self.ipi_cursor[thread] = int(rest[-1])
-        self._apply_flushes(tlb, full_times, single_keys, state_time, stop - 1)
-
-    def _handler_marks(self, pending: npt.NDArray[np.int64], free: int) -> npt.NDArray[np.int64]:
-        """e_j = s_j - j * ipi_ns, where s_j is when the handler of pending IPI j starts: when it
-        arrives, or when the one before ends (s_j = max(d_j, s_{j-1} + ipi_ns), the first not
-        before ``free``). Non-decreasing, so it can be searched."""
-        marks = pending - self.ipi_ns * np.arange(pending.size, dtype=np.int64)
-        return np.maximum.accumulate(np.maximum(marks, free))
-
-    def _took(self, thread: int, pending: npt.NDArray[np.int64], count: int, free: int) -> None:
-        """The running thread has taken the first ``count`` pending IPIs."""
-        self.ipi_cursor[thread] = int(pending[count - 1])
-        if self.ipi_ns:
-            end = int(self._handler_marks(pending[:count], free)[-1]) + count * self.ipi_ns
-            self.ipi_free[thread] = max(int(self.ipi_free[thread]), end)
-
-    def _times(self, start_t: int, miss: npt.NDArray[np.bool_], pending: npt.NDArray[np.int64],
-               free: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """When each access of a chunk happens, given which of them miss: one interval apart,
-        each refill delaying what follows, and every IPI handled in between pushing the later
-        accesses back by its handler (access k follows the IPIs whose mark e_j, see
-        _handler_marks, is at or before its time without handlers). Also returns how many of
-        ``pending`` each access follows."""
-        n = miss.size
-        delays = np.zeros(n, dtype=np.int64)
-        if self.refill_ns and n > 1:
-            delays[1:] = np.cumsum(miss[:-1], dtype=np.int64) * self.refill_ns
-        times = start_t + np.arange(n, dtype=np.int64) * self.interval + delays
-        handled = np.zeros(n, dtype=np.int64)
-        if pending.size and self.ipi_ns:
-            marks = self._handler_marks(pending, free)
-            handled = np.searchsorted(marks, times, side="right")
-            times = times + self.ipi_ns * handled
-        return times, handled
-
-    @staticmethod
-    def _classify(window: _Window, folios: npt.NDArray[np.int64], times: npt.NDArray[np.int64],
-                  held: npt.NDArray[np.bool_], has_previous: npt.NDArray[np.bool_],
-                  prev: npt.NDArray[np.int64], full_times: npt.NDArray[np.int64],
-                  single_keys: npt.NDArray[np.int64], base_full: int,
-                  base_single: npt.NDArray[np.int64]
-                  ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.int64],
-                             npt.NDArray[np.int64]]:
-        """For accesses at known times: whether the CPU holds a TLB entry (held by recency and
-        not flushed since it was filled or carried in), whether the PTE is a migration entry
-        then, and where each access falls in the window's intervals."""
-        n = folios.size
-        query = (folios << KEY_SHIFT) | times
-        slot = np.searchsorted(window.iv_key, query, side="right") - 1
-        safe = np.maximum(slot, 0)
-        unmapped = (
-            (slot >= 0) & (window.iv_folio[safe] == folios) & (times < window.iv_end[safe])
-            if window.iv_key.size else np.zeros(n, dtype=bool)
-        )
-        full_count = np.searchsorted(full_times, times, side="right")
-        single_count = np.searchsorted(single_keys, query, side="right")
-        prev_single = np.searchsorted(single_keys, (folios << KEY_SHIFT) | times[prev],
-                                      side="right")
-        entry = held & np.where(
-            has_previous,
-            (full_count == full_count[prev]) & (single_count == prev_single),
-            (full_count == base_full) & (single_count == base_single),
-        )
-        return entry, unmapped, slot, safe
-
-    @staticmethod
-    def _apply_flushes(tlb: npt.NDArray[np.bool_], full_times: npt.NDArray[np.int64],
-                       single_keys: npt.NDArray[np.int64], since: int, until: int) -> int:
-        """Apply this CPU's flushes with since < time <= until to its TLB row; returns until."""
-        if until <= since:
-            return since
-        lo, hi = np.searchsorted(full_times, [since, until], side="right")
-        if hi > lo:
-            tlb[:] = False
-        if single_keys.size:
-            times = single_keys & ((1 << KEY_SHIFT) - 1)
-            hit = (times > since) & (times <= until)
-            if hit.any():
-                tlb[single_keys[hit] >> KEY_SHIFT] = False
-        return until
