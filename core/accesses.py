@@ -3,9 +3,14 @@
 Every running thread makes its accesses in time order through its CPU's TLB, taking each
 shootdown IPI its CPU handles before its next access, and sleeping in migration_entry_wait() when
 it walks into a migration entry. Simulating that access by access is the model at its plainest,
-and compiled (numba) it costs tens of nanoseconds an access; the same loop in Python costs a
-microsecond. ``Workload.advance_to`` draws the pages, cuts the timeline into the window's arrays
-and calls :func:`run_window` once per window for all threads.
+and compiled (numba) it costs a hundred nanoseconds or so an access; the same loop in Python
+costs microseconds. ``Workload.advance_to`` draws the pages, cuts the timeline into the window's
+arrays and calls :func:`run_window` once per window for all threads.
+
+Loading numba and the compiled code costs most of a second, more than a short run costs in
+Python, so :func:`runner` hands out the plain function until a process has simulated enough
+accesses to repay it (or was asked to compile), and the compiled one from then on. Both are the
+same source and give the same results (tests run both).
 
 Ties are ordered as the kernel orders them: a flush handled at the same nanosecond as an access
 comes first (the access misses), and an IPI whose handler would start at the instant of an access
@@ -14,9 +19,11 @@ runs first (the access waits for it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 # Indices of run_window's `totals`, summed over threads.
 ACCESSES, TLB_HITS, TLB_MISSES, STALE_HITS, STALE_WRITES, LOST_WRITES, FAULTS, STALLS = range(8)
@@ -32,25 +39,22 @@ _NOTHING = -2
 _ALSO = -3
 
 
-@njit(cache=True, nogil=True)
-def _interval(iv_key: npt.NDArray[np.int64], folio: int, time: int, shift: int) -> int:
-    """The window's last interval of ``folio`` that began at or before ``time``, or -1: a
-    binary search over keys folio << shift | start."""
-    query = (folio << shift) | time
-    lo, hi = 0, iv_key.size
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if iv_key[mid] <= query:
-            lo = mid + 1
-        else:
-            hi = mid
-    slot = lo - 1
-    if slot < 0 or (iv_key[slot] >> shift) != folio:
+def _interval(iv_key: npt.NDArray[np.int64], first_slot: npt.NDArray[np.int32], folio: int,
+              time: int, shift: int) -> int:
+    """The window's last interval of ``folio`` that began at or before ``time``, or -1.
+    ``first_slot`` gives each folio's first interval in ``iv_key`` (folio << shift | start,
+    sorted), or -1: most accesses touch a folio with none."""
+    slot = int(first_slot[folio])
+    if slot < 0:
         return -1
+    query = (folio << shift) | time
+    if iv_key[slot] > query:
+        return -1
+    while slot + 1 < iv_key.size and iv_key[slot + 1] <= query:
+        slot += 1
     return slot
 
 
-@njit(cache=True, nogil=True)
 def _apply_flushes(tlb: npt.NDArray[np.bool_], cpu: int, fl_cpu: npt.NDArray[np.int64],
                    fl_folio: npt.NDArray[np.int64], fl_time: npt.NDArray[np.int64],
                    position: int, until: int) -> int:
@@ -70,7 +74,6 @@ def _apply_flushes(tlb: npt.NDArray[np.bool_], cpu: int, fl_cpu: npt.NDArray[np.
     return position
 
 
-@njit(cache=True, nogil=True)
 def _next_delivery(cpu: int, fl_cpu: npt.NDArray[np.int64], fl_folio: npt.NDArray[np.int64],
                    position: int) -> int:
     """The position of this CPU's next delivery (an IPI: not an ALSO record) from
@@ -81,7 +84,6 @@ def _next_delivery(cpu: int, fl_cpu: npt.NDArray[np.int64], fl_folio: npt.NDArra
     return position
 
 
-@njit(cache=True, nogil=True)
 def run_window(cpus: npt.NDArray[np.int64], threads: npt.NDArray[np.int64],
                tlb: npt.NDArray[np.bool_],
                use_last_k: bool, last_k: npt.NDArray[np.int64], use_fill: bool,
@@ -91,9 +93,9 @@ def run_window(cpus: npt.NDArray[np.int64], threads: npt.NDArray[np.int64],
                fl_time: npt.NDArray[np.int64], iv_key: npt.NDArray[np.int64],
                iv_end: npt.NDArray[np.int64], iv_copy: npt.NDArray[np.int64],
                iv_index: npt.NDArray[np.int64], all_iv_end: npt.NDArray[np.int64],
-               shift: int, stop: int, interval: int, refill_ns: int, ipi_ns: int,
-               fault_ns: int, capacity: int, totals: npt.NDArray[np.int64],
-               stalls: npt.NDArray[np.int64]) -> int:
+               first_slot: npt.NDArray[np.int32], shift: int, stop: int, interval: int,
+               refill_ns: int, ipi_ns: int, fault_ns: int, capacity: int,
+               totals: npt.NDArray[np.int64], stalls: npt.NDArray[np.int64]) -> int:
     """Every access of every thread before ``stop``; returns how many stalls it wrote.
 
     ``threads[i]`` is thread i's state (NEXT_K ...): every IPI before the window has been
@@ -102,8 +104,10 @@ def run_window(cpus: npt.NDArray[np.int64], threads: npt.NDArray[np.int64],
     and ``fill`` its TLB, when each entry was last used (in accesses) and when it was filled.
     The fl_* arrays are the window's flush records, in time order; the iv_* arrays its
     intervals, sorted by folio << shift | start; ``all_iv_end`` every interval's end (a stall
-    waits on an interval by its index in the whole log). Stall lengths go to ``stalls``,
-    counts to ``totals``."""
+    waits on an interval by its index in the whole log). ``first_slot`` is scratch, one -1 per
+    folio, and is left so. Stall lengths go to ``stalls``, counts to ``totals``."""
+    for slot in range(iv_key.size - 1, -1, -1):
+        first_slot[iv_key[slot] >> shift] = slot
     written = 0
     for i in range(cpus.size):
         cpu = cpus[i]
@@ -153,10 +157,10 @@ def run_window(cpus: npt.NDArray[np.int64], threads: npt.NDArray[np.int64],
                 break
             if k - first_k >= pages.shape[1]:
                 raise ValueError("more accesses in the window than were drawn")
-            folio = page_folio[pages[i, k - first_k]]
+            folio = int(page_folio[pages[i, k - first_k]])
             applied = _apply_flushes(row, cpu, fl_cpu, fl_folio, fl_time, applied, t)
             held = row[folio] and (not use_last_k or k - last_k[i, folio] <= capacity)
-            slot = _interval(iv_key, folio, t, shift)
+            slot = _interval(iv_key, first_slot, folio, t, shift)
             unmapped = slot >= 0 and t < iv_end[slot]
             if held:
                 totals[TLB_HITS] += 1
@@ -195,4 +199,36 @@ def run_window(cpus: npt.NDArray[np.int64], threads: npt.NDArray[np.int64],
         state[NEXT_K] = k
         state[NEXT_T] = t
         state[IPI_FREE] = free
+    for slot in range(iv_key.size):
+        first_slot[iv_key[slot] >> shift] = -1
     return written
+
+
+# Accesses simulated in Python after which the compiled loop pays for its loading (about 0.7 s,
+# against about 2 us an access in Python).
+COMPILE_AFTER = 300_000
+_interpreted = 0
+_compiled: Callable[..., int] | None = None
+
+
+def compiled() -> Callable[..., int]:
+    """run_window compiled (loaded from numba's cache on disk after the first time)."""
+    global _compiled
+    if _compiled is None:
+        from numba import njit
+        from numba.extending import register_jitable
+
+        for helper in (_interval, _apply_flushes, _next_delivery):
+            register_jitable(helper)  # compiled into run_window where it calls them
+        _compiled = njit(cache=True, nogil=True)(run_window)
+    return _compiled
+
+
+def runner(accesses: int) -> Callable[..., Any]:
+    """The run_window to use for a window of up to ``accesses`` accesses: the plain one until
+    the process has simulated COMPILE_AFTER accesses in Python, then the compiled one."""
+    global _interpreted
+    if _compiled is None and _interpreted + accesses <= COMPILE_AFTER:
+        _interpreted += accesses
+        return run_window
+    return compiled()

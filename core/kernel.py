@@ -420,12 +420,14 @@ class TaskBase:
         s.phase = Phase.FLUSH
         send_time = s.now
         counters.nr_tlb_remote_flush += 1
-        counters.rounds_by_kind[kind] += 1
-        decided = {cpu: self.flush_tlb_func(cpu, request_gen) for cpu in machine.targets}
-        plan = machine.round_plan(decided)
-        traced = [decided[cpu] for cpu in plan.targets]  # in the order they handle the IPI
-        flushed = np.array([folio if pages == 1 else (FULL if pages == -1 else NOTHING)
-                            for pages in traced], dtype=np.int64)
+        counters.rounds_by_kind[kind.value] += 1  # (an enum index makes numpy probe the class)
+        flush_tlb_func = self.flush_tlb_func
+        plan = machine.round_plan({cpu: flush_tlb_func(cpu, request_gen)
+                                   for cpu in machine.targets})
+        traced = plan.traced  # in the order the targets handle the IPI
+        # What each target invalidated: the folio (a partial flush), FULL or NOTHING.
+        flushed = np.where(plan.traced_array == 1, folio,
+                           np.where(plan.traced_array == 0, NOTHING, FULL))
         s.round_targets, s.round_acked, s.round_pages = plan.targets, 0, send_pages
         s.round_kind, s.round_flushed = kind, []
         # The timeline learns every delivery now: the lazy workload reads it window by window
@@ -436,10 +438,9 @@ class TaskBase:
         shootdowns = counters.tlb_shootdowns
         if self.fold_receipts:
             received = len(plan.targets)
-            s.round_acked, s.round_flushed = received, traced
+            s.round_acked, s.round_flushed = received, list(traced)
             counters.nr_tlb_remote_flush_received += received
-            for cpu in plan.targets:
-                shootdowns[cpu] += 1
+            shootdowns[plan.target_array] += 1  # (targets are distinct)
             s.seq += received
             self.folded += received
             if s.unit.active and not self._in_sync_fallback():

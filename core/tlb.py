@@ -36,6 +36,8 @@ class RoundPlan:
     total_ns: int  # send to last acknowledgement: the initiator's wait
     target_array: npt.NDArray[np.int64]
     offset_array: npt.NDArray[np.int64]
+    traced: tuple[int, ...]  # what each target's flush_tlb_func() does, in handling order
+    traced_array: npt.NDArray[np.int64]
 
 
 class Machine:
@@ -117,7 +119,7 @@ class Machine:
         only the mask scan. ``sender``: another CPU than the initiator (NUMA balancing)."""
         sender = self.initiator if sender is None else sender
         handling, entry_ns = self._order(sender)
-        key = (sender, tuple(traced[cpu] for cpu in handling))
+        key = (sender, tuple(map(traced.__getitem__, handling)))
         plan = self._plans.get(key)
         if plan is not None:
             return plan
@@ -131,8 +133,10 @@ class Machine:
                 + self.latency_ns(cpu, home)
                 for entry, cpu in zip(entry_ns, handling, strict=True)
             )
+        values = key[1]
         plan = RoundPlan(handling, entry_ns, total, np.array(handling, dtype=np.int64),
-                         np.array(entry_ns, dtype=np.int64))
+                         np.array(entry_ns, dtype=np.int64), values,
+                         np.array(values, dtype=np.int64))
         self._plans[key] = plan
         return plan
 

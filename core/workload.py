@@ -103,6 +103,7 @@ class Workload:
         self.faults = 0
         self.stalls = GrowArray()
         self._dummy = np.zeros((count, 1), dtype=np.int64)  # last_k or fill when not tracked
+        self._first_slot = np.full(folios.capacity, -1, dtype=np.int32)  # run_window's scratch
         self._blocks: dict[tuple[int, int], tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]]
         self._blocks = {}
 
@@ -143,15 +144,15 @@ class Workload:
             self._draw(thread, int(self.threads[thread, NEXT_K]), pages[thread], writes[thread])
         totals = np.zeros(accesses.TOTALS, dtype=np.int64)
         stalls = np.empty(count * most, dtype=np.int64)
-        written = accesses.run_window(
+        written = accesses.runner(count * most)(
             self._cpu_array, self.threads, self.tlb,
             self.last_k is not None, self._dummy if self.last_k is None else self.last_k,
             self.fill is not None, self._dummy if self.fill is None else self.fill,
             self.folios.page_folio, pages, writes,
             window.fl_cpu, window.fl_folio, window.fl_time,
             window.iv_key, window.iv_end, window.iv_copy, window.iv_index,
-            self.timeline.iv_end.data, KEY_SHIFT, window.stop, self.interval, self.refill_ns,
-            self.ipi_ns, self.fault_ns, self.capacity, totals, stalls)
+            self.timeline.iv_end.data, self._first_slot, KEY_SHIFT, window.stop, self.interval,
+            self.refill_ns, self.ipi_ns, self.fault_ns, self.capacity, totals, stalls)
         self.accesses += int(totals[accesses.ACCESSES])
         self.tlb_hits += int(totals[accesses.TLB_HITS])
         self.tlb_misses += int(totals[accesses.TLB_MISSES])
@@ -210,7 +211,7 @@ class Workload:
             "stale_writes", "lost_writes", "faults", "capacity", "refill_ns",
         ):
             setattr(clone, name, getattr(self, name))
-        for name in ("tlb", "threads", "_dummy"):
+        for name in ("tlb", "threads", "_dummy", "_first_slot"):
             setattr(clone, name, getattr(self, name).copy())
         clone.fill = None if self.fill is None else self.fill.copy()
         clone.last_k = None if self.last_k is None else self.last_k.copy()

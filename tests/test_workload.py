@@ -339,3 +339,28 @@ def test_every_miss_delays_the_next_access_by_a_refill() -> None:
     summary = free.summary()
     assert summary.workload_accesses_per_sec == round(
         summary.accesses / (summary.sim_time_ns / 1e9), 1)
+
+
+@pytest.mark.parametrize(("name", "mode", "overrides", "shows"), [
+    ("contended", "serial", [], "stalls"),  # stalls, retries, stale hits and writes
+    ("thp", "batched", ["topology.tlb_entries=16"], "stalls"),  # THPs, splits, evictions
+    ("no-flush", "batched", ["topology.tlb_entries=8"], "lost_writes"),  # fill times
+    ("numa-balancing", "batched", ["numa.passes=1"], "stalls"),  # PROT_NONE, threads' rounds
+])
+def test_the_compiled_access_loop_gives_what_the_plain_one_gives(
+        monkeypatch: pytest.MonkeyPatch, name: str, mode: str, overrides: list[str],
+        shows: str) -> None:
+    """core/accesses.run_window runs in Python for short runs and compiled (numba) for long
+    ones: one source, and the same figures either way."""
+    from core import accesses
+    from core.scenario import Mode, load_scenario
+
+    summaries = []
+    for runner in (lambda _: accesses.run_window, lambda _: accesses.compiled()):
+        monkeypatch.setattr(accesses, "runner", runner)
+        engine = Engine(load_scenario(name, overrides), Mode(mode), checkpoints=False)
+        engine.run_to_end()
+        summaries.append(engine.summary())
+    plain, compiled = summaries
+    assert plain.accesses > 1000 and getattr(plain, shows) > 0
+    assert plain == compiled
