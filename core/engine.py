@@ -575,7 +575,7 @@ def summarize(engine: Engine) -> RunSummary:
     pages = c.pgmigrate_success
     # Shares of migrate_pages() CPU time, as a cycles profile counts it: without isolation
     # (outside migrate_pages) and without sleeping on locks or writeback.
-    cycles = int(c.time_ns.sum() - c.time_ns[Spend.ISOLATE] - c.time_ns[Spend.WAIT])
+    cycles = sum(c.time_ns) - c.time_ns[Spend.ISOLATE] - c.time_ns[Spend.WAIT]
 
     def share(*parts: Spend) -> float:
         return round(sum(int(c.time_ns[p]) for p in parts) / cycles * 100, 2) if cycles else 0.0

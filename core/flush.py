@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.events import IPIS, Event, EventKind, Mechanism, Phase, RoundKind
-from core.folios import FolioState
 from core.scenario import Arch
 from core.stats import Spend
 from core.timeline import ALSO, FULL
@@ -152,10 +151,7 @@ class _Broadcast(FlushModel):
         yield task._event(EventKind.FLUSH_SEND, pages=send_pages, folio=folio, round_kind=kind)
         task._spend(Spend.FLUSH, self.sync_ns())
         table = task.folios
-        for covered_folio in covered:
-            table.flush_pending[covered_folio] = False
-            if table.state[covered_folio] == FolioState.UNMAPPED:
-                table.state[covered_folio] = FolioState.FLUSHED
+        table.flushed(covered)
         s.round_kind = RoundKind.NONE
         yield task._event(EventKind.FLUSH_DONE, folio=folio, pages=send_pages, round_kind=kind)
         s.phase = previous

@@ -58,14 +58,25 @@ class FolioTable:
         self.first_page[:count] = np.concatenate(([0], np.cumsum(pages)[:-1]))
         self.total_pages = int(pages.sum())
         self.page_folio = np.repeat(np.arange(count, dtype=np.int32), pages)
+        # Python lists of what changes only at a split, for the task's folio-at-a-time reads
+        # (a numpy element read costs several times a list's).
+        self.orders: list[int] = self.order.tolist()
+        self.first_pages: list[int] = self.first_page.tolist()
 
     def nr_pages(self, folio: int) -> int:
         """folio_nr_pages()."""
-        return 1 << int(self.order[folio])
+        return 1 << self.orders[folio]
 
     def is_pmd_mapped(self, folio: int) -> bool:
         """A PMD-sized THP is mapped by one PMD (one TLB entry, one immediate flush)."""
-        return int(self.order[folio]) == PMD_ORDER
+        return self.orders[folio] == PMD_ORDER
+
+    def flushed(self, folios: list[int]) -> None:
+        """A flush covering ``folios`` has completed: no stale entries are left, and those
+        unmapped are now flushed (safe to copy)."""
+        ids = np.asarray(folios, dtype=np.int64)
+        self.flush_pending[ids] = False
+        self.state[ids[self.state[ids] == FolioState.UNMAPPED]] = FolioState.FLUSHED
 
     def on_node(self, node: int) -> list[int]:
         """Alive folios on a node, in address order (what queue_pages_range() isolates)."""
@@ -84,7 +95,9 @@ class FolioTable:
         self.state[ids] = FolioState.MAPPED
         self.alive[ids] = True
         self.first_page[ids] = self.first_page[folio] + np.arange(pages)
+        self.orders[start : start + pages] = [0] * pages
         first = int(self.first_page[folio])
+        self.first_pages[start : start + pages] = range(first, first + pages)
         self.page_folio[first : first + pages] = ids
         self.alive[folio] = False
         self.state[folio] = FolioState.SPLIT
@@ -94,7 +107,7 @@ class FolioTable:
         """An independent copy (for checkpoints)."""
         clone = FolioTable.__new__(FolioTable)
         for name, value in vars(self).items():
-            setattr(clone, name, value.copy() if isinstance(value, np.ndarray) else value)
+            setattr(clone, name, value.copy() if isinstance(value, np.ndarray | list) else value)
         return clone
 
     def frozen(self, name: str) -> npt.NDArray[Any]:

@@ -215,8 +215,8 @@ class TaskBase:
         node, order, page = -1, 0, -1
         if folio >= 0:
             table = self.folios
-            node, order, page = int(table.node[folio]), int(table.order[folio]), \
-                int(table.first_page[folio])
+            node, order, page = int(table.node[folio]), table.orders[folio], \
+                table.first_pages[folio]
         event = Event(
             s.seq, s.now if time_ns is None else time_ns, kind,
             self.machine.initiator if cpu is None else cpu, folio, pages, arg, s.phase,
@@ -456,10 +456,7 @@ class TaskBase:
                                   round_kind=kind)
         self._spend(Spend.FLUSH, send_time + plan.total_ns - s.now)
         table = self.folios
-        for covered_folio in covered:
-            table.flush_pending[covered_folio] = False
-            if table.state[covered_folio] == FolioState.UNMAPPED:
-                table.state[covered_folio] = FolioState.FLUSHED
+        table.flushed(covered)
         s.round_targets, s.round_acked, s.round_kind = (), 0, RoundKind.NONE
         yield self._event(EventKind.FLUSH_DONE, folio=folio, pages=send_pages,
                           arg=len(plan.targets), targets=plan.targets, round_kind=kind)
@@ -478,7 +475,7 @@ class TaskBase:
         s = self.s
         table = self.folios
         remap_ns = sum(self.costs.remap_pte_ns * self._ptes(folio) for folio in folios)
-        orders = [int(table.order[folio]) for folio in folios]
+        orders = [table.orders[folio] for folio in folios]
         copy_ns = self.copier.batch_ns(orders) if offload else \
             sum(self.copier.folio_ns(order) for order in orders)
         s.busy_until = s.now + copy_ns + remap_ns

@@ -78,15 +78,15 @@ class Counters:
     tlb_shootdowns: npt.NDArray[np.int64] = field(
         default_factory=lambda: np.zeros(0, dtype=np.int64)
     )
-    time_ns: npt.NDArray[np.int64] = field(  # indexed by Spend
-        default_factory=lambda: np.zeros(len(Spend), dtype=np.int64)
-    )
+    # Indexed by Spend. A list: the task adds to it at every step, and adding to a numpy
+    # element costs several times as much.
+    time_ns: list[int] = field(default_factory=lambda: [0] * len(Spend))
 
     def copy(self) -> Counters:
         """An independent copy (arrays included)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["tlb_shootdowns"] = self.tlb_shootdowns.copy()
-        values["time_ns"] = self.time_ns.copy()
+        values["time_ns"] = list(self.time_ns)
         values["rounds_by_kind"] = self.rounds_by_kind.copy()
         return Counters(**values)
 

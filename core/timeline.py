@@ -118,6 +118,12 @@ class Timeline:
             self.fl_folio.extend(flushed)
             self.fl_time.extend(send_time + plan.offset_array)
 
+    def deliveries(self, until: int) -> int:
+        """IPIs handled by ``until`` (inclusive): the records that are deliveries, every
+        target's of every round (a partial flush's further folios are not)."""
+        count = int(np.searchsorted(self.fl_time.view(), until, side="right"))
+        return int(np.count_nonzero(self.fl_folio.view(0, count) > ALSO))
+
     def insert_flushes(self, cpus: npt.NDArray[np.int64], folios: npt.NDArray[np.int64],
                        times: npt.NDArray[np.int64]) -> None:
         """Flush records (one per CPU and folio, see ALSO) that may fall before records already
