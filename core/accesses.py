@@ -19,6 +19,7 @@ runs first (the access waits for it).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -209,24 +210,47 @@ def run_window(cpus: npt.NDArray[np.int64], threads: npt.NDArray[np.int64],
 COMPILE_AFTER = 300_000
 _interpreted = 0
 _compiled: Callable[..., int] | None = None
+_loading = threading.Lock()
 
 
 def compiled() -> Callable[..., int]:
-    """run_window compiled (loaded from numba's cache on disk after the first time)."""
+    """run_window compiled: numba imported, the machine code loaded from numba's cache on disk
+    (compiled the first time) and run once on a window of one access, so that the first real
+    window does not pay for it. Safe to call from a thread (the app loads it in the
+    background)."""
     global _compiled
-    if _compiled is None:
-        from numba import njit
-        from numba.extending import register_jitable
+    with _loading:
+        if _compiled is None:
+            from numba import njit
+            from numba.extending import register_jitable
 
-        for helper in (_interval, _apply_flushes, _next_delivery):
-            register_jitable(helper)  # compiled into run_window where it calls them
-        _compiled = njit(cache=True, nogil=True)(run_window)
+            for helper in (_interval, _apply_flushes, _next_delivery):
+                register_jitable(helper)  # compiled into run_window where it calls them
+            function = njit(cache=True, nogil=True)(run_window)
+            function(*_one_access())
+            _compiled = function
     return _compiled
+
+
+def _one_access() -> tuple[Any, ...]:
+    """run_window's arguments for one thread making one access, typed as Workload passes them
+    (numba compiles a version per argument type)."""
+
+    def ints(*shape: int) -> npt.NDArray[np.int64]:
+        return np.zeros(shape, dtype=np.int64)
+
+    threads = ints(1, THREAD_FIELDS)
+    threads[0, STALLED_ON] = threads[0, STALL_INTERVAL] = -1
+    return (ints(1), threads, np.zeros((1, 1), dtype=bool), True, ints(1, 1), True, ints(1, 1),
+            np.zeros(1, dtype=np.int32), ints(1, 1), np.zeros((1, 1), dtype=bool),
+            ints(0), ints(0), ints(0), ints(0), ints(0), ints(0), ints(0), ints(1),
+            np.full(1, -1, dtype=np.int32), 40, 1, 1, 0, 0, 0, 1, ints(TOTALS), ints(1))
 
 
 def runner(accesses: int) -> Callable[..., Any]:
     """The run_window to use for a window of up to ``accesses`` accesses: the plain one until
-    the process has simulated COMPILE_AFTER accesses in Python, then the compiled one."""
+    the process has simulated COMPILE_AFTER accesses in Python (or has loaded the compiled one
+    anyway), then the compiled one."""
     global _interpreted
     if _compiled is None and _interpreted + accesses <= COMPILE_AFTER:
         _interpreted += accesses

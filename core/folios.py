@@ -33,6 +33,9 @@ class FolioState(IntEnum):
     PROT_NONE = 8  # NUMA balancing made its PTE PROT_NONE: the next touch takes a hinting fault
 
 
+_UNMAPPED, _FLUSHED = int(FolioState.UNMAPPED), int(FolioState.FLUSHED)
+
+
 class FolioTable:
     """Per-folio numpy arrays plus the page-to-folio map."""
 
@@ -74,9 +77,16 @@ class FolioTable:
     def flushed(self, folios: list[int]) -> None:
         """A flush covering ``folios`` has completed: no stale entries are left, and those
         unmapped are now flushed (safe to copy)."""
+        # (Plain ints: an IntEnum member makes numpy probe its class for array interfaces.)
+        if len(folios) < 16:  # one at a time is cheaper than numpy's fancy indexing
+            for folio in folios:
+                self.flush_pending[folio] = False
+                if self.state[folio] == _UNMAPPED:
+                    self.state[folio] = _FLUSHED
+            return
         ids = np.asarray(folios, dtype=np.int64)
         self.flush_pending[ids] = False
-        self.state[ids[self.state[ids] == FolioState.UNMAPPED]] = FolioState.FLUSHED
+        self.state[ids[self.state[ids] == _UNMAPPED]] = _FLUSHED
 
     def on_node(self, node: int) -> list[int]:
         """Alive folios on a node, in address order (what queue_pages_range() isolates)."""

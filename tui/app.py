@@ -10,6 +10,7 @@ messages up (``FolioGrid.Selected``) and never touch the engine.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -26,6 +27,7 @@ from textual.theme import Theme
 from textual.timer import Timer
 from textual.widgets import Footer, Static
 
+from core import accesses
 from core.breakpoints import Breakpoint, stopper
 from core.events import Event, explain
 from core.scenario import Caller, Mode, Scenario
@@ -62,6 +64,13 @@ FPS = 30
 ROUND_ON_SCREEN_S = 1.2  # at ×1 one full shootdown round stays this long on screen
 SPEEDS = tuple(2.0**k for k in range(-4, 15))  # ×1/16 … ×16384, in doublings
 SPARK_SPAN = 48  # buckets the whole run should fit in (the sparkline rescales in doublings)
+LOAD_COMPILED_AFTER_S = 1.0  # after the first screen: numba's import holds the GIL a while
+
+
+def load_compiled_in_background() -> None:
+    """Load the workload's compiled access loop (core/accesses.py) in a daemon thread: the
+    engine switches to it when a long stretch comes, without a pause then."""
+    threading.Thread(target=accesses.compiled, name="migviz-compile", daemon=True).start()
 
 
 # Keys the footer shows together under one label, so that every key fits 80 columns.
@@ -185,6 +194,9 @@ class MigvizApp(ThemedApp):
             self.call_after_refresh(self.start_tour, self._first_tour)
         elif self._autoplay:
             self.playing = True
+        # The workload's compiled access loop takes about a second to load: do it in the
+        # background once the first screen is up, not in the middle of playing.
+        self.set_timer(LOAD_COMPILED_AFTER_S, load_compiled_in_background)
 
     # ------------------------------------------------------------------------------------------
     # Size
