@@ -156,14 +156,17 @@ class Engine:
     """One simulated run: a scenario, a mode, a clock."""
 
     def __init__(self, scenario: Scenario, mode: Mode | None = None, *, checkpoints: bool = True,
-                 history: int = 256, max_checkpoints: int = MAX_CHECKPOINTS) -> None:
+                 history: int = 256, max_checkpoints: int = MAX_CHECKPOINTS,
+                 checkpoint_every: int = CHECKPOINT_EVERY) -> None:
         """``checkpoints``: keep checkpoints to step back to (at most ``max_checkpoints``: the
-        recent ones dense, older ones ever sparser; 2 are enough for stepping back a little)."""
+        recent ones dense, older ones ever sparser; 2 are enough for stepping back a little),
+        one every ``checkpoint_every`` events (a step back replays up to that many)."""
         self.scenario = scenario
         self.machine = Machine(scenario)
         self.initial_mode = Mode(mode or scenario.migration.mode)
         self._use_checkpoints = checkpoints
         self._max_checkpoints = max(max_checkpoints, 2)
+        self._checkpoint_every = checkpoint_every
         self._history = history
         self._toggles: list[tuple[int, Mode]] = []
         self._checkpoints: list[_Checkpoint] = []
@@ -192,7 +195,7 @@ class Engine:
         self.events = 0
         self.last_event: Event | None = None
         self.recent: deque[Event] = deque(maxlen=self._history)
-        self._last_checkpoint = -CHECKPOINT_EVERY
+        self._last_checkpoint = -self._checkpoint_every
         self.pages_total = self._pages_total()
 
     def _pages_total(self) -> int:
@@ -381,7 +384,7 @@ class Engine:
     # Going back
 
     def _maybe_checkpoint(self) -> None:
-        if self.events - self._last_checkpoint < CHECKPOINT_EVERY and self._checkpoints:
+        if self.events - self._last_checkpoint < self._checkpoint_every and self._checkpoints:
             return
         self._last_checkpoint = self.events
         self._checkpoints.append(_Checkpoint(
