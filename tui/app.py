@@ -64,6 +64,10 @@ FPS = 30
 ROUND_ON_SCREEN_S = 1.2  # at ×1 one full shootdown round stays this long on screen
 SPEEDS = tuple(2.0**k for k in range(-4, 15))  # ×1/16 … ×16384, in doublings
 SPARK_SPAN = 48  # buckets the whole run should fit in (the sparkline rescales in doublings)
+# While the engine cannot keep up (the top speeds), a frame is drawn at most this often: reading
+# the views and repainting take ~140 ms in split view, so drawing every tick left the engine half
+# of the time, and a key waited for the whole of a long tick.
+LAGGING_FRAME_S = 0.35
 LOAD_COMPILED_AFTER_S = 1.0  # after the first screen: numba's import holds the GIL a while
 
 
@@ -142,6 +146,7 @@ class MigvizApp(ThemedApp):
         self.solo = Playback(self.rate_ns)  # the single lane's pacing
         self.duo = Playback(self.rate_ns)  # the split race's
         self._frame_no = 0
+        self._pushed_at = 0.0  # when push_frame() last ran (perf_counter)
         self._timer: Timer | None = None
         self._timer_running = False
         self.last_frame: Frame | None = None
@@ -263,6 +268,7 @@ class MigvizApp(ThemedApp):
 
     def push_frame(self) -> None:
         """Read one view per lane and push it into the widgets (one batch of repaints)."""
+        self._pushed_at = time.perf_counter()
         header = self.query_one(HeaderBar)
         with self.batch_update():
             if self.split and self.race is not None:
@@ -336,6 +342,9 @@ class MigvizApp(ThemedApp):
                 self.action_chart()  # the race is over: the class ends on its chart
             return
         if tick.applied or any(lane.flash_changes(self._frame_no) for lane in lanes):
+            if any(lane.lagging for lane in lanes) \
+                    and time.perf_counter() - self._pushed_at < LAGGING_FRAME_S:
+                return  # the engine cannot keep up: it gets the ticks, the screen a few of them
             self.push_frame()
         else:
             self._push_clock()

@@ -18,7 +18,7 @@ FRAME_BUDGET_S = 0.012  # engine work per frame before the simulation is allowed
 EARLY_S = 0.5  # an event may be shown this much (wall time) before its simulated time
 GAP_S = 1.5  # a wait for the next event longer than this (wall time) is fast-forwarded
 MAX_FRAME_S = 0.1  # a longer wall-clock gap between frames (a stall) counts as this much
-BEHIND_BUDGET_S = 0.15  # engine work per frame while a lane lags: ~4 screens a second, 2x the progress
+BEHIND_BUDGET_S = 0.1  # engine work per tick while a lane lags (the app then draws less often)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +77,8 @@ class Playback:
         # costs a back(1), i.e. a checkpoint restore and replay).
         tolerance = per_second * EARLY_S
         # Real engine work, whatever ``now`` is. While a lane lags (the top speeds), the engine
-        # gets more of each frame: the screen updates less often but the run goes faster, and a
-        # key still waits at most one frame.
+        # gets more of each tick, and the app draws only a few of them (LAGGING_FRAME_S): the
+        # run goes faster, and a key waits at most a tick.
         budget = max(self.budget_s, self.behind_budget_s) if self._lagged else self.budget_s
         deadline = time.perf_counter() + budget
         target = self.target
