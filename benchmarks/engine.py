@@ -11,7 +11,8 @@ importing migviz from the tree measured: the working tree, or with --against REV
 commit (`git archive`). The trees take turns, round after round, and each keeps its best time:
 absolute times vary between machines and runs, so compare the ratio, not the seconds.
 The "workload" column is the share of an engine run spent simulating the workload's accesses
-(Workload.advance_to); the rest is the migrating task.
+(Workload.advance_to, including loading the compiled access loop, about 0.8 s, in runs long
+enough to want it); the rest is the migrating task.
 """
 
 from __future__ import annotations
