@@ -12,9 +12,9 @@ Python, so :func:`runner` hands out the plain function until a process has simul
 accesses to repay it (or was asked to compile), and the compiled one from then on. Both are the
 same source and give the same results (tests run both).
 
-Ties are ordered as the kernel orders them: a flush handled at the same nanosecond as an access
-comes first (the access misses), and an IPI whose handler would start at the instant of an access
-runs first (the access waits for it).
+Ties, as the model has always ordered them: a flush handled at the same nanosecond as an access
+comes first (the access misses), and an IPI whose handler would start at the instant of an
+access runs first (the access waits for it).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from core.timeline import ALSO, FULL, OPEN
+
 # Indices of run_window's `totals`, summed over threads.
 ACCESSES, TLB_HITS, TLB_MISSES, STALE_HITS, STALE_WRITES, LOST_WRITES, FAULTS, STALLS = range(8)
 TOTALS = 8
@@ -34,10 +36,6 @@ TOTALS = 8
 NEXT_K, NEXT_T, STALLED_ON, STALL_START, STALL_INTERVAL, IPI_FREE = range(6)
 THREAD_FIELDS = 6
 
-_OPEN = np.iinfo(np.int64).max
-_FULL = -1
-_NOTHING = -2
-_ALSO = -3
 
 
 def _interval(iv_key: npt.NDArray[np.int64], first_slot: npt.NDArray[np.int32], folio: int,
@@ -65,12 +63,13 @@ def _apply_flushes(tlb: npt.NDArray[np.bool_], cpu: int, fl_cpu: npt.NDArray[np.
     while position < size and fl_time[position] <= until:
         if fl_cpu[position] == cpu:
             folio = fl_folio[position]
-            if folio == _FULL:
+            if folio == FULL:
                 tlb[:] = False
             elif folio >= 0:
                 tlb[folio] = False
-            elif folio <= _ALSO:
-                tlb[_ALSO - folio] = False
+            elif folio <= ALSO:
+                tlb[ALSO - folio] = False
+            # (NOTHING: a delivery to a CPU that was already current invalidates nothing.)
         position += 1
     return position
 
@@ -80,7 +79,7 @@ def _next_delivery(cpu: int, fl_cpu: npt.NDArray[np.int64], fl_folio: npt.NDArra
     """The position of this CPU's next delivery (an IPI: not an ALSO record) from
     ``position`` on, or the end."""
     size = fl_cpu.size
-    while position < size and not (fl_cpu[position] == cpu and fl_folio[position] > _ALSO):
+    while position < size and not (fl_cpu[position] == cpu and fl_folio[position] > ALSO):
         position += 1
     return position
 
@@ -124,7 +123,7 @@ def run_window(cpus: npt.NDArray[np.int64], threads: npt.NDArray[np.int64],
             folio = state[STALLED_ON]
             if folio >= 0:
                 remapped = all_iv_end[state[STALL_INTERVAL]]
-                if remapped == _OPEN:
+                if remapped == OPEN:
                     break
                 resume = max(state[STALL_START] + fault_ns, remapped)
                 if resume >= stop:
