@@ -90,10 +90,8 @@ class UnitTally:
     fallback_folio: int = -1  # batched: the folio the one-by-one sync fallback works on
 
     def start(self, folios: int, pages: int) -> None:
-        """A new unit begins: everything counts from zero."""
-        fresh = UnitTally(active=True, folios=folios, pages=pages)
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(fresh, name))
+        """A new unit begins: everything counts from zero (each field as its default)."""
+        self.__init__(active=True, folios=folios, pages=pages)  # type: ignore[misc]
 
 
 @dataclass
@@ -238,7 +236,8 @@ class TaskBase:
         if not unit.active:
             return
         kind = event.kind
-        fallback = self._in_sync_fallback()
+        s = self.s
+        fallback = s.sync and s.mode is Mode.BATCHED  # _in_sync_fallback(), inlined: per event
         if fallback and event.folio >= 0:
             unit.fallback_folio = event.folio
         if kind is EventKind.UNMAP:
@@ -391,17 +390,28 @@ class TaskBase:
         pages it traces (1: a partial flush of the requested page or PMD, -1: a full flush,
         0: nothing, the CPU is already current). ``request_gen`` is the request's
         new_tlb_gen, or None for a full-flush request (arch_tlbbatch_flush)."""
+        return self.flush_tlb_funcs((cpu,), request_gen)[cpu]
+
+    def flush_tlb_funcs(self, cpus: tuple[int, ...], request_gen: int | None
+                        ) -> dict[int, int]:
+        """flush_tlb_func() on each of ``cpus``, in turn (see above): what each traces."""
         s = self.s
-        local = s.cpu_tlb_gen.get(cpu, 0)
+        gens = s.cpu_tlb_gen
         mm_gen = s.mm_tlb_gen
-        # (A request whose generation the CPU has already reached returns untraced; with one
-        # migrating task sending rounds one after another that cannot happen here.)
-        if local == mm_gen:
-            return 0
-        s.cpu_tlb_gen[cpu] = mm_gen  # both flushes below catch the CPU up to the mm
-        if request_gen is not None and request_gen == local + 1 and request_gen == mm_gen:
-            return 1  # partial: nr_invalidate = one page, or one PMD stride
-        return -1
+        # Partial only for the request that is the mm's latest generation, on a CPU one behind.
+        partial = request_gen is not None and request_gen == mm_gen
+        traced = {}
+        for cpu in cpus:
+            local = gens.get(cpu, 0)
+            # (A request whose generation the CPU has already reached returns untraced; with
+            # one migrating task sending rounds one after another that cannot happen here.)
+            if local == mm_gen:
+                traced[cpu] = 0
+                continue
+            gens[cpu] = mm_gen  # both flushes below catch the CPU up to the mm
+            # partial: nr_invalidate = one page, or one PMD stride
+            traced[cpu] = 1 if partial and request_gen == local + 1 else -1
+        return traced
 
     def flush_round(self, folio: int, send_pages: int, covered: list[int], kind: RoundKind,
                     *, request_gen: int | None) -> Iterator[Event]:
@@ -421,13 +431,14 @@ class TaskBase:
         send_time = s.now
         counters.nr_tlb_remote_flush += 1
         counters.rounds_by_kind[kind.value] += 1  # (an enum index makes numpy probe the class)
-        flush_tlb_func = self.flush_tlb_func
-        plan = machine.round_plan({cpu: flush_tlb_func(cpu, request_gen)
-                                   for cpu in machine.targets})
+        plan = machine.round_plan(self.flush_tlb_funcs(machine.targets, request_gen))
         traced = plan.traced  # in the order the targets handle the IPI
         # What each target invalidated: the folio (a partial flush), FULL or NOTHING.
-        flushed = np.where(plan.traced_array == 1, folio,
-                           np.where(plan.traced_array == 0, NOTHING, FULL))
+        if plan.all_partial:
+            flushed = np.full(len(traced), folio, dtype=np.int64)
+        else:
+            flushed = np.where(plan.traced_array == 1, folio,
+                               np.where(plan.traced_array == 0, NOTHING, FULL))
         s.round_targets, s.round_acked, s.round_pages = plan.targets, 0, send_pages
         s.round_kind, s.round_flushed = kind, []
         # The timeline learns every delivery now: the lazy workload reads it window by window

@@ -38,6 +38,7 @@ class RoundPlan:
     offset_array: npt.NDArray[np.int64]
     traced: tuple[int, ...]  # what each target's flush_tlb_func() does, in handling order
     traced_array: npt.NDArray[np.int64]
+    all_partial: bool  # every target invalidates just the requested entry (traced 1)
 
 
 class Machine:
@@ -136,7 +137,7 @@ class Machine:
         values = key[1]
         plan = RoundPlan(handling, entry_ns, total, np.array(handling, dtype=np.int64),
                          np.array(entry_ns, dtype=np.int64), values,
-                         np.array(values, dtype=np.int64))
+                         np.array(values, dtype=np.int64), all(v == 1 for v in values))
         self._plans[key] = plan
         return plan
 
