@@ -75,12 +75,13 @@ def main() -> int:
     parser.add_argument("--against", metavar="REV", help="measure this commit too, side by side")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from engine import export  # benchmarks/engine.py: `git archive` of a commit
+    from engine import export, warm  # benchmarks/engine.py: `git archive` of a commit
 
     with tempfile.TemporaryDirectory(prefix="migviz-race-") as tmp:
         trees = {"this": ROOT}
         if args.against:
             trees[args.against] = export(args.against, Path(tmp))
+        warm(trees)
         best: dict[str, dict[str, Any]] = {}
         for _ in range(args.repeat):
             for name, tree in trees.items():
