@@ -117,12 +117,10 @@ def run_for(scenario: Scenario, mode: Mode, duration_ns: int,
         "migration": scenario.migration.model_copy(update={"moves": MOVES})})
     engine = Engine(endless, mode, checkpoints=False, history=1)
     on_event = watch(engine) if watch else None
-    # No one reads the IPI receipts one by one: a round's are folded into it (as run_to_end()
-    # does), and the IPIs handled by the end are read off the timeline, where every delivery is
-    # logged at its time.
-    engine.task.fold_receipts = True
+    # No one reads the IPI receipts one by one: a round's are folded into it, and the IPIs
+    # handled by the end are read off the timeline, where every delivery is logged at its time.
     rounds = 0
-    for event in engine.iter_events():
+    for event in engine.iter_events(receipts=False):
         if event.time_ns > duration_ns:
             break  # (its counts are not taken: they come after the test)
         if on_event is not None:

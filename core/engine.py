@@ -313,14 +313,9 @@ class Engine:
         round's IPI receipts are not made one by one; the counters, the event count, the clock
         and the workload are the same either way."""
         before = self.events
-        task = self.task
-        task.fold_receipts = (on_event is None or not receipts) and isinstance(task, MigrationTask)
-        try:
-            for event in self.iter_events():
-                if on_event is not None:
-                    on_event(event)
-        finally:
-            task.fold_receipts = False
+        for event in self.iter_events(receipts=on_event is not None and receipts):
+            if on_event is not None:
+                on_event(event)
         return self.events - before
 
     def catch_up(self) -> None:
@@ -342,21 +337,29 @@ class Engine:
         holders = np.flatnonzero(valid[:, folio] | stale[:, folio])
         return tuple((self.workload.cpus[int(i)], bool(stale[i, folio])) for i in holders)
 
-    def iter_events(self) -> Iterator[Event]:
+    def iter_events(self, *, receipts: bool = True) -> Iterator[Event]:
         """Apply every remaining event, yielding each one as it is applied (headless streaming:
-        the folio table shows that event's effect while the caller looks at it)."""
-        workload = self.workload
-        next_window = workload.horizon + WORKLOAD_WINDOW_NS
-        while True:
-            event = self._next_event()
-            if event is None:
-                break
-            self._apply(event)
-            if self.clock >= next_window:
-                workload.advance_to(self.clock)
-                next_window = self.clock + WORKLOAD_WINDOW_NS
-            yield event
-        self.finish_workload()
+        the folio table shows that event's effect while the caller looks at it). With
+        ``receipts=False`` a migratepages round's IPI receipts are not made one by one: the
+        counters, the event count, the clock and the workload are the same either way (the
+        timeline logs each delivery)."""
+        task = self.task
+        task.fold_receipts = not receipts and isinstance(task, MigrationTask)
+        try:
+            workload = self.workload
+            next_window = workload.horizon + WORKLOAD_WINDOW_NS
+            while True:
+                event = self._next_event()
+                if event is None:
+                    break
+                self._apply(event)
+                if self.clock >= next_window:
+                    workload.advance_to(self.clock)
+                    next_window = self.clock + WORKLOAD_WINDOW_NS
+                yield event
+            self.finish_workload()
+        finally:
+            task.fold_receipts = False
 
     def finish_workload(self) -> None:
         """After the last event: let every stalled thread wake and finish its access."""

@@ -89,10 +89,6 @@ class UnitTally:
     round_done: bool = False  # and whether every target has acknowledged
     fallback_folio: int = -1  # batched: the folio the one-by-one sync fallback works on
 
-    def start(self, folios: int, pages: int) -> None:
-        """A new unit begins: everything counts from zero (each field as its default)."""
-        self.__init__(active=True, folios=folios, pages=pages)  # type: ignore[misc]
-
 
 @dataclass
 class TaskState:
@@ -236,8 +232,7 @@ class TaskBase:
         if not unit.active:
             return
         kind = event.kind
-        s = self.s
-        fallback = s.sync and s.mode is Mode.BATCHED  # _in_sync_fallback(), inlined: per event
+        fallback = self._in_sync_fallback()
         if fallback and event.folio >= 0:
             unit.fallback_folio = event.folio
         if kind is EventKind.UNMAP:

@@ -20,6 +20,7 @@ from core.kernel import (
     Stage,
     Steps,
     TaskBase,
+    UnitTally,
 )
 from core.stats import MigrateStats, Spend
 
@@ -61,7 +62,7 @@ class BatchedPath(TaskBase):
         s.sync = False
         s.pass_ = 0
         pages = sum(self.folios.nr_pages(f) for f in batch)
-        s.unit.start(len(batch), pages)
+        s.unit = UnitTally(active=True, folios=len(batch), pages=pages)  # counts from zero
         yield self._event(EventKind.BATCH_START, pages=pages, arg=len(batch))
         rc = yield from self.migrate_pages_sync(batch)
         s.ret.extend(batch)  # list_splice_tail_init(&folios, &ret_folios)

@@ -11,7 +11,14 @@ from collections.abc import Iterator
 
 from core.events import Errno, Event, EventKind, Phase
 from core.folios import FolioState
-from core.kernel import MIGRATEPAGE_SUCCESS, NR_MAX_MIGRATE_PAGES_RETRY, Stage, Steps, TaskBase
+from core.kernel import (
+    MIGRATEPAGE_SUCCESS,
+    NR_MAX_MIGRATE_PAGES_RETRY,
+    Stage,
+    Steps,
+    TaskBase,
+    UnitTally,
+)
 from core.stats import Spend
 
 
@@ -63,7 +70,7 @@ class SerialPath(TaskBase):
         self._new_phase(Phase.UNMAP)
         is_thp = table.is_pmd_mapped(folio)
         nr_pages = table.nr_pages(folio)
-        s.unit.start(1, nr_pages)
+        s.unit = UnitTally(active=True, folios=1, pages=nr_pages)  # counts from zero
         rc = yield from self.unmap_and_move(folio, force=s.serial_pass > 2)
         stats = s.stats
         if rc == MIGRATEPAGE_SUCCESS:

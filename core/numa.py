@@ -50,7 +50,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from core.events import Event, EventKind, Phase, RoundKind
-from core.folios import PMD_ORDER, FolioState
+from core.folios import FolioState
 from core.kernel import Stage, TaskBase
 from core.scenario import Mode
 from core.stats import MigrateStats, Spend
@@ -434,7 +434,7 @@ class NumaTask(TaskBase):
         self.timeline.copy(folio, now)
         self._push(now, replace(proto, kind=EventKind.COPY, pages=nr, phase=Phase.MOVE,
                                 spend=((Spend.MOVE, costs.move_ns),)))
-        copy_ns = costs.copy_ns(int(table.order[folio]))
+        copy_ns = costs.copy_ns(table.orders[folio])
         remap_ns = costs.remap_pte_ns * ptes
         now += copy_ns + remap_ns
         self.timeline.remap(folio, now, moved=True)
@@ -442,7 +442,7 @@ class NumaTask(TaskBase):
                                 node=node,
                                 spend=((Spend.COPY, copy_ns), (Spend.MOVE, remap_ns))))
         self._push(now, replace(proto, kind=EventKind.MIGRATE_END, pages=nr,
-                                arg=int(table.order[folio] == PMD_ORDER)))
+                                arg=int(pmd)))
         s.numa_busy[folio] = now
         s.numa_node[folio] = node
         return now
@@ -527,8 +527,8 @@ class NumaTask(TaskBase):
             self._new_phase(step.phase)
         node, order, page = -1, 0, -1
         if folio >= 0:
-            node, order, page = int(table.node[folio]), int(table.order[folio]), \
-                int(table.first_page[folio])
+            node, order, page = int(table.node[folio]), table.orders[folio], \
+                table.first_pages[folio]
         serial = step.mode is Mode.SERIAL
         pages = step.pages
         arg = 0 if kind is EventKind.MIGRATE_END else step.arg
