@@ -23,7 +23,7 @@ import numpy as np
 from core.copy import engine as copy_engine
 from core.events import Errno, Event, EventKind, Phase, RoundKind, WaitReason
 from core.flush import flush_model
-from core.folios import FolioState, FolioTable
+from core.folios import PMD_ORDER, FolioState, FolioTable
 from core.scenario import Mode, Scenario
 from core.stats import Counters, MigrateStats, Spend
 from core.timeline import FULL, NOTHING, Timeline
@@ -47,6 +47,10 @@ class Stage(IntEnum):
     BODY = 1  # next unit: a batch (batched) or one folio (serial)
     END = 2  # next unit: mm_migrate_pages and the vm event counts
     DONE = 3
+
+
+_make_event = tuple.__new__
+_NO_THP = (0, 0, 0)
 
 
 def _chance(probability: float, seed: int, *keys: int) -> bool:
@@ -190,6 +194,7 @@ class TaskBase:
         # IPI_RECV events: their counters, sequence numbers and the unit's progress move as if
         # each had been made, and ``folded`` says how many were not (the engine counts them).
         self.fold_receipts = False
+        self.fold_before = 1 << 62  # only rounds that end before this time are folded
         self.folded = 0
         self.s.busy_until = self._isolation_ns(0)
         # Called with the task's clock just before a split rewrites the page -> folio map. The
@@ -211,14 +216,18 @@ class TaskBase:
             table = self.folios
             node, order, page = int(table.node[folio]), table.orders[folio], \
                 table.first_pages[folio]
-        event = Event(
+        serial = s.mode is Mode.SERIAL
+        # (tuple.__new__ with the fields in order: the NamedTuple's keyword-taking constructor
+        # is a third of the cost of making an event.)
+        event = _make_event(Event, (
             s.seq, s.now if time_ns is None else time_ns, kind,
             self.machine.initiator if cpu is None else cpu, folio, pages, arg, s.phase,
-            s.batch if s.mode is Mode.BATCHED else s.units, s.pass_, s.sync, targets, s.move,
-            s.phase_id, (0, 0, 0), node, order, page, pte, round_kind, s.mode is Mode.SERIAL,
-        )
+            s.units if serial else s.batch, s.pass_, s.sync, targets, s.move,
+            s.phase_id, _NO_THP, node, order, page, pte, round_kind, serial,
+        ))
         s.seq += 1
-        self._tally(event)
+        if s.unit.active:
+            self._tally(event)
         return event
 
     def _in_sync_fallback(self) -> bool:
@@ -442,7 +451,7 @@ class TaskBase:
         yield self._event(EventKind.FLUSH_SEND, pages=send_pages, folio=folio,
                           targets=plan.targets, arg=len(plan.targets), round_kind=kind)
         shootdowns = counters.tlb_shootdowns
-        if self.fold_receipts:
+        if self.fold_receipts and send_time + plan.total_ns < self.fold_before:
             received = len(plan.targets)
             s.round_acked, s.round_flushed = received, list(traced)
             counters.nr_tlb_remote_flush_received += received
@@ -480,10 +489,14 @@ class TaskBase:
         remaps follow."""
         s = self.s
         table = self.folios
-        remap_ns = sum(self.costs.remap_pte_ns * self._ptes(folio) for folio in folios)
-        orders = [table.orders[folio] for folio in folios]
-        copy_ns = self.copier.batch_ns(orders) if offload else \
-            sum(self.copier.folio_ns(order) for order in orders)
+        if len(folios) == 1 and not offload:
+            copy_ns = self.copier.folio_ns(table.orders[folios[0]])
+            remap_ns = self.costs.remap_pte_ns * self._ptes(folios[0])
+        else:
+            remap_ns = sum(self.costs.remap_pte_ns * self._ptes(folio) for folio in folios)
+            orders = [table.orders[folio] for folio in folios]
+            copy_ns = self.copier.batch_ns(orders) if offload else \
+                sum(self.copier.folio_ns(order) for order in orders)
         s.busy_until = s.now + copy_ns + remap_ns
         for folio in folios:
             if table.flush_pending[folio]:
@@ -533,5 +546,5 @@ class TaskBase:
 
     def _ptes(self, folio: int) -> int:
         """Page-table entries mapping the folio: one PMD for a THP, else one PTE per page."""
-        table = self.folios
-        return 1 if table.is_pmd_mapped(folio) else table.nr_pages(folio)
+        order = self.folios.orders[folio]
+        return 1 if order == PMD_ORDER else 1 << order

@@ -79,11 +79,18 @@ class Timeline:
         """A migration entry replaces the folio's mapping: accesses without a TLB entry fault."""
         if self.open_interval[folio] >= 0:
             return  # PTE-mapped large folio: later PTEs of the same folio
-        self.iv_folio.append(folio)
-        self.iv_start.append(time_ns)
-        self.iv_copy.append(OPEN)
-        self.iv_moved.append(0)
-        self.open_interval[folio] = self.iv_end.append(OPEN)
+        index = self.iv_end.size  # (the five interval logs always have one length)
+        if index == self.iv_end.data.size:
+            for log in (self.iv_folio, self.iv_start, self.iv_end, self.iv_copy, self.iv_moved):
+                log.data = np.concatenate((log.data, np.zeros_like(log.data)))
+        self.iv_folio.data[index] = folio
+        self.iv_start.data[index] = time_ns
+        self.iv_end.data[index] = OPEN
+        self.iv_copy.data[index] = OPEN
+        self.iv_moved.data[index] = 0
+        for log in (self.iv_folio, self.iv_start, self.iv_end, self.iv_copy, self.iv_moved):
+            log.size = index + 1
+        self.open_interval[folio] = index
 
     def copy(self, folio: int, time_ns: int) -> None:
         """folio_copy() starts: from now on a write through a stale TLB entry is lost."""

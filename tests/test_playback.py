@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from helpers import headless_run
 
+from core.engine import FOREVER, Engine
+from core.events import Event, EventKind
 from core.scenario import Mode, load_scenario
-from tui.lane import Lane
+from tui.lane import FLASH_FRAMES, Lane
 from tui.playback import EARLY_S, GAP_S, MAX_FRAME_S, Playback
+from tui.widgets.frame import EventHistory
 
 FRAME_S = 1 / 30
 RATE_NS = 2_000.0  # simulated ns per wall second at x1
@@ -106,3 +110,52 @@ def test_a_lane_that_lagged_gets_more_of_the_next_frame() -> None:
     assert serial.lagging or batched.lagging
     playback.tick(2 * FRAME_S, [serial, batched], speed=16384.0, frame_no=2)
     assert not (serial.lagging or batched.lagging)
+
+
+@pytest.mark.parametrize(("name", "mode"), [("default", Mode.SERIAL), ("contended", Mode.BATCHED)])
+def test_a_side_that_lags_folds_its_receipts_and_shows_what_each_receipt_would(
+        name: str, mode: Mode) -> None:
+    """A side of the race that lagged last frame folds the IPI receipts of the rounds that end
+    before its target into the round. At every frame it rests where a side making every receipt
+    would rest after as many events, shows nothing early, its sparkline counts the same
+    deliveries at the same times, and the CPUs it flashes are those that took an IPI since the
+    last frame."""
+    scenario = load_scenario(name)
+    lane = Lane(scenario, mode, split=True)
+    receipts: list[tuple[int, int]] = []  # (time, CPU) of every receipt, in order
+    made = Engine(scenario, mode, checkpoints=False, history=1)
+    made.run_to_end(lambda e: receipts.append((e.time_ns, e.cpu))
+                    if e.kind is EventKind.IPI_RECV else None)
+    mirror = Engine(scenario, mode)  # steps event by event, every receipt made
+    shown = EventHistory(rows=False, base_ns=lane.history.base_ns)
+    target, frame, seen, folds = 0.0, 0, 0, 0
+    while not lane.engine.done:
+        frame += 1
+        target += 15_000
+        lane.lagging = True  # as if the last frame lagged: this one folds
+        before = lane.engine.events
+        applied = lane.advance(target, 0.0, float("inf"), frame)
+        engine = lane.engine
+        folds += engine.events - before - applied
+        last = engine.last_event
+        assert last is None or last.time_ns <= target or engine.done  # nothing shown early
+        count = engine.events
+        if mirror.events < count:
+            mirror.run_until(FOREVER, lambda e: e.seq + 1 >= count)  # noqa: B023 (called now)
+        assert (mirror.events, mirror.last_event) == (engine.events, last)
+        assert mirror.counters.tlb_shootdowns.tolist() == engine.counters.tlb_shootdowns.tolist()
+        assert mirror.task.s.unit == engine.task.s.unit
+        received = engine.counters.nr_tlb_remote_flush_received
+        assert received == mirror.counters.nr_tlb_remote_flush_received
+        new = receipts[seen:received]
+        shown.extend(Event(i, time, EventKind.IPI_RECV, cpu) for i, (time, cpu) in enumerate(new))
+        seen = received
+        assert lane.history.ipi_total() == received
+        bucket = lane.history.base_ns
+        assert lane.history.ipi_buckets(engine.clock, bucket, 64) == \
+            shown.ipi_buckets(engine.clock, bucket, 64)
+        flashed = {cpu for cpu, until in lane.flash_until.items()
+                   if until == frame + FLASH_FRAMES}
+        assert flashed == {cpu for _, cpu in new}
+    assert folds > 0, "no receipt was folded"
+    assert lane.engine.summary() == made.summary()

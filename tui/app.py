@@ -67,7 +67,7 @@ SPARK_SPAN = 48  # buckets the whole run should fit in (the sparkline rescales i
 # While the engine cannot keep up (the top speeds), a frame is drawn at most this often: reading
 # the views and repainting take ~140 ms in split view, so drawing every tick left the engine half
 # of the time, and a key waited for the whole of a long tick.
-LAGGING_FRAME_S = 0.35
+LAGGING_FRAME_S = 0.5
 LOAD_COMPILED_AFTER_S = 1.0  # after the first screen: numba's import holds the GIL a while
 
 

@@ -9,9 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from core.engine import FOREVER, Engine, EngineView
 from core.events import Event, EventKind
+from core.migrate import MigrationTask
 from core.scenario import Mode, Scenario
+from core.timeline import ALSO
 from core.tlb import Machine
 from tui.screens.inspect import FolioReport
 from tui.widgets.frame import EventHistory, Frame
@@ -25,7 +29,7 @@ def spark_base_ns(machine: Machine) -> int:
     return max(machine.full_round.total_ns, 200)
 
 
-SPLIT_CHECKPOINT_EVERY = 1500  # a race's lane: a step back replays at most this many events
+SPLIT_CHECKPOINT_EVERY = 4000  # a race's lane: a step back replays at most this many events
 DEADLINE_EVERY = 64  # events between two looks at the wall clock while advancing
 
 
@@ -43,12 +47,25 @@ class Lane:
                              checkpoint_every=SPLIT_CHECKPOINT_EVERY) if split \
             else Engine(scenario, mode)
         self.history = EventHistory(rows=not split, base_ns=spark_base_ns(self.engine.machine))
+        # A side of the race that cannot keep up folds each round's IPI receipts into the round
+        # (the screen skips those instants anyway); its sparkline and CPU flashes then come
+        # from the deliveries the timeline logs, which is where the receipts come from.
+        self.deliveries = DeliveryLog(self.engine) if split and \
+            isinstance(self.engine.task, MigrationTask) and self.engine.task.flusher.interrupts \
+            else None
         self.flash_until: dict[int, int] = {}
         self.next_at: int | None = None  # a long event lies ahead at this time (not shown yet)
         self.lagging = False
+        self.lagging_before = False  # the advance before the last one lagged
         self.hit: Event | None = None  # the breakpoint event the last advance() stopped at
 
     def record(self, events: list[Event], frame_no: int) -> None:
+        if self.deliveries is not None:
+            times, cpus = self.deliveries.read()
+            self.history.add_ipis(times)
+            for cpu in set(cpus.tolist()):
+                self.flash_until[cpu] = frame_no + FLASH_FRAMES
+            return
         self.history.extend(events)
         for event in events:
             if event.kind is EventKind.IPI_RECV:
@@ -81,7 +98,7 @@ class Lane:
         replayed once simulated time reaches it.
         """
         engine = self.engine
-        self.lagging = False
+        self.lagging_before, self.lagging = self.lagging, False
         self.hit = None
         if engine.done or engine.clock >= target:
             return 0
@@ -109,8 +126,11 @@ class Lane:
                 return True
             return False
 
+        # Fold receipts only while the side lags (it did last frame): at speeds it keeps up
+        # with, every receipt is an instant the screen may rest on.
+        receipts = not (self.lagging_before and stop is None and self.deliveries is not None)
         while engine.clock < target and not engine.done and self.hit is None:
-            applied += engine.run_until(int(target) + 1, enough)
+            applied += engine.run_until(int(target) + 1, enough, receipts=receipts)
             if out_of_time:
                 self.lagging = engine.clock < target
                 break
@@ -180,3 +200,34 @@ class Lane:
             numa=view.numa,
             migrating_cpu=next((cpu for cpu, f in enumerate(view.cpu_migrating) if f == folio), -1),
         )
+
+
+class DeliveryLog:
+    """Reads a migratepages engine's IPI deliveries off its timeline as they are handled.
+
+    The timeline logs a round's deliveries when it is sent, in the order its receipts come
+    (one round after another: one migrating task), so the first N deliveries logged are the N
+    receipts handled, folded or made one by one: ``nr_tlb_remote_flush_received`` says how many.
+    Only for a mechanism that interrupts (a broadcast logs records that are not deliveries, and
+    may insert them before others)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.position = 0  # timeline records read
+        self.seen = 0  # deliveries among them
+
+    def read(self) -> tuple[np.ndarray, np.ndarray]:
+        """(times, CPUs) of the deliveries handled since the last read."""
+        engine = self.engine
+        handled = engine.counters.nr_tlb_remote_flush_received
+        if handled <= self.seen:
+            return _NONE, _NONE
+        timeline = engine.timeline
+        deliveries = np.flatnonzero(timeline.fl_folio.view(self.position) > ALSO)
+        taken = deliveries[: handled - self.seen] + self.position
+        self.position = int(taken[-1]) + 1
+        self.seen = handled
+        return timeline.fl_time.data[taken], timeline.fl_cpu.data[taken]
+
+
+_NONE = np.zeros(0, dtype=np.int64)

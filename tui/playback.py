@@ -17,8 +17,8 @@ from tui.pace import Pace
 FRAME_BUDGET_S = 0.012  # engine work per frame before the simulation is allowed to lag
 EARLY_S = 0.5  # an event may be shown this much (wall time) before its simulated time
 GAP_S = 1.5  # a wait for the next event longer than this (wall time) is fast-forwarded
-MAX_FRAME_S = 0.1  # a longer wall-clock gap between frames (a stall) counts as this much
-BEHIND_BUDGET_S = 0.1  # engine work per tick while a lane lags (the app then draws less often)
+MAX_FRAME_S = 0.5  # a longer wall-clock gap between frames (a stall) counts as this much
+BEHIND_BUDGET_S = 0.2  # engine work per tick while a lane lags (the app then draws less often)
 
 
 @dataclass(frozen=True, slots=True)

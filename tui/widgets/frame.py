@@ -165,6 +165,12 @@ class EventHistory:
             self._ipi_time[k:need] = [e.time_ns for e in ipis]
             self._ipi_n = need
 
+    def add_ipis(self, times: npt.NDArray[np.int64]) -> None:
+        """Count IPI deliveries at these times (a history without rows: split view)."""
+        if self._histogram is None:
+            raise ValueError("a history with rows keeps IPIs from their events")
+        self._histogram.add(times)
+
     def _grow(self, extra: int) -> None:
         need = self._n + extra
         size = self._cols["seq"].size
