@@ -19,6 +19,7 @@ from enum import IntEnum
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from core.copy import engine as copy_engine
 from core.events import Errno, Event, EventKind, Phase, RoundKind, WaitReason
@@ -438,11 +439,8 @@ class TaskBase:
         plan = machine.round_plan(self.flush_tlb_funcs(machine.targets, request_gen))
         traced = plan.traced  # in the order the targets handle the IPI
         # What each target invalidated: the folio (a partial flush), FULL or NOTHING.
-        if plan.all_partial:
-            flushed = np.full(len(traced), folio, dtype=np.int64)
-        else:
-            flushed = np.where(plan.traced_array == 1, folio,
-                               np.where(plan.traced_array == 0, NOTHING, FULL))
+        flushed: int | npt.NDArray[np.int64] = folio if plan.all_partial else \
+            np.where(plan.traced_array == 1, folio, np.where(plan.traced_array == 0, NOTHING, FULL))
         s.round_targets, s.round_acked, s.round_pages = plan.targets, 0, send_pages
         s.round_kind, s.round_flushed = kind, []
         # The timeline learns every delivery now: the lazy workload reads it window by window
@@ -455,7 +453,7 @@ class TaskBase:
             received = len(plan.targets)
             s.round_acked, s.round_flushed = received, list(traced)
             counters.nr_tlb_remote_flush_received += received
-            shootdowns[plan.target_array] += 1  # (targets are distinct)
+            shootdowns += plan.target_mask
             s.seq += received
             self.folded += received
             if s.unit.active and not self._in_sync_fallback():

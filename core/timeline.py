@@ -45,8 +45,9 @@ class GrowArray:
         self.size += 1
         return self.size - 1
 
-    def extend(self, values: npt.NDArray[np.int64]) -> None:
-        need = self.size + values.size
+    def extend(self, values: int | npt.NDArray[np.int64], count: int = 0) -> None:
+        """Append ``values``, or ``count`` copies of one int."""
+        need = self.size + (values.size if isinstance(values, np.ndarray) else count)
         if need > self.data.size:
             grown = np.zeros(max(need, 2 * self.data.size), dtype=np.int64)
             grown[: self.size] = self.data[: self.size]
@@ -116,13 +117,15 @@ class Timeline:
         np.maximum.at(started, self.iv_folio.view()[done], self.iv_start.view()[done])
         return started
 
-    def flush_round(self, plan: RoundPlan, flushed: npt.NDArray[np.int64], send_time: int) -> None:
+    def flush_round(self, plan: RoundPlan, flushed: int | npt.NDArray[np.int64],
+                    send_time: int) -> None:
         """Every target of a shootdown round handles its IPI: ``flushed`` says, per target, the
-        folio whose entry it invalidated, FULL, or NOTHING (a delivery all the same)."""
+        folio whose entry it invalidated, FULL, or NOTHING (a delivery all the same); one int:
+        every target the same."""
         count = plan.target_array.size
         if count:
             self.fl_cpu.extend(plan.target_array)
-            self.fl_folio.extend(flushed)
+            self.fl_folio.extend(flushed, count)
             self.fl_time.extend(send_time + plan.offset_array)
 
     def deliveries(self, until: int) -> int:

@@ -39,6 +39,7 @@ class RoundPlan:
     traced: tuple[int, ...]  # what each target's flush_tlb_func() does, in handling order
     traced_array: npt.NDArray[np.int64]
     all_partial: bool  # every target invalidates just the requested entry (traced 1)
+    target_mask: npt.NDArray[np.int64]  # per CPU of the machine: 1 if a target (they are distinct)
 
 
 class Machine:
@@ -137,7 +138,8 @@ class Machine:
         values = key[1]
         plan = RoundPlan(handling, entry_ns, total, np.array(handling, dtype=np.int64),
                          np.array(entry_ns, dtype=np.int64), values,
-                         np.array(values, dtype=np.int64), all(v == 1 for v in values))
+                         np.array(values, dtype=np.int64), all(v == 1 for v in values),
+                         np.bincount(np.array(handling, dtype=np.int64), minlength=self.cpus))
         self._plans[key] = plan
         return plan
 

@@ -54,6 +54,7 @@ class Lane:
             isinstance(self.engine.task, MigrationTask) and self.engine.task.flusher.interrupts \
             else None
         self.flash_until: dict[int, int] = {}
+        self._done_view: tuple[Engine, EngineView] | None = None
         self.next_at: int | None = None  # a long event lies ahead at this time (not shown yet)
         self.lagging = False
         self.lagging_before = False  # the advance before the last one lagged
@@ -146,6 +147,18 @@ class Lane:
         self.record(applied, frame_no)
         return len(applied)
 
+    def _view(self) -> EngineView:
+        """The engine's view; a finished run's is read once (the race goes on beside it)."""
+        engine = self.engine
+        cached = self._done_view
+        if cached is not None and cached[0] is engine and engine.done \
+                and cached[1].events == engine.events \
+                and cached[1].pending_mode == engine.pending_mode:
+            return cached[1]
+        view = engine.view()
+        self._done_view = (engine, view) if view.done else None
+        return view
+
     def flash_changes(self, frame_no: int) -> bool:
         """Whether a CPU's IPI flash ends at this frame (the panel must repaint)."""
         return any(until == frame_no - 1 for until in self.flash_until.values())
@@ -154,7 +167,7 @@ class Lane:
               now_ns: int, bucket_ns: int, selected: int, frame_no: int,
               fast_forward: bool = False, achieved_ns: float | None = None,
               behind: bool = False, marks: frozenset[str] = frozenset()) -> Frame:
-        view = self.engine.view()
+        view = self._view()
         if clock_ns is None or view.done:
             clock_ns = view.clock_ns
         flash = {cpu for cpu, until in self.flash_until.items() if until >= frame_no} \
