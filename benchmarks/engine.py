@@ -60,6 +60,16 @@ def _time_workload() -> list[float]:
     return spent
 
 
+def tune_as_migviz_does() -> None:
+    """The `migviz` command tunes the garbage collector before it runs a command: so does a
+    measurement (trees from before core.engine.tune_collector run with the default)."""
+    from core import engine
+
+    tune = getattr(engine, "tune_collector", None)
+    if tune is not None:
+        tune()
+
+
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
     """Measure one case in this process: an engine run ("engine") or a CLI command ("cli"); or
     ("warm") load the tree's compiled code once, so that no timed run pays for compiling it."""
@@ -76,6 +86,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
 
         scenario = load_scenario(case["scenario"], case["overrides"])
         engine = Engine(scenario, Mode(case["mode"]), checkpoints=False, history=1)
+        tune_as_migviz_does()
         workload_s = _time_workload()
         start = time.perf_counter()
         engine.run_to_end()
@@ -88,6 +99,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
                 "workload_s": workload_s[0], "peak_mb": _peak_mb()}
     from tui.cli import main
 
+    tune_as_migviz_does()
     out = io.StringIO()
     start = time.perf_counter()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):

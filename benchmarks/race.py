@@ -29,8 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def play(scenario: str, seconds: float, size: tuple[int, int], to_end: bool = False
          ) -> dict[str, Any]:
     """In this process, against the tree first on sys.path."""
+    from engine import tune_as_migviz_does  # benchmarks/engine.py
+
     from core.scenario import load_scenario
     from tui.app import SPEEDS, MigvizApp
+    tune_as_migviz_does()
 
     result: dict[str, Any] = {}
 

@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.engine import tune_collector  # noqa: E402
 from core.scenario import Mode, load_scenario  # noqa: E402
 from tui.lane import Lane  # noqa: E402
 
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     scenario = load_scenario(args.scenario)
+    tune_collector()  # as the `migviz` command does
     started = time.perf_counter()
     lanes = (Lane(scenario, Mode.SERIAL, split=True), Lane(scenario, Mode.BATCHED, split=True))
     before = rss_mb()

@@ -19,6 +19,7 @@ access runs first (the access waits for it).
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -228,6 +229,9 @@ def compiled() -> Callable[..., int]:
             function = njit(cache=True, nogil=True)(run_window)
             function(*_one_access())
             _compiled = function
+            # numba's import leaves ~75,000 objects that live as long as the process: no
+            # garbage collection need walk them again (see core.engine.tune_collector).
+            gc.freeze()
     return _compiled
 
 

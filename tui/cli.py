@@ -32,7 +32,7 @@ from core.bench import (
     sweep,
 )
 from core.breakpoints import Breakpoint
-from core.engine import Engine
+from core.engine import Engine, tune_collector
 from core.errors import InputError
 from core.perfetto import write_perfetto
 from core.scenario import (
@@ -466,8 +466,15 @@ def _break_kind(text: str) -> Breakpoint:
     raise argparse.ArgumentTypeError(f"'{text}' is not a breakpoint kind (kinds: {kinds}){hint}")
 
 
+def console() -> int:
+    """The `migviz` console script: a process of its own, so the garbage collector is tuned for
+    the engine (core.engine.tune_collector) before the command runs."""
+    tune_collector()
+    return main()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `migviz` console script; returns the exit code."""
+    """Run one command (``argv``: the command line's words); returns the exit code."""
     try:
         code = _main(argv)
     except (ScenarioError, UsageError, OutputPathError, InputError) as err:
@@ -821,4 +828,4 @@ def _scenarios(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(console())
