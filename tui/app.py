@@ -65,8 +65,8 @@ ROUND_ON_SCREEN_S = 1.2  # at ×1 one full shootdown round stays this long on sc
 SPEEDS = tuple(2.0**k for k in range(-4, 15))  # ×1/16 … ×16384, in doublings
 SPARK_SPAN = 48  # buckets the whole run should fit in (the sparkline rescales in doublings)
 # While the engine cannot keep up (the top speeds), a frame is drawn at most this often: reading
-# the views and repainting take ~140 ms in split view, so drawing every tick left the engine half
-# of the time, and a key waited for the whole of a long tick.
+# the views and repainting split view take ~60-90 ms, so drawing every tick left the engine half
+# of the time, and a key waited for the whole of a long tick (a key now shows in 0.1-0.5 s).
 LAGGING_FRAME_S = 0.5
 LOAD_COMPILED_AFTER_S = 1.0  # after the first screen: numba's import holds the GIL a while
 

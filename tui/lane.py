@@ -40,9 +40,10 @@ class Lane:
         """``split``: a side of the race, which is never stepped back or inspected: it keeps
         two checkpoints (enough to hold back an event that lies ahead) and no event rows."""
         self.scenario = scenario
-        # A side of the race steps back only to hold back one event that lies ahead: a
-        # checkpoint every 1,500 events is enough (a replay of ~50 ms), and copying the run's
-        # state (the threads' TLBs, the folio list) every 400 was a sixth of its engine's time.
+        # A side of the race steps back only to hold back one event that lies ahead, which it
+        # does only while it keeps up: a checkpoint every 4,000 events is enough (a replay of
+        # tens of ms), and copying the run's state (the threads' TLBs, the folio list) every
+        # 400 was a sixth of its engine's time.
         self.engine = Engine(scenario, mode, max_checkpoints=2,
                              checkpoint_every=SPLIT_CHECKPOINT_EVERY) if split \
             else Engine(scenario, mode)

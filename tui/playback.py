@@ -17,7 +17,10 @@ from tui.pace import Pace
 FRAME_BUDGET_S = 0.012  # engine work per frame before the simulation is allowed to lag
 EARLY_S = 0.5  # an event may be shown this much (wall time) before its simulated time
 GAP_S = 1.5  # a wait for the next event longer than this (wall time) is fast-forwarded
-MAX_FRAME_S = 0.5  # a longer wall-clock gap between frames (a stall) counts as this much
+# A longer wall-clock gap between frames (a stall) counts as this much. At least a lagging tick
+# and its frame: at 0.1 s, the race's shared clock moved a third of the asked speed however much
+# the engine could do.
+MAX_FRAME_S = 0.5
 BEHIND_BUDGET_S = 0.2  # engine work per tick while a lane lags (the app then draws less often)
 
 
