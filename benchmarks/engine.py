@@ -210,8 +210,10 @@ def print_table(rows: list[dict[str, Any]], names: list[str], repeat: int) -> No
     for row in rows:
         this = row["this"]
         share = f"{this['workload_s'] / this['wall_s']:.0%}" if "workload_s" in this else ""
-        line = (f"{row['case']:<{width}}{this['wall_s']:>9.2f}{share:>9}"
-                f"{this.get('events_per_s', 0):>11,}{this.get('sim_ns_per_wall_ns', 0):>10.4f}"
+        # A command (bench, sweep) reports no events or simulated time: blank, not zero.
+        rate = f"{this['events_per_s']:,}" if "events_per_s" in this else "-"
+        sim = f"{this['sim_ns_per_wall_ns']:.4f}" if "sim_ns_per_wall_ns" in this else "-"
+        line = (f"{row['case']:<{width}}{this['wall_s']:>9.2f}{share:>9}{rate:>11}{sim:>10}"
                 f"{this['peak_mb']:>9.0f}")
         if len(names) == 2:
             other = row[names[1]]
