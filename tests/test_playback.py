@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import headless_run
 
-from core.engine import FOREVER, Engine
+from core.engine import FOREVER, Engine, EngineView
 from core.events import Event, EventKind
 from core.scenario import Mode, load_scenario
 from tui.lane import FLASH_FRAMES, Lane
@@ -159,3 +159,23 @@ def test_a_side_that_lags_folds_its_receipts_and_shows_what_each_receipt_would(
         assert flashed == {cpu for _, cpu in new}
     assert folds > 0, "no receipt was folded"
     assert lane.engine.summary() == made.summary()
+
+
+def test_a_finished_lanes_view_is_read_once_and_a_step_back_reads_it_again() -> None:
+    """A finished run's view does not change while the race goes on beside it: the lane reads
+    it once. Stepping back (or on again) gives a fresh one."""
+    lane = Lane(load_scenario("tiny"), Mode.SERIAL)
+
+    def view_now() -> EngineView:
+        return lane.frame(clock_ns=None, playing=False, speed=1.0, rate_ns=1.0, now_ns=0,
+                          bucket_ns=1000, selected=0, frame_no=0).view
+
+    lane.engine.run_to_end()
+    end = view_now()
+    assert end.done and view_now() is end
+    lane.engine.back(1)
+    before = view_now()
+    assert not before.done and before.events == end.events - 1
+    lane.engine.run_to_end()
+    again = view_now()
+    assert again.done and again is not end and again.events == end.events
