@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -317,12 +318,9 @@ class Engine:
         run never rests between two receipts before ``time_ns`` (rounds that reach past it are
         made receipt by receipt, so the run still stops at the first event at or after it)."""
         applied: list[Event] = []
-        task = self.task
-        task.fold_receipts = not receipts and isinstance(task, MigrationTask)
-        task.fold_before = time_ns
-        try:
+        with self._receipts_folded(None if receipts else time_ns):
             while self.clock < time_ns:
-                if task.s.busy_until > time_ns:
+                if self.task.s.busy_until > time_ns:
                     self.clock = time_ns
                     break
                 event = self._next_event()
@@ -332,10 +330,19 @@ class Engine:
                 applied.append(event)
                 if stop is not None and stop(event):
                     break
-        finally:
-            task.fold_receipts = False
-            task.fold_before = FOREVER
         return applied
+
+    @contextmanager
+    def _receipts_folded(self, before: int | None) -> Iterator[None]:
+        """While inside: a migratepages round that ends before ``before`` (None: no round)
+        folds its IPI receipts into its FLUSH_DONE (TaskBase.fold_before)."""
+        task = self.task
+        if isinstance(task, MigrationTask) and before is not None:
+            task.fold_before = before
+        try:
+            yield
+        finally:
+            task.fold_before = -1
 
     def run_to_end(self, on_event: Callable[[Event], None] | None = None, *,
                    receipts: bool = True) -> int:
@@ -374,9 +381,7 @@ class Engine:
         ``receipts=False`` a migratepages round's IPI receipts are not made one by one: the
         counters, the event count, the clock and the workload are the same either way (the
         timeline logs each delivery)."""
-        task = self.task
-        task.fold_receipts = not receipts and isinstance(task, MigrationTask)
-        try:
+        with self._receipts_folded(None if receipts else FOREVER):
             workload = self.workload
             next_window = workload.horizon + WORKLOAD_WINDOW_NS
             while True:
@@ -389,8 +394,6 @@ class Engine:
                     next_window = self.clock + WORKLOAD_WINDOW_NS
                 yield event
             self.finish_workload()
-        finally:
-            task.fold_receipts = False
 
     def finish_workload(self) -> None:
         """After the last event: let every stalled thread wake and finish its access."""

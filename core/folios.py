@@ -74,6 +74,11 @@ class FolioTable:
         """A PMD-sized THP is mapped by one PMD (one TLB entry, one immediate flush)."""
         return self.orders[folio] == PMD_ORDER
 
+    def ptes(self, folio: int) -> int:
+        """Page-table entries mapping the folio: one PMD for a THP, else one PTE per page."""
+        order = self.orders[folio]
+        return 1 if order == PMD_ORDER else 1 << order
+
     def flushed(self, folios: list[int]) -> None:
         """A flush covering ``folios`` has completed: no stale entries are left, and those
         unmapped are now flushed (safe to copy)."""

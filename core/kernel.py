@@ -24,7 +24,7 @@ import numpy.typing as npt
 from core.copy import engine as copy_engine
 from core.events import Errno, Event, EventKind, Phase, RoundKind, WaitReason
 from core.flush import flush_model
-from core.folios import PMD_ORDER, FolioState, FolioTable
+from core.folios import FolioState, FolioTable
 from core.scenario import Mode, Scenario
 from core.stats import Counters, MigrateStats, Spend
 from core.timeline import FULL, NOTHING, Timeline
@@ -191,11 +191,11 @@ class TaskBase:
         self.flusher = flush_model(self)
         self.copier = copy_engine(self.costs, scenario.migration.copy_engine)
         self.s = TaskState(mode=mode)
-        # Headless runs that look at no event (run_to_end() without a callback) fold a round's
-        # IPI_RECV events: their counters, sequence numbers and the unit's progress move as if
-        # each had been made, and ``folded`` says how many were not (the engine counts them).
-        self.fold_receipts = False
-        self.fold_before = 1 << 62  # only rounds that end before this time are folded
+        # Runs that look at no IPI receipt (headless, or a race's side that lags) fold the
+        # IPI_RECV events of every round that ends before ``fold_before`` (-1: none): their
+        # counters, sequence numbers and the unit's progress move as if each had been made, and
+        # ``folded`` says how many were not (the engine counts them).
+        self.fold_before = -1
         self.folded = 0
         self.s.busy_until = self._isolation_ns(0)
         # Called with the task's clock just before a split rewrites the page -> folio map. The
@@ -203,6 +203,11 @@ class TaskBase:
         # must be classified against the unsplit THP, whatever window they are simulated in.
         self.before_split: Callable[[int], None] | None = None
 
+
+    @property
+    def fold_receipts(self) -> bool:
+        """Whether some rounds now fold their IPI receipts (see fold_before)."""
+        return self.fold_before >= 0
 
     def _new_phase(self, phase: Phase) -> None:
         self.s.phase = phase
@@ -449,7 +454,7 @@ class TaskBase:
         yield self._event(EventKind.FLUSH_SEND, pages=send_pages, folio=folio,
                           targets=plan.targets, arg=len(plan.targets), round_kind=kind)
         shootdowns = counters.tlb_shootdowns
-        if self.fold_receipts and send_time + plan.total_ns < self.fold_before:
+        if send_time + plan.total_ns < self.fold_before:
             received = len(plan.targets)
             s.round_acked, s.round_flushed = received, list(traced)
             counters.nr_tlb_remote_flush_received += received
@@ -543,6 +548,4 @@ class TaskBase:
         return attempt + (1 << 20 if move else 0)
 
     def _ptes(self, folio: int) -> int:
-        """Page-table entries mapping the folio: one PMD for a THP, else one PTE per page."""
-        order = self.folios.orders[folio]
-        return 1 if order == PMD_ORDER else 1 << order
+        return self.folios.ptes(folio)

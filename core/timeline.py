@@ -39,8 +39,7 @@ class GrowArray:
         self.size = 0
 
     def append(self, value: int) -> int:
-        if self.size == self.data.size:
-            self.data = np.concatenate((self.data, np.zeros_like(self.data)))
+        self.reserve(self.size + 1)
         self.data[self.size] = value
         self.size += 1
         return self.size - 1
@@ -48,12 +47,16 @@ class GrowArray:
     def extend(self, values: int | npt.NDArray[np.int64], count: int = 0) -> None:
         """Append ``values``, or ``count`` copies of one int."""
         need = self.size + (values.size if isinstance(values, np.ndarray) else count)
+        self.reserve(need)
+        self.data[self.size : need] = values
+        self.size = need
+
+    def reserve(self, need: int) -> None:
+        """Room for ``need`` values (at least doubling, for amortised O(1) appends)."""
         if need > self.data.size:
             grown = np.zeros(max(need, 2 * self.data.size), dtype=np.int64)
             grown[: self.size] = self.data[: self.size]
             self.data = grown
-        self.data[self.size : need] = values
-        self.size = need
 
     def view(self, start: int = 0, stop: int | None = None) -> npt.NDArray[np.int64]:
         return self.data[start : self.size if stop is None else stop]
@@ -71,6 +74,7 @@ class Timeline:
         self.iv_end = GrowArray()
         self.iv_copy = GrowArray()  # when folio_copy() started in that interval (OPEN: not yet)
         self.iv_moved = GrowArray()  # 1 if the interval ended with a remap to the new folio
+        self._intervals = (self.iv_folio, self.iv_start, self.iv_end, self.iv_copy, self.iv_moved)
         self.open_interval = np.full(folio_capacity, -1, dtype=np.int64)
         self.fl_cpu = GrowArray()
         self.fl_folio = GrowArray()  # the folio flushed, FULL, or NOTHING
@@ -80,16 +84,17 @@ class Timeline:
         """A migration entry replaces the folio's mapping: accesses without a TLB entry fault."""
         if self.open_interval[folio] >= 0:
             return  # PTE-mapped large folio: later PTEs of the same folio
-        index = self.iv_end.size  # (the five interval logs always have one length)
+        # (The five interval logs always have one length: one check, then plain writes.)
+        index = self.iv_end.size
         if index == self.iv_end.data.size:
-            for log in (self.iv_folio, self.iv_start, self.iv_end, self.iv_copy, self.iv_moved):
-                log.data = np.concatenate((log.data, np.zeros_like(log.data)))
+            for log in self._intervals:
+                log.reserve(index + 1)
         self.iv_folio.data[index] = folio
         self.iv_start.data[index] = time_ns
         self.iv_end.data[index] = OPEN
         self.iv_copy.data[index] = OPEN
         self.iv_moved.data[index] = 0
-        for log in (self.iv_folio, self.iv_start, self.iv_end, self.iv_copy, self.iv_moved):
+        for log in self._intervals:
             log.size = index + 1
         self.open_interval[folio] = index
 
@@ -164,7 +169,7 @@ class Timeline:
 
     def restore(self, mark: Mark) -> None:
         """Forget everything after a checkpoint."""
-        for log in (self.iv_folio, self.iv_start, self.iv_end, self.iv_copy, self.iv_moved):
+        for log in self._intervals:
             log.truncate(mark.intervals)
         for log in (self.fl_cpu, self.fl_folio, self.fl_time):
             log.truncate(mark.flushes)
