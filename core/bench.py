@@ -117,20 +117,17 @@ def run_for(scenario: Scenario, mode: Mode, duration_ns: int,
         "migration": scenario.migration.model_copy(update={"moves": MOVES})})
     engine = Engine(endless, mode, checkpoints=False, history=1)
     on_event = watch(engine) if watch else None
-    # No one reads the IPI receipts one by one: a round's are folded into it, and the IPIs
-    # handled by the end are read off the timeline, where every delivery is logged at its time.
-    rounds = 0
-    for event in engine.iter_events(receipts=False):
-        if event.time_ns > duration_ns:
-            break  # (its counts are not taken: they come after the test)
-        if on_event is not None:
-            on_event(event)
-        if event.kind is EventKind.FLUSH_SEND:
-            rounds += 1
-    ipis = engine.timeline.deliveries(duration_ns)
+    # No one looks at the events one by one (run_headless): the rounds sent by the end are
+    # counted as each is sent (one FLUSH_SEND each), and the IPIs handled by then are read off
+    # the timeline, where every delivery is logged at its time.
+    engine.run_headless(duration_ns, on_event)
+    rounds = int(engine.counters.rounds_by_kind.sum())
     pages = engine.pages_done()
-    if engine.last_event is not None and engine.last_event.time_ns > duration_ns:
-        pages -= _after_cut(engine.last_event)
+    last = engine.last_event
+    if last is not None and last.time_ns > duration_ns:  # its counts come after the test
+        rounds -= last.kind is EventKind.FLUSH_SEND
+        pages -= _after_cut(last)
+    ipis = engine.timeline.deliveries(duration_ns)
     engine.workload.advance_to(duration_ns)
     work = engine.workload.stats()
     seconds = duration_ns / 1e9

@@ -8,6 +8,7 @@ deterministic. Headless runs use the same code with checkpoints and history turn
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -245,9 +246,17 @@ class Engine:
     def pending_mode(self) -> Mode | None:
         return self.task.s.pending_mode
 
-    def _next_event(self) -> Event | None:
+    def _next_event(self, bulk: Callable[[], tuple[int, Event] | None] | None = None
+                    ) -> Event | None:
+        """The next event, made (not yet applied). ``bulk`` (a headless run's) may make the
+        next units at once: it returns how many events that made and the last one."""
         while True:
             if self._unit is None:
+                if bulk is not None:
+                    made = bulk()
+                    if made is not None:
+                        self.events += made[0] - 1  # the last is applied by the caller
+                        return made[1]
                 if self._use_checkpoints:
                     self._maybe_checkpoint()
                 self._unit = self.task.next_unit()
@@ -346,15 +355,54 @@ class Engine:
 
     def run_to_end(self, on_event: Callable[[Event], None] | None = None, *,
                    receipts: bool = True) -> int:
-        """Run every remaining event (headless); returns how many were applied. When no one
-        looks at the receipts (no ``on_event``, or ``receipts=False``: a progress display) a
-        round's IPI receipts are not made one by one; the counters, the event count, the clock
-        and the workload are the same either way."""
+        """Run every remaining event (headless); returns how many were applied. With
+        ``on_event`` (and ``receipts``) each event is passed to it as it is applied. Otherwise
+        no one looks at the events one by one, and the run goes as fast as it can
+        (run_headless): ``on_event`` with ``receipts=False`` is a progress display, which sees
+        an event now and then. The counters, the event count, the clock and the workload are
+        the same either way."""
         before = self.events
-        for event in self.iter_events(receipts=on_event is not None and receipts):
-            if on_event is not None:
+        if on_event is not None and receipts:
+            for event in self.iter_events():
                 on_event(event)
+        else:
+            self.run_headless(on_progress=on_event)
         return self.events - before
+
+    def run_headless(self, until_ns: int = FOREVER,
+                     on_progress: Callable[[Event], None] | None = None) -> None:
+        """Apply every event up to ``until_ns`` and the first one after it; with no limit, every
+        remaining event, then let the stalled threads finish (finish_workload). No one looks at
+        the events one by one, so they need not all be made:
+
+        - a migratepages round's IPI receipts are folded into its FLUSH_DONE;
+        - units on the plain path are made at once as arrays (MigrationTask.skip_ahead), except
+          in an engine that keeps checkpoints to step back to.
+
+        The counters, the event count, the clock, the folio table, the timeline and the
+        workload end exactly as if every event had been made one by one; ``recent`` holds the
+        events that were. ``on_progress`` sees the last event of each bulk step and every event
+        made one by one. The workload is simulated up to ``until_ns`` at most."""
+        task = self.task
+        bulk = None
+        if isinstance(task, MigrationTask) and not self._use_checkpoints:
+            bulk = functools.partial(task.skip_ahead, until_ns)
+        with self._receipts_folded(FOREVER):
+            workload = self.workload
+            next_window = workload.horizon + WORKLOAD_WINDOW_NS
+            while True:
+                event = self._next_event(bulk)
+                if event is None:
+                    break
+                self._apply(event)
+                if self.clock >= next_window:
+                    workload.advance_to(min(self.clock, until_ns))
+                    next_window = self.clock + WORKLOAD_WINDOW_NS
+                if on_progress is not None:
+                    on_progress(event)
+                if event.time_ns > until_ns:
+                    return
+            self.finish_workload()
 
     def catch_up(self) -> None:
         """Simulate the workload up to the clock now (a view would do it anyway): lets a caller

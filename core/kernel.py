@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from core.copy import engine as copy_engine
 from core.events import Errno, Event, EventKind, Phase, RoundKind, WaitReason
-from core.flush import flush_model
+from core.flush import X86Ipi, flush_model
 from core.folios import FolioState, FolioTable
 from core.scenario import Mode, Scenario
 from core.stats import Counters, MigrateStats, Spend
@@ -203,6 +203,39 @@ class TaskBase:
         # must be classified against the unsplit THP, whatever window they are simulated in.
         self.before_split: Callable[[int], None] | None = None
 
+
+    def _plain_steps(self) -> bool:
+        """Whether every folio ahead takes the plain path, so that a headless run may make its
+        steps in bulk (MigrationTask.skip_ahead): no coin can fire (locked at once, no
+        writeback, no extra reference, no -ENOMEM), every flush is sent, by IPIs with x86's TLB
+        generations, to a mask with CPUs other than the initiator."""
+        policy = self.policy
+        return (type(self.flusher) is X86Ipi and not policy.skip_flush
+                and self.machine.has_remote_cpus and policy.enomem <= 0
+                and policy.contention <= 0 and policy.writeback <= 0
+                and policy.move_contention <= 0)
+
+    def _moved_in_bulk(self, folios: list[int], unmaps: npt.NDArray[np.int64],
+                       copies: npt.NDArray[np.int64], remaps: npt.NDArray[np.int64]) -> None:
+        """Base folios unmapped, flushed, copied and remapped, made at once: the folio table,
+        the timeline's intervals and the attempts, as the plain path leaves them."""
+        s = self.s
+        table = self.folios
+        ids = np.asarray(folios, dtype=np.int64)
+        table.state[ids] = FolioState.REMAPPED
+        table.node[ids] = s.dst
+        table.unmapped[ids] = False
+        table.flush_pending[ids] = False
+        self.timeline.add_moves(ids, unmaps, copies, remaps)
+        attempts = s.attempts
+        for folio in folios:
+            attempts[folio] = attempts.get(folio, 0) + 1
+
+    def _book_in_bulk(self, spends: dict[Spend, int]) -> None:
+        """Book the time of bulk steps (see _spend); the clock is set by the caller."""
+        time_ns = self.counters.time_ns
+        for where, ns in spends.items():
+            time_ns[where] += ns
 
     @property
     def fold_receipts(self) -> bool:

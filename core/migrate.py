@@ -21,6 +21,9 @@ from core.migrate_serial import SerialPath
 from core.scenario import Mode
 from core.stats import MigrateStats, Spend
 
+# Folios made at once by skip_ahead() (or one batch, if larger): a few ms of simulated time.
+BULK_FOLIOS = 1024
+
 
 class MigrationTask(BatchedPath, SerialPath):
     """migratepages: do_migrate_pages() → migrate_to_node() → migrate_pages(), move after move."""
@@ -46,6 +49,19 @@ class MigrationTask(BatchedPath, SerialPath):
             s.stage = Stage.END
             return self._end_call()
         return self._serial_unit(folio)
+
+    def skip_ahead(self, until_ns: int) -> tuple[int, Event] | None:
+        """For a headless run that looks at no event but the last: the next units made at once
+        as arrays, when they take the plain path and end by ``until_ns`` (serial folios or
+        whole batches, up to BULK_FOLIOS folios, or one batch). Returns how many events that
+        made and the last one, or None when the next unit must be made step by step
+        (next_unit())."""
+        s = self.s
+        if s.stage is not Stage.BODY or s.pending_mode is not None or not self._plain_steps():
+            return None
+        if s.mode is Mode.BATCHED:
+            return self._plain_batches(until_ns, BULK_FOLIOS)
+        return self._plain_folios(until_ns, BULK_FOLIOS)
 
     def _switch_mode(self, mode: Mode) -> None:
         """A toggle lands between units: the rest of this call's list goes the new way."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from core.events import Errno, Event, EventKind, Phase
+import numpy as np
+
+from core.events import Errno, Event, EventKind, Phase, RoundKind
 from core.folios import FolioState
 from core.kernel import (
     MIGRATEPAGE_SUCCESS,
@@ -23,6 +25,7 @@ from core.kernel import (
     UnitTally,
 )
 from core.stats import MigrateStats, Spend
+from core.timeline import FULL
 
 
 class BatchedPath(TaskBase):
@@ -53,6 +56,91 @@ class BatchedPath(TaskBase):
                 break
         s.from_pos = end
         return s.from_list[start:end]
+
+    def _plain_batches(self, until_ns: int, most: int) -> tuple[int, Event] | None:
+        """The next batches, as many as hold at most ``most`` folios (one at least), if every
+        folio in them is a base folio on the plain path (see _plain_steps) and each batch ends
+        (its last REMAP) by ``until_ns`` with its receipts folded, made at once as arrays:
+        per batch, unmap all with the flush deferred, one full-flush round, move all. The same
+        steps, times, counters and logs as _batch_unit() batch after batch. Returns the events
+        made and the last one (a REMAP), or None when the next batch must take _batch_unit()."""
+        s = self.s
+        if self.copier.batched:
+            return None  # the copy-offload series: one batched copy, then the remaps
+        limit = self.policy.batch_pages  # base pages, so folios here (_cut_batch())
+        ahead = s.from_list[s.from_pos : s.from_pos + max(limit, most // limit * limit)]
+        orders = self.folios.orders
+        for index, folio in enumerate(ahead):
+            if orders[folio]:
+                ahead = ahead[: index // limit * limit]  # whole batches before it
+                break
+        if not ahead:
+            return None
+        machine = self.machine
+        plan = machine.full_round  # every target is behind by the batch's deferred PTEs
+        costs = self.costs
+        unmap_ns = costs.alloc_ns + costs.lock_ns + costs.unmap_pte_ns  # a folio's unmap
+        copy_ns = self.copier.folio_ns(0)
+        move_ns = costs.move_ns + copy_ns + costs.remap_pte_ns  # a folio's move
+        sizes = np.full(-(-len(ahead) // limit), limit, dtype=np.int64)
+        sizes[-1] = len(ahead) - limit * (sizes.size - 1)
+        lengths = sizes * (unmap_ns + move_ns) + plan.total_ns
+        ends = s.now + np.cumsum(lengths)
+        # Batches that end by until_ns and whose rounds fold (ending before fold_before).
+        batches = int(np.searchsorted(ends, min(until_ns, self.fold_before - 1), side="right"))
+        if not batches:
+            return None
+        sizes, ends = sizes[:batches], ends[:batches]
+        starts = ends - lengths[:batches]
+        sends = starts + sizes * unmap_ns
+        count = int(sizes.sum())
+        folios = ahead[:count]
+        batch = np.repeat(np.arange(batches), sizes)
+        place = np.arange(count, dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        unmaps = starts[batch] + (place + 1) * unmap_ns
+        copies = sends[batch] + plan.total_ns + costs.move_ns + place * move_ns
+        remaps = copies + copy_ns + costs.remap_pte_ns
+        self._moved_in_bulk(folios, unmaps, copies, remaps)
+        self.timeline.flush_rounds(plan, np.full(batches, FULL, dtype=np.int64), sends)
+        attempts = s.attempts
+        for folio in folios:  # migrate_folio_move()'s attempts
+            attempts[~folio] = attempts.get(~folio, 0) + 1
+        received = len(machine.targets)
+        counters = self.counters
+        counters.batches += batches
+        counters.passes += batches
+        counters.batch_flush_rounds += batches
+        counters.nr_tlb_remote_flush += batches
+        counters.rounds_by_kind[RoundKind.BATCH.value] += batches
+        counters.nr_tlb_remote_flush_received += batches * received
+        counters.tlb_shootdowns += batches * plan.target_mask
+        self._book_in_bulk({Spend.PREPARE: count * (costs.alloc_ns + costs.lock_ns),
+                            Spend.UNMAP: count * costs.unmap_pte_ns,
+                            Spend.FLUSH: batches * plan.total_ns,
+                            Spend.MOVE: count * (costs.move_ns + costs.remap_pte_ns),
+                            Spend.COPY: count * copy_ns})
+        s.mm_tlb_gen += count
+        for cpu in machine.targets:
+            s.cpu_tlb_gen[cpu] = s.mm_tlb_gen
+        s.stats.nr_succeeded += count
+        s.from_pos += count
+        s.batch += batches
+        s.phase_id += 4 * batches  # per batch: IDLE, UNMAP, FLUSH, MOVE
+        s.pass_ = 1
+        s.sync = False
+        s.phase = Phase.MOVE
+        s.round_pages = -1
+        s.now = s.busy_until = int(ends[-1])
+        # Per batch: BATCH_START, per folio UNMAP, COPY and REMAP, then FLUSH_SEND, a receipt
+        # per target and FLUSH_DONE. The last REMAP is made as _remap() makes it, with the
+        # last batch's tally just before it.
+        events = 3 * count + batches * (3 + received)
+        s.seq += events - 1
+        last = int(sizes[-1])
+        s.unit = UnitTally(active=True, folios=last, pages=last, unmapped=last, moved=last - 1,
+                           rounds=1, round_targets=received, round_acked=received,
+                           round_full=True, round_done=True)
+        return events, self._event(EventKind.REMAP, folio=folios[-1], pages=1)
 
     def _batch_unit(self, batch: list[int]) -> Iterator[Event]:
         s = self.s

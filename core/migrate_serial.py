@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from core.events import Errno, Event, EventKind, Phase
+import numpy as np
+
+from core.events import Errno, Event, EventKind, Phase, RoundKind
 from core.folios import FolioState
 from core.kernel import (
     MIGRATEPAGE_SUCCESS,
@@ -98,6 +100,76 @@ class SerialPath(TaskBase):
             stats.nr_thp_failed += is_thp
             table.state[folio] = FolioState.FAILED
             s.ret.append(folio)
+
+    def _plain_folios(self, until_ns: int, most: int) -> tuple[int, Event] | None:
+        """Up to ``most`` base folios ahead in this pass, each on the plain path of
+        unmap_and_move() (see _plain_steps), made at once as arrays: all of them if each ends
+        (its REMAP) by ``until_ns`` and folds its receipts. The same steps, times, counters and
+        logs as _serial_unit() one folio after another. Returns the events made and the last
+        one (a REMAP), or None when the next folio must take _serial_unit()."""
+        s = self.s
+        table = self.folios
+        machine = self.machine
+        targets = machine.targets
+        gens = s.cpu_tlb_gen
+        mm_gen = s.mm_tlb_gen
+        if any(gens.get(cpu, 0) != mm_gen for cpu in targets):
+            return None  # a target is behind: the next round is not a partial flush
+        # Each round: the next generation, which every target is one behind (flush_tlb_func()).
+        plan = machine.round_plan(dict.fromkeys(targets, 1))
+        costs = self.costs
+        prepare = costs.alloc_ns + costs.lock_ns
+        copy_ns = self.copier.folio_ns(0)
+        remap_ns = costs.remap_pte_ns
+        unmapped = prepare + costs.unmap_pte_ns  # from the folio's start to its unmap (the send)
+        span = unmapped + plan.total_ns + costs.move_ns + copy_ns + remap_ns
+        start = s.now
+        most = min(most, (until_ns - start) // span, (self.fold_before - 1 - start) // span)
+        folios = s.from_list[s.from_pos : s.from_pos + max(most, 0)]
+        orders = table.orders
+        count = 0
+        for folio in folios:
+            if orders[folio]:
+                break
+            count += 1
+        if not count:
+            return None
+        folios = folios[:count]
+        unmaps = start + unmapped + span * np.arange(count, dtype=np.int64)
+        copies = unmaps + plan.total_ns + costs.move_ns
+        remaps = copies + copy_ns + remap_ns
+        self._moved_in_bulk(folios, unmaps, copies, remaps)
+        self.timeline.flush_rounds(plan, np.asarray(folios, dtype=np.int64), unmaps)
+        received = len(targets)
+        counters = self.counters
+        counters.nr_tlb_remote_flush += count
+        counters.rounds_by_kind[RoundKind.PTE.value] += count
+        counters.nr_tlb_remote_flush_received += count * received
+        counters.tlb_shootdowns += count * plan.target_mask
+        self._book_in_bulk({Spend.PREPARE: count * prepare,
+                            Spend.UNMAP: count * costs.unmap_pte_ns,
+                            Spend.FLUSH: count * plan.total_ns,
+                            Spend.MOVE: count * (costs.move_ns + remap_ns),
+                            Spend.COPY: count * copy_ns})
+        s.mm_tlb_gen += count
+        for cpu in targets:
+            gens[cpu] = s.mm_tlb_gen
+        s.stats.nr_succeeded += count
+        s.from_pos += count
+        s.units += count
+        s.phase_id += count
+        s.pass_ = s.serial_pass + 1
+        s.sync = True
+        s.phase = Phase.MOVE
+        s.round_pages = 1
+        s.now = s.busy_until = int(remaps[-1])
+        # Per folio: FLUSH_SEND, a receipt per target, FLUSH_DONE, UNMAP, COPY and REMAP; the
+        # last REMAP is made as _remap() makes it, with the unit's tally just before it.
+        events = count * (5 + received)
+        s.seq += events - 1
+        s.unit = UnitTally(active=True, folios=1, pages=1, unmapped=1, rounds=1,
+                           round_targets=received, round_acked=received, round_done=True)
+        return events, self._event(EventKind.REMAP, folio=folios[-1], pages=1)
 
     def unmap_and_move(self, folio: int, *, force: bool) -> Steps:
         """6.2 __unmap_and_move(): lock, unmap with a flush per PTE, copy, remap, unlock.

@@ -113,6 +113,17 @@ class Timeline:
             self.iv_moved.data[index] = int(moved)
             self.open_interval[folio] = -1
 
+    def add_moves(self, folios: npt.NDArray[np.int64], starts: npt.NDArray[np.int64],
+                  copies: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> None:
+        """The whole intervals of folios migrated one after another, made at once (a headless
+        run's bulk steps): each unmapped at its start, copied from its copy time and remapped
+        to its new folio at its end, as unmap(), copy() and remap() would log them."""
+        self.iv_folio.extend(folios)
+        self.iv_start.extend(starts)
+        self.iv_end.extend(ends)
+        self.iv_copy.extend(copies)
+        self.iv_moved.extend(1, folios.size)
+
     def last_move(self, capacity: int, until: int) -> npt.NDArray[np.int64]:
         """Per folio: when the latest interval that ended with a move by ``until`` began (its
         unmap), or -1. A TLB entry filled before that still maps the old folio."""
@@ -132,6 +143,16 @@ class Timeline:
             self.fl_cpu.extend(plan.target_array)
             self.fl_folio.extend(flushed, count)
             self.fl_time.extend(send_time + plan.offset_array)
+
+    def flush_rounds(self, plan: RoundPlan, folios: npt.NDArray[np.int64],
+                     send_times: npt.NDArray[np.int64]) -> None:
+        """Rounds of one plan sent one after another, made at once (a headless run's bulk
+        steps): round i's targets each invalidate ``folios[i]``, as flush_round() logs it."""
+        count = plan.target_array.size
+        if count and folios.size:
+            self.fl_cpu.extend(np.tile(plan.target_array, folios.size))
+            self.fl_folio.extend(np.repeat(folios, count))
+            self.fl_time.extend((send_times[:, np.newaxis] + plan.offset_array).ravel())
 
     def deliveries(self, until: int) -> int:
         """IPIs handled by ``until`` (inclusive): the records that are deliveries, every

@@ -6,7 +6,8 @@ One line on standard error, redrawn in place with a carriage return, e.g.::
 
 It appears only when standard error is a terminal and a run has gone on for DELAY_S seconds,
 and it is blanked when the runs end (or are interrupted), so pipes, files and quick runs never
-see it. The wall clock is read once every EVERY events, so watching costs a counter per event.
+see it. The wall clock is read once every EVERY events, so watching costs a comparison per
+event.
 """
 
 from __future__ import annotations
@@ -98,12 +99,13 @@ class Progress:
             moves, folios, unit = scenario.numa.passes, 0, "scan pass"
         else:
             unit = "move"
-        count = 0
+        look = every  # the engine's event count at the next look (a headless run that makes
+        # events in bulk passes only some of them: their count is the engine's, not the calls')
 
         def on_event(event: Event) -> None:
-            nonlocal count
-            count += 1
-            if count % every == 0:
+            nonlocal look
+            if engine.events >= look:
+                look = engine.events + every
                 if unit != "move":
                     event = event._replace(move=event.pass_)
                 self._tick(label, run, moves, folios, engine.clock, event, unit)
