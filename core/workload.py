@@ -33,6 +33,7 @@ from core.tlb import Machine
 
 KEY_SHIFT = 40  # folio * 2**40 + time: ~18 minutes of simulated time per folio key
 BLOCK = 4096  # accesses per random block
+KEEP_BLOCKS = 8  # blocks kept per thread (~37 KB each)
 
 
 @dataclass(slots=True)
@@ -104,8 +105,9 @@ class Workload:
         self.stalls = GrowArray()
         self._dummy = np.zeros((count, 1), dtype=np.int64)  # last_k or fill when not tracked
         self._first_slot = np.full(folios.capacity, -1, dtype=np.int32)  # run_window's scratch
-        self._blocks: dict[tuple[int, int], tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]]
-        self._blocks = {}
+        # Per thread: its blocks of draws drawn and still ahead of it, by block number.
+        self._blocks: list[dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]]]
+        self._blocks = [{} for _ in self.cpus]
 
     @property
     def stalled_on(self) -> npt.NDArray[np.int64]:
@@ -218,7 +220,7 @@ class Workload:
         clone.stalls = GrowArray(self.stalls.data.size)
         clone.stalls.data[: self.stalls.size] = self.stalls.view()
         clone.stalls.size = self.stalls.size
-        clone._blocks = {}
+        clone._blocks = [{} for _ in self.cpus]
         return clone
 
     # ------------------------------------------------------------------------------------------
@@ -262,9 +264,15 @@ class Workload:
         the page each touches and whether it writes."""
         position = first
         end = first + pages.size
+        blocks = self._blocks[thread]
+        # A thread's accesses only go forward: blocks behind this one are never read again.
+        # (Windows draw for more accesses than a thread makes: the blocks past its next access
+        # are kept, so that each block is drawn once.)
+        for behind in [block for block in blocks if block < first // BLOCK]:
+            del blocks[behind]
         while position < end:
             block = position // BLOCK
-            data = self._blocks.get((thread, block))
+            data = blocks.get(block)
             if data is None:
                 generator = np.random.Generator(
                     np.random.Philox(key=[self.seed & 0xFFFFFFFFFFFFFFFF, (thread << 40) | block])
@@ -273,9 +281,9 @@ class Workload:
                     generator.integers(0, self.folios.total_pages, BLOCK, dtype=np.int64),
                     generator.random(BLOCK) < self.write_ratio,
                 )
-                if len(self._blocks) > 8 * len(self.cpus) + 8:
-                    self._blocks.clear()
-                self._blocks[(thread, block)] = data
+                if len(blocks) >= KEEP_BLOCKS:  # a long window: its first blocks are copied
+                    del blocks[min(blocks)]
+                blocks[block] = data
             lo = position - block * BLOCK
             hi = min(BLOCK, end - block * BLOCK)
             into = position - first
