@@ -152,12 +152,14 @@ class MigvizApp(ThemedApp):
         self.last_frame: Frame | None = None
         self.breakpoints = BreakpointChoice(frozenset(breakpoints), None)
         self._keymap = dict(keymap or {})
-        self._user_theme = user_theme
         self._first_tour = tour
         self.tour: TourPlayer | None = None
         self._start_split = split or versus is not None
         self._start_big = big
         self.demo = Demo(self)  # x, C, g, m and ': their state and actions
+        # The theme is chosen before the stylesheet is first parsed and applied: chosen once
+        # mounted, it had every widget styled twice before the first screen.
+        self._theme_known = self.use_theme(theme, user_theme)
 
     # ------------------------------------------------------------------------------------------
     # Building
@@ -184,7 +186,7 @@ class MigvizApp(ThemedApp):
     def on_mount(self) -> None:
         if self._keymap:
             self.set_keymap(self._keymap)
-        if not self.use_theme(self._theme_name, self._user_theme):
+        if not self._theme_known:
             wanted = self._theme_name
             self.notify(f"unknown theme '{wanted}'; using {DEFAULT_THEME}. Themes: "
                         + ", ".join(sorted(self.available_themes)), severity="error")
