@@ -377,7 +377,9 @@ class Engine:
 
         - a migratepages round's IPI receipts are folded into its FLUSH_DONE;
         - units on the plain path are made at once as arrays (MigrationTask.skip_ahead), except
-          in an engine that keeps checkpoints to step back to.
+          in an engine that keeps checkpoints to step back to;
+        - in such an engine too, the timeline forgets the flush records the workload has read
+          (Timeline.forget_flushes): memory does not grow with every IPI of a long run.
 
         The counters, the event count, the clock, the folio table, the timeline and the
         workload end exactly as if every event had been made one by one; ``recent`` holds the
@@ -385,8 +387,10 @@ class Engine:
         made one by one. The workload is simulated up to ``until_ns`` at most."""
         task = self.task
         bulk = None
+        forget = False  # Timeline.forget_flushes
         if isinstance(task, MigrationTask) and not self._use_checkpoints:
             bulk = functools.partial(task.skip_ahead, until_ns)
+            forget = True
         with self._receipts_folded(FOREVER):
             workload = self.workload
             next_window = workload.horizon + WORKLOAD_WINDOW_NS
@@ -398,6 +402,8 @@ class Engine:
                 if self.clock >= next_window:
                     workload.advance_to(min(self.clock, until_ns))
                     next_window = self.clock + WORKLOAD_WINDOW_NS
+                    if forget:
+                        self.timeline.forget_flushes(workload.fl_ptr)
                 if on_progress is not None:
                     on_progress(event)
                 if event.time_ns > until_ns:

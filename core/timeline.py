@@ -15,6 +15,8 @@ import numpy.typing as npt
 
 from core.tlb import RoundPlan
 
+# A headless run forgets the flush records its workload has read, this many at a time.
+FORGET_FLUSHES = 1 << 16
 OPEN = np.iinfo(np.int64).max  # end time of an interval whose folio is still unmapped
 FULL = -1  # folio column of a full flush
 NOTHING = -2  # folio column of a delivery that flushed nothing (the CPU was already current)
@@ -30,17 +32,19 @@ def flushed_folios(column: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
 
 
 class GrowArray:
-    """An append-only int64 array with amortised O(1) appends."""
+    """An append-only int64 array with amortised O(1) appends, whose first elements may be
+    forgotten: element i lives at ``data[i - base]``, and indices never change."""
 
-    __slots__ = ("data", "size")
+    __slots__ = ("data", "size", "base")
 
     def __init__(self, capacity: int = 1024) -> None:
         self.data = np.zeros(max(capacity, 16), dtype=np.int64)
-        self.size = 0
+        self.size = 0  # elements appended, forgotten ones included
+        self.base = 0  # elements forgotten
 
     def append(self, value: int) -> int:
         self.reserve(self.size + 1)
-        self.data[self.size] = value
+        self.data[self.size - self.base] = value
         self.size += 1
         return self.size - 1
 
@@ -48,25 +52,40 @@ class GrowArray:
         """Append ``values``, or ``count`` copies of one int."""
         need = self.size + (values.size if isinstance(values, np.ndarray) else count)
         self.reserve(need)
-        self.data[self.size : need] = values
+        self.data[self.size - self.base : need - self.base] = values
         self.size = need
 
     def reserve(self, need: int) -> None:
         """Room for ``need`` values (at least doubling, for amortised O(1) appends)."""
-        if need > self.data.size:
-            grown = np.zeros(max(need, 2 * self.data.size), dtype=np.int64)
-            grown[: self.size] = self.data[: self.size]
+        if need - self.base > self.data.size:
+            grown = np.zeros(max(need - self.base, 2 * self.data.size), dtype=np.int64)
+            grown[: self.size - self.base] = self.data[: self.size - self.base]
             self.data = grown
 
-    def view(self, start: int = 0, stop: int | None = None) -> npt.NDArray[np.int64]:
-        return self.data[start : self.size if stop is None else stop]
+    def view(self, start: int | None = None, stop: int | None = None) -> npt.NDArray[np.int64]:
+        """Elements ``start`` (the first not forgotten: None) to ``stop`` (the end: None)."""
+        start = self.base if start is None else start
+        if start < self.base:
+            raise IndexError(f"elements before {self.base} are forgotten")
+        return self.data[start - self.base : (self.size if stop is None else stop) - self.base]
 
     def truncate(self, size: int) -> None:
+        if size < self.base:
+            raise IndexError(f"elements before {self.base} are forgotten")
         self.size = size
+
+    def forget(self, before: int) -> None:
+        """Forget the elements before index ``before``: the rest move to the front of ``data``,
+        which keeps its size (a log read as it grows then needs no more than its peak)."""
+        kept = self.size - before
+        self.data[:kept] = self.data[before - self.base : self.size - self.base]
+        self.base = before
 
 
 class Timeline:
-    """Migration-entry intervals and per-CPU flushes, in time order."""
+    """Migration-entry intervals and per-CPU flushes, in time order. Intervals are never
+    forgotten (the task and the workload index their logs' ``data`` directly); flush records
+    may be, once read (forget_flushes)."""
 
     def __init__(self, folio_capacity: int) -> None:
         self.iv_folio = GrowArray()
@@ -79,6 +98,10 @@ class Timeline:
         self.fl_cpu = GrowArray()
         self.fl_folio = GrowArray()  # the folio flushed, FULL, or NOTHING
         self.fl_time = GrowArray()
+        # Flush records forgotten (forget_flushes): the deliveries among them, and the time of
+        # the last one.
+        self.forgotten_deliveries = 0
+        self.forgotten_until = -1
 
     def unmap(self, folio: int, time_ns: int) -> None:
         """A migration entry replaces the folio's mapping: accesses without a TLB entry fault."""
@@ -156,9 +179,27 @@ class Timeline:
 
     def deliveries(self, until: int) -> int:
         """IPIs handled by ``until`` (inclusive): the records that are deliveries, every
-        target's of every round (a partial flush's further folios are not)."""
+        target's of every round (a partial flush's further folios are not). Forgotten records
+        count; ``until`` must not come before the last of them."""
+        if until < self.forgotten_until:
+            raise ValueError(f"flush records up to {self.forgotten_until} ns are forgotten")
+        base = self.fl_time.base
         count = int(np.searchsorted(self.fl_time.view(), until, side="right"))
-        return int(np.count_nonzero(self.fl_folio.view(0, count) > ALSO))
+        return self.forgotten_deliveries + int(
+            np.count_nonzero(self.fl_folio.view(base, base + count) > ALSO))
+
+    def forget_flushes(self, before: int) -> None:
+        """Forget the flush records before index ``before``, once there are FORGET_FLUSHES of
+        them: a headless run that keeps no checkpoints forgets what its workload has read, so
+        that its memory does not grow with every IPI of the run. deliveries() counts them."""
+        log = self.fl_time
+        if before - log.base < FORGET_FLUSHES:
+            return
+        self.forgotten_deliveries += int(
+            np.count_nonzero(self.fl_folio.view(log.base, before) > ALSO))
+        self.forgotten_until = int(log.view(before - 1, before)[0])
+        for flushes in (self.fl_cpu, self.fl_folio, self.fl_time):
+            flushes.forget(before)
 
     def insert_flushes(self, cpus: npt.NDArray[np.int64], folios: npt.NDArray[np.int64],
                        times: npt.NDArray[np.int64]) -> None:
@@ -172,7 +213,7 @@ class Timeline:
         if not times.size:
             return
         logged = self.fl_time.view()
-        cut = int(np.searchsorted(logged, times[0], side="right"))
+        cut = self.fl_time.base + int(np.searchsorted(logged, times[0], side="right"))
         tail = [log.view(cut).copy() for log in (self.fl_cpu, self.fl_folio, self.fl_time)]
         merged_time = np.concatenate((tail[2], times))
         merged = np.argsort(merged_time, kind="stable")

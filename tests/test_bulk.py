@@ -14,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_engine_properties import SETTINGS, scenarios
 
+import core.timeline
+from core.bench import run_for
 from core.engine import Engine
 from core.events import Event
 from core.scenario import Mode, Scenario, load_scenario
@@ -53,8 +55,9 @@ def in_bulk(scenario: Scenario, mode: Mode | None = None, until: int | None = No
     return engine, made
 
 
-def state(engine: Engine) -> dict[str, Any]:
-    """Everything the two runs must agree on, but the workload (see assert_same)."""
+def state(engine: Engine, forgotten: int) -> dict[str, Any]:
+    """Everything the two runs must agree on, but the workload (see assert_same); the flush
+    records from ``forgotten`` on (a headless run forgets those its workload has read)."""
     table = engine.folios
     timeline: Timeline = engine.timeline
     counters = {f.name: getattr(engine.counters, f.name) for f in fields(engine.counters)}
@@ -65,13 +68,15 @@ def state(engine: Engine) -> dict[str, Any]:
                      for k, v in counters.items()},
         **{f"table.{name}": getattr(table, name)[: table.count].tolist() for name in TABLE},
         "table.orders": table.orders, "table.count": table.count,
-        **{f"timeline.{name}": getattr(timeline, name).view().tolist() for name in LOGS},
+        **{f"timeline.{name}": getattr(timeline, name).view(
+            forgotten if name.startswith("fl_") else 0).tolist() for name in LOGS},
         "timeline.open": timeline.open_interval.tolist(),
     }
 
 
 def assert_same(bulk: Engine, single: Engine, *, workload: bool = True) -> None:
-    expected, got = state(single), state(bulk)
+    forgotten = bulk.timeline.fl_time.base
+    expected, got = state(single, forgotten), state(bulk, forgotten)
     for key in expected:
         assert got[key] == expected[key], key
     if workload:
@@ -125,3 +130,33 @@ def test_what_is_not_plain_is_made_one_by_one(name: str) -> None:
         bulk, made = in_bulk(scenario, mode)
         assert not made
         assert_same(bulk, one_by_one(scenario, mode))
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_a_headless_run_forgets_the_flush_records_its_workload_has_read(
+        monkeypatch: pytest.MonkeyPatch, mode: Mode) -> None:
+    """Memory does not grow with every IPI of the run: the records the workload has read are
+    forgotten (here every 64), and everything else is as if they were kept."""
+    monkeypatch.setattr(core.timeline, "FORGET_FLUSHES", 64)
+    scenario = load_scenario("pmbench-2s", ["memory.folios=[{order=0, count=3000}]",
+                                            "migration.batch_pages=4"])  # 1,500 rounds
+    bulk, _ = in_bulk(scenario, mode)
+    single = one_by_one(scenario, mode)
+    kept, every = bulk.timeline, single.timeline
+    assert kept.fl_time.base > 0 and kept.fl_time.data.size < every.fl_time.size // 2
+    for name in ("fl_cpu", "fl_folio", "fl_time"):
+        assert np.array_equal(getattr(kept, name).view(),
+                              getattr(every, name).view(getattr(kept, name).base))
+    for until in (kept.forgotten_until, kept.forgotten_until + 5_000, bulk.clock):
+        assert kept.deliveries(until) == every.deliveries(until)
+    with pytest.raises(ValueError, match="forgotten"):
+        kept.deliveries(kept.forgotten_until - 1)
+    assert bulk.summary() == single.summary()
+
+
+def test_bench_counts_the_same_when_records_are_forgotten(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    scenario = load_scenario("pmbench-2s", ["memory.folios=[{order=0, count=2000}]"])
+    kept = [run_for(scenario, mode, 30_000_000).as_json() for mode in Mode]
+    monkeypatch.setattr(core.timeline, "FORGET_FLUSHES", 64)
+    assert [run_for(scenario, mode, 30_000_000).as_json() for mode in Mode] == kept

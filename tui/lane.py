@@ -237,11 +237,11 @@ class DeliveryLog:
         if handled <= self.seen:
             return _NONE, _NONE
         timeline = engine.timeline
-        deliveries = np.flatnonzero(timeline.fl_folio.view(self.position) > ALSO)
-        taken = deliveries[: handled - self.seen] + self.position
-        self.position = int(taken[-1]) + 1
+        start = self.position
+        taken = np.flatnonzero(timeline.fl_folio.view(start) > ALSO)[: handled - self.seen]
+        self.position = start + int(taken[-1]) + 1
         self.seen = handled
-        return timeline.fl_time.data[taken], timeline.fl_cpu.data[taken]
+        return timeline.fl_time.view(start)[taken], timeline.fl_cpu.view(start)[taken]
 
 
 _NONE = np.zeros(0, dtype=np.int64)
