@@ -87,7 +87,7 @@ def _next_delivery(cpu: int, fl_cpu: npt.NDArray[np.int64], fl_folio: npt.NDArra
 
 def run_window(cpus: npt.NDArray[np.int64], threads: npt.NDArray[np.int64],
                tlb: npt.NDArray[np.bool_],
-               use_last_k: bool, last_k: npt.NDArray[np.int64], use_fill: bool,
+               use_last_k: bool, last_k: npt.NDArray[np.int32], k_base: int, use_fill: bool,
                fill: npt.NDArray[np.int64], page_folio: npt.NDArray[np.int32],
                pages: npt.NDArray[np.int64], writes: npt.NDArray[np.bool_],
                fl_cpu: npt.NDArray[np.int64], fl_folio: npt.NDArray[np.int64],
@@ -102,7 +102,8 @@ def run_window(cpus: npt.NDArray[np.int64], threads: npt.NDArray[np.int64],
     ``threads[i]`` is thread i's state (NEXT_K ...): every IPI before the window has been
     handled (or slept through) already, and every one in it is still to come. Row i of
     ``pages`` and ``writes`` holds thread i's draws from its NEXT_K on; of ``tlb``, ``last_k``
-    and ``fill`` its TLB, when each entry was last used (in accesses) and when it was filled.
+    and ``fill`` its TLB, when each entry was last used (in accesses, less ``k_base``) and when
+    it was filled.
     The fl_* arrays are the window's flush records, in time order; the iv_* arrays its
     intervals, sorted by folio << shift | start; ``all_iv_end`` every interval's end (a stall
     waits on an interval by its index in the whole log). ``first_slot`` is scratch, one -1 per
@@ -134,7 +135,7 @@ def run_window(cpus: npt.NDArray[np.int64], threads: npt.NDArray[np.int64],
                 if use_fill:
                     fill[i, folio] = resume
                 if use_last_k:
-                    last_k[i, folio] = k - 1
+                    last_k[i, folio] = k - 1 - k_base
                 totals[ACCESSES] += 1
                 totals[TLB_MISSES] += 1
                 totals[STALLS] += 1
@@ -160,7 +161,8 @@ def run_window(cpus: npt.NDArray[np.int64], threads: npt.NDArray[np.int64],
                 raise ValueError("more accesses in the window than were drawn")
             folio = int(page_folio[pages[i, k - first_k]])
             applied = _apply_flushes(row, cpu, fl_cpu, fl_folio, fl_time, applied, t)
-            held = row[folio] and (not use_last_k or k - last_k[i, folio] <= capacity)
+            held = row[folio] and (not use_last_k
+                                   or k - k_base - int(last_k[i, folio]) <= capacity)
             slot = _interval(iv_key, first_slot, folio, t, shift)
             unmapped = slot >= 0 and t < iv_end[slot]
             if held:
@@ -185,7 +187,7 @@ def run_window(cpus: npt.NDArray[np.int64], threads: npt.NDArray[np.int64],
             totals[ACCESSES] += 1
             row[folio] = True
             if use_last_k:
-                last_k[i, folio] = k
+                last_k[i, folio] = k - k_base
             k += 1
             t += interval if held else interval + refill_ns
         # IPIs left in this window: a sleeping thread meets them asleep; a running one takes
@@ -244,7 +246,8 @@ def _one_access() -> tuple[Any, ...]:
 
     threads = ints(1, THREAD_FIELDS)
     threads[0, STALLED_ON] = threads[0, STALL_INTERVAL] = -1
-    return (ints(1), threads, np.zeros((1, 1), dtype=bool), True, ints(1, 1), True, ints(1, 1),
+    return (ints(1), threads, np.zeros((1, 1), dtype=bool), True,
+            np.zeros((1, 1), dtype=np.int32), 0, True, ints(1, 1),
             np.zeros(1, dtype=np.int32), ints(1, 1), np.zeros((1, 1), dtype=bool),
             ints(0), ints(0), ints(0), ints(0), ints(0), ints(0), ints(0), ints(1),
             np.full(1, -1, dtype=np.int32), 40, 1, 1, 0, 0, 0, 1, ints(TOTALS), ints(1))

@@ -34,6 +34,8 @@ from core.tlb import Machine
 KEY_SHIFT = 40  # folio * 2**40 + time: ~18 minutes of simulated time per folio key
 BLOCK = 4096  # accesses per random block
 KEEP_BLOCKS = 8  # blocks kept per thread (~37 KB each)
+RECENCY_SPAN = 1 << 30  # accesses a thread may make past Workload.k_base (last_k is int32)
+RECENCY_LIMIT = int(np.iinfo(np.int32).max)
 
 
 @dataclass(slots=True)
@@ -73,10 +75,13 @@ class Workload:
         # (recency counted in accesses; with uniform pages over many folios nearly every one is
         # distinct). Tracked only when the workload could outgrow it.
         self.capacity = scenario.topology.tlb_entries
-        self.last_k: npt.NDArray[np.int64] | None = (
-            np.full((count, folios.capacity), -1, dtype=np.int64)
+        # As int32 (half the cache misses of int64) counted from k_base, which moves on before
+        # a thread's count could outgrow int32 (_rebase_recency).
+        self.last_k: npt.NDArray[np.int32] | npt.NDArray[np.int64] | None = (
+            np.full((count, folios.capacity), -1, dtype=np.int32)
             if folios.capacity > self.capacity else None
         )
+        self.k_base = 0
         self.refill_ns = scenario.costs.tlb_refill_ns  # a miss walks the page table
         # When each entry was filled, kept only for a kernel that skips its flushes: there alone
         # an entry can outlive the unmap and keep mapping the old folio after the remap. (With
@@ -103,7 +108,8 @@ class Workload:
         self.lost_writes = 0  # stale writes after the copy started: only without the flush
         self.faults = 0
         self.stalls = GrowArray()
-        self._dummy = np.zeros((count, 1), dtype=np.int64)  # last_k or fill when not tracked
+        self._dummy = np.zeros((count, 1), dtype=np.int64)  # fill when not tracked
+        self._dummy_k = np.zeros((count, 1), dtype=np.int32)  # last_k when not tracked
         self._first_slot = np.full(folios.capacity, -1, dtype=np.int32)  # run_window's scratch
         # Per thread: its blocks of draws drawn and still ahead of it, by block number.
         self._blocks: list[dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]]]
@@ -140,6 +146,8 @@ class Workload:
         # No thread makes more accesses in [start, stop) than one every interval.
         most = (window.stop - 1 - window.start) // self.interval + 1
         count = len(self.cpus)
+        if self.last_k is not None:
+            self._rebase_recency(most)
         pages = np.empty((count, most), dtype=np.int64)
         writes = np.empty((count, most), dtype=bool)
         for thread in range(count):
@@ -148,7 +156,8 @@ class Workload:
         stalls = np.empty(count * most, dtype=np.int64)
         written = accesses.runner(count * most)(
             self._cpu_array, self.threads, self.tlb,
-            self.last_k is not None, self._dummy if self.last_k is None else self.last_k,
+            self.last_k is not None, self._dummy_k if self.last_k is None else self.last_k,
+            self.k_base,
             self.fill is not None, self._dummy if self.fill is None else self.fill,
             self.folios.page_folio, pages, writes,
             window.fl_cpu, window.fl_folio, window.fl_time,
@@ -165,6 +174,26 @@ class Workload:
         self.stalls.extend(stalls[:written])
         self._retire(window)
         self.horizon = horizon
+
+    def _rebase_recency(self, most: int) -> None:
+        """Move k_base on before a window whose accesses (at most ``most`` per thread) could
+        take a thread's count past RECENCY_SPAN of it. An entry last used more than `capacity`
+        accesses before every thread's next access is held by no one, then or later: it may
+        be clamped to the oldest value without changing any answer."""
+        last_k = self.last_k
+        assert last_k is not None
+        top = int(self.next_k.max()) + most
+        if top - self.k_base < RECENCY_SPAN or last_k.dtype != np.int32:
+            return
+        base = max(self.k_base, int(self.next_k.min()) - self.capacity - 1)
+        moved = last_k.astype(np.int64) - (base - self.k_base)
+        if top - base >= RECENCY_LIMIT:  # threads too far apart: count in int64 from now on
+            self.last_k = moved + base
+            self.k_base = 0
+            return
+        np.maximum(moved, np.iinfo(np.int32).min, out=moved)
+        last_k[:] = moved
+        self.k_base = base
 
     def stats(self) -> WorkloadStats:
         """Totals so far."""
@@ -196,7 +225,8 @@ class Workload:
                 else:
                     tlb[thread, mine[mine >= 0]] = False
         if self.last_k is not None:  # entries evicted by recency are not held any more
-            tlb = tlb & (self.next_k[:, np.newaxis] - self.last_k <= self.capacity)
+            used = self.last_k.astype(np.int64) + self.k_base
+            tlb = tlb & (self.next_k[:, np.newaxis] - used <= self.capacity)
         old = np.broadcast_to(self.folios.unmapped, tlb.shape)
         if self.fill is not None:
             moved = timeline.last_move(self.folios.capacity, now)
@@ -210,10 +240,10 @@ class Workload:
             "cpus", "_cpu_array", "interval", "write_ratio", "fault_ns", "ipi_ns", "seed",
             "folios", "timeline",
             "horizon", "iv_ptr", "fl_ptr", "accesses", "tlb_hits", "tlb_misses", "stale_hits",
-            "stale_writes", "lost_writes", "faults", "capacity", "refill_ns",
+            "stale_writes", "lost_writes", "faults", "capacity", "refill_ns", "k_base",
         ):
             setattr(clone, name, getattr(self, name))
-        for name in ("tlb", "threads", "_dummy", "_first_slot"):
+        for name in ("tlb", "threads", "_dummy", "_dummy_k", "_first_slot"):
             setattr(clone, name, getattr(self, name).copy())
         clone.fill = None if self.fill is None else self.fill.copy()
         clone.last_k = None if self.last_k is None else self.last_k.copy()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 from helpers import build_scenario, headless_run
 
@@ -364,3 +365,46 @@ def test_the_compiled_access_loop_gives_what_the_plain_one_gives(
     plain, compiled = summaries
     assert plain.accesses > 1000 and getattr(plain, shows) > 0
     assert plain == compiled
+
+
+@pytest.mark.parametrize("apart", [False, True])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_the_recency_count_moves_on_without_changing_a_figure(
+        monkeypatch: pytest.MonkeyPatch, apart: bool, compiled: bool) -> None:
+    """A TLB that evicts by recency keeps each entry's last use as int32, counted from a base
+    that moves on before a thread's count could outgrow it (here every 64 accesses). Threads
+    too far apart to share one base (forced halfway through the run) count in int64 from then
+    on."""
+    import core.workload
+    from core import accesses
+    from core.scenario import Mode, load_scenario
+
+    def run(span: int | None = None, force: bool = False) -> tuple[Engine, Any]:
+        engine = Engine(load_scenario("thp", ["topology.tlb_entries=16"]), Mode.BATCHED,
+                        checkpoints=False)
+        with monkeypatch.context() as constants:
+            if span is not None:
+                constants.setattr(core.workload, "RECENCY_SPAN", span)
+            if force:
+                engine.run_until(HALFWAY)
+                engine.catch_up()
+                assert engine.workload.accesses > 1000
+                constants.setattr(core.workload, "RECENCY_SPAN", 0)
+                constants.setattr(core.workload, "RECENCY_LIMIT", 0)
+            engine.run_to_end()
+        return engine, engine.summary()
+
+    if compiled:
+        monkeypatch.setattr(accesses, "runner", lambda _: accesses.compiled())
+    _, expected = run()
+    engine, summary = run(None if apart else 64, force=apart)
+    workload = engine.workload
+    assert workload.last_k is not None
+    if apart:
+        assert workload.k_base == 0 and workload.last_k.dtype == np.int64
+    else:
+        assert workload.k_base > 0 and workload.last_k.dtype == np.int32
+    assert summary == expected and summary.tlb_misses > 1000
+
+
+HALFWAY = 1_000_000  # ns: a third of the thp scenario's run
