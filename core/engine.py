@@ -3,7 +3,9 @@
 The app owns one engine per view: it asks it to advance (by an event, a phase, a batch, to a time
 or to the end), reads an immutable :class:`EngineView`, and draws it. Stepping back restores the
 nearest earlier checkpoint and replays forward, which is exact because the engine is
-deterministic. Headless runs use the same code with checkpoints and history turned off.
+deterministic. Headless runs use the same code with checkpoints and history turned off; where
+no one looks at the events one by one, units on the plain path are made at once, as arrays, and
+leave the engine as the steps would (run_headless, MigrationTask.skip_ahead).
 """
 
 from __future__ import annotations
