@@ -325,7 +325,7 @@ class Engine:
 
         With ``receipts=False`` (a race's side that cannot keep up) the IPI receipts of a
         migratepages round that ends before ``time_ns`` are folded into its FLUSH_DONE, as in
-        :meth:`iter_events`: the state at every event applied is the same as unfolded, and the
+        :meth:`run_headless`: the state at every event applied is the same as unfolded, and the
         run never rests between two receipts before ``time_ns`` (rounds that reach past it are
         made receipt by receipt, so the run still stops at the first event at or after it)."""
         applied: list[Event] = []
@@ -387,30 +387,10 @@ class Engine:
         workload end exactly as if every event had been made one by one; ``recent`` holds the
         events that were. ``on_progress`` sees the last event of each bulk step and every event
         made one by one. The workload is simulated up to ``until_ns`` at most."""
-        task = self.task
-        bulk = None
-        forget = False  # Timeline.forget_flushes
-        if isinstance(task, MigrationTask) and not self._use_checkpoints:
-            bulk = functools.partial(task.skip_ahead, until_ns)
-            forget = True
         with self._receipts_folded(FOREVER):
-            workload = self.workload
-            next_window = workload.horizon + WORKLOAD_WINDOW_NS
-            while True:
-                event = self._next_event(bulk)
-                if event is None:
-                    break
-                self._apply(event)
-                if self.clock >= next_window:
-                    workload.advance_to(min(self.clock, until_ns))
-                    next_window = self.clock + WORKLOAD_WINDOW_NS
-                    if forget:
-                        self.timeline.forget_flushes(workload.fl_ptr)
+            for event in self._headless(until_ns, plain=not self._use_checkpoints):
                 if on_progress is not None:
                     on_progress(event)
-                if event.time_ns > until_ns:
-                    return
-            self.finish_workload()
 
     def catch_up(self) -> None:
         """Simulate the workload up to the clock now (a view would do it anyway): lets a caller
@@ -431,25 +411,37 @@ class Engine:
         holders = np.flatnonzero(valid[:, folio] | stale[:, folio])
         return tuple((self.workload.cpus[int(i)], bool(stale[i, folio])) for i in holders)
 
-    def iter_events(self, *, receipts: bool = True) -> Iterator[Event]:
+    def iter_events(self) -> Iterator[Event]:
         """Apply every remaining event, yielding each one as it is applied (headless streaming:
-        the folio table shows that event's effect while the caller looks at it). With
-        ``receipts=False`` a migratepages round's IPI receipts are not made one by one: the
-        counters, the event count, the clock and the workload are the same either way (the
-        timeline logs each delivery)."""
-        with self._receipts_folded(None if receipts else FOREVER):
-            workload = self.workload
-            next_window = workload.horizon + WORKLOAD_WINDOW_NS
-            while True:
-                event = self._next_event()
-                if event is None:
-                    break
-                self._apply(event)
-                if self.clock >= next_window:
-                    workload.advance_to(self.clock)
-                    next_window = self.clock + WORKLOAD_WINDOW_NS
-                yield event
-            self.finish_workload()
+        the folio table shows that event's effect while the caller looks at it)."""
+        return self._headless()
+
+    def _headless(self, until_ns: int = FOREVER, *, plain: bool = False) -> Iterator[Event]:
+        """Apply events one after another, yielding each as it is applied, with the lazy
+        workload simulated every WORKLOAD_WINDOW_NS (up to ``until_ns`` at most). Stop after
+        the first event past ``until_ns``; at the run's end, let the stalled threads finish.
+        ``plain`` (run_headless, no checkpoints): a migratepages run makes its plain units at
+        once, yielding the last event of each bulk step, and forgets the flush records the
+        workload has read."""
+        task = self.task
+        bulk = functools.partial(task.skip_ahead, until_ns) \
+            if plain and isinstance(task, MigrationTask) else None
+        workload = self.workload
+        next_window = workload.horizon + WORKLOAD_WINDOW_NS
+        while True:
+            event = self._next_event(bulk)
+            if event is None:
+                break
+            self._apply(event)
+            if self.clock >= next_window:
+                workload.advance_to(min(self.clock, until_ns))
+                next_window = self.clock + WORKLOAD_WINDOW_NS
+                if bulk is not None:
+                    self.timeline.forget_flushes(workload.fl_ptr)
+            yield event
+            if event.time_ns > until_ns:
+                return
+        self.finish_workload()
 
     def finish_workload(self) -> None:
         """After the last event: let every stalled thread wake and finish its access."""

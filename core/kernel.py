@@ -28,7 +28,7 @@ from core.folios import FolioState, FolioTable
 from core.scenario import Mode, Scenario
 from core.stats import Counters, MigrateStats, Spend
 from core.timeline import FULL, NOTHING, Timeline
-from core.tlb import Machine
+from core.tlb import Machine, RoundPlan
 
 # mm/migrate.c retry limits
 NR_MAX_MIGRATE_PAGES_RETRY = 10  # passes of 6.2's migrate_pages() and of async callers
@@ -216,9 +216,11 @@ class TaskBase:
                 and policy.move_contention <= 0)
 
     def _moved_in_bulk(self, folios: list[int], unmaps: npt.NDArray[np.int64],
-                       copies: npt.NDArray[np.int64], remaps: npt.NDArray[np.int64]) -> None:
-        """Base folios unmapped, flushed, copied and remapped, made at once: the folio table,
-        the timeline's intervals and the attempts, as the plain path leaves them."""
+                       copies: npt.NDArray[np.int64], remaps: npt.NDArray[np.int64]
+                       ) -> npt.NDArray[np.int64]:
+        """The base folios next on the `from` list unmapped, flushed, copied and remapped, made
+        at once: the folio table, the timeline's intervals, the attempts, the list's place and
+        the call's stats, as the plain path leaves them. Returns the folios as an array."""
         s = self.s
         table = self.folios
         ids = np.asarray(folios, dtype=np.int64)
@@ -230,12 +232,38 @@ class TaskBase:
         attempts = s.attempts
         for folio in folios:
             attempts[folio] = attempts.get(folio, 0) + 1
+        s.stats.nr_succeeded += len(folios)
+        s.from_pos += len(folios)
+        return ids
+
+    def _rounds_in_bulk(self, plan: RoundPlan, rounds: int, kind: RoundKind) -> None:
+        """``rounds`` shootdown rounds of one plan, sent and acknowledged, made at once: the
+        counters flush_round() moves, and every target caught up to the mm's TLB generation."""
+        counters = self.counters
+        counters.nr_tlb_remote_flush += rounds
+        counters.rounds_by_kind[kind.value] += rounds
+        counters.nr_tlb_remote_flush_received += rounds * len(plan.targets)
+        counters.tlb_shootdowns += rounds * plan.target_mask
+        for cpu in plan.targets:
+            self.s.cpu_tlb_gen[cpu] = self.s.mm_tlb_gen
 
     def _book_in_bulk(self, spends: dict[Spend, int]) -> None:
-        """Book the time of bulk steps (see _spend); the clock is set by the caller."""
+        """Book the time of bulk steps (see _spend); the clock is set by _end_bulk()."""
         time_ns = self.counters.time_ns
         for where, ns in spends.items():
             time_ns[where] += ns
+
+    def _end_bulk(self, events: int, end_ns: int, unit: UnitTally, last: int
+                  ) -> tuple[int, Event]:
+        """The end of bulk steps that made ``events`` events, the last a REMAP of ``last`` at
+        ``end_ns``: the clock, the sequence numbers used, the last unit's tally before its
+        last move, and that REMAP, made as _remap() makes it. Returns (events, the REMAP)."""
+        s = self.s
+        s.now = s.busy_until = end_ns
+        s.phase = Phase.MOVE
+        s.seq += events - 1
+        s.unit = unit
+        return events, self._event(EventKind.REMAP, folio=last, pages=1)
 
     @property
     def fold_receipts(self) -> bool:

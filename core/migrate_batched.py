@@ -105,42 +105,32 @@ class BatchedPath(TaskBase):
         attempts = s.attempts
         for folio in folios:  # migrate_folio_move()'s attempts
             attempts[~folio] = attempts.get(~folio, 0) + 1
-        received = len(machine.targets)
         counters = self.counters
         counters.batches += batches
         counters.passes += batches
         counters.batch_flush_rounds += batches
-        counters.nr_tlb_remote_flush += batches
-        counters.rounds_by_kind[RoundKind.BATCH.value] += batches
-        counters.nr_tlb_remote_flush_received += batches * received
-        counters.tlb_shootdowns += batches * plan.target_mask
+        s.mm_tlb_gen += count  # a generation per deferred PTE (arch_tlbbatch_add_pending())
+        self._rounds_in_bulk(plan, batches, RoundKind.BATCH)
         self._book_in_bulk({Spend.PREPARE: count * (costs.alloc_ns + costs.lock_ns),
                             Spend.UNMAP: count * costs.unmap_pte_ns,
                             Spend.FLUSH: batches * plan.total_ns,
                             Spend.MOVE: count * (costs.move_ns + costs.remap_pte_ns),
                             Spend.COPY: count * copy_ns})
-        s.mm_tlb_gen += count
-        for cpu in machine.targets:
-            s.cpu_tlb_gen[cpu] = s.mm_tlb_gen
-        s.stats.nr_succeeded += count
-        s.from_pos += count
         s.batch += batches
         s.phase_id += 4 * batches  # per batch: IDLE, UNMAP, FLUSH, MOVE
         s.pass_ = 1
         s.sync = False
-        s.phase = Phase.MOVE
         s.round_pages = -1
-        s.now = s.busy_until = int(ends[-1])
         # Per batch: BATCH_START, per folio UNMAP, COPY and REMAP, then FLUSH_SEND, a receipt
-        # per target and FLUSH_DONE. The last REMAP is made as _remap() makes it, with the
-        # last batch's tally just before it.
-        events = 3 * count + batches * (3 + received)
-        s.seq += events - 1
+        # per target and FLUSH_DONE.
+        received = len(machine.targets)
         last = int(sizes[-1])
-        s.unit = UnitTally(active=True, folios=last, pages=last, unmapped=last, moved=last - 1,
-                           rounds=1, round_targets=received, round_acked=received,
-                           round_full=True, round_done=True)
-        return events, self._event(EventKind.REMAP, folio=folios[-1], pages=1)
+        return self._end_bulk(
+            3 * count + batches * (3 + received), int(ends[-1]),
+            UnitTally(active=True, folios=last, pages=last, unmapped=last, moved=last - 1,
+                      rounds=1, round_targets=received, round_acked=received,
+                      round_full=True, round_done=True),
+            folios[-1])
 
     def _batch_unit(self, batch: list[int]) -> Iterator[Event]:
         s = self.s

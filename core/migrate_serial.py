@@ -138,38 +138,27 @@ class SerialPath(TaskBase):
         unmaps = start + unmapped + span * np.arange(count, dtype=np.int64)
         copies = unmaps + plan.total_ns + costs.move_ns
         remaps = copies + copy_ns + remap_ns
-        self._moved_in_bulk(folios, unmaps, copies, remaps)
-        self.timeline.flush_rounds(plan, np.asarray(folios, dtype=np.int64), unmaps)
-        received = len(targets)
-        counters = self.counters
-        counters.nr_tlb_remote_flush += count
-        counters.rounds_by_kind[RoundKind.PTE.value] += count
-        counters.nr_tlb_remote_flush_received += count * received
-        counters.tlb_shootdowns += count * plan.target_mask
+        ids = self._moved_in_bulk(folios, unmaps, copies, remaps)
+        self.timeline.flush_rounds(plan, ids, unmaps)
+        s.mm_tlb_gen += count  # a generation per round (flush_tlb_mm_range())
+        self._rounds_in_bulk(plan, count, RoundKind.PTE)
         self._book_in_bulk({Spend.PREPARE: count * prepare,
                             Spend.UNMAP: count * costs.unmap_pte_ns,
                             Spend.FLUSH: count * plan.total_ns,
                             Spend.MOVE: count * (costs.move_ns + remap_ns),
                             Spend.COPY: count * copy_ns})
-        s.mm_tlb_gen += count
-        for cpu in targets:
-            gens[cpu] = s.mm_tlb_gen
-        s.stats.nr_succeeded += count
-        s.from_pos += count
         s.units += count
         s.phase_id += count
         s.pass_ = s.serial_pass + 1
         s.sync = True
-        s.phase = Phase.MOVE
         s.round_pages = 1
-        s.now = s.busy_until = int(remaps[-1])
-        # Per folio: FLUSH_SEND, a receipt per target, FLUSH_DONE, UNMAP, COPY and REMAP; the
-        # last REMAP is made as _remap() makes it, with the unit's tally just before it.
-        events = count * (5 + received)
-        s.seq += events - 1
-        s.unit = UnitTally(active=True, folios=1, pages=1, unmapped=1, rounds=1,
-                           round_targets=received, round_acked=received, round_done=True)
-        return events, self._event(EventKind.REMAP, folio=folios[-1], pages=1)
+        # Per folio: FLUSH_SEND, a receipt per target, FLUSH_DONE, UNMAP, COPY and REMAP.
+        received = len(targets)
+        return self._end_bulk(
+            count * (5 + received), int(remaps[-1]),
+            UnitTally(active=True, folios=1, pages=1, unmapped=1, rounds=1,
+                      round_targets=received, round_acked=received, round_done=True),
+            folios[-1])
 
     def unmap_and_move(self, folio: int, *, force: bool) -> Steps:
         """6.2 __unmap_and_move(): lock, unmap with a flush per PTE, copy, remap, unlock.

@@ -225,8 +225,8 @@ class Workload:
                 else:
                     tlb[thread, mine[mine >= 0]] = False
         if self.last_k is not None:  # entries evicted by recency are not held any more
-            used = self.last_k.astype(np.int64) + self.k_base
-            tlb = tlb & (self.next_k[:, np.newaxis] - used <= self.capacity)
+            since = (self.next_k - self.k_base)[:, np.newaxis] - self.last_k  # int64
+            tlb = tlb & (since <= self.capacity)
         old = np.broadcast_to(self.folios.unmapped, tlb.shape)
         if self.fill is not None:
             moved = timeline.last_move(self.folios.capacity, now)
